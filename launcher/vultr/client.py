@@ -1,0 +1,331 @@
+"""One method per Vultr endpoint the launcher uses: wire only, no policy.
+
+Methods return the typed records of :mod:`launcher.vultr.records` (lists as tuples, fully
+read, so a failed page raises here instead of half-way through a caller's loop). Creates
+resolve ambiguous failures by themselves (see :mod:`launcher.vultr.mutations`): an instance is
+looked up by label, region, plan and tags, a block by label, region and size, a snapshot by
+description. Labels and descriptions should therefore be unique per run.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+from launcher.errors import ApiError, ConfigError
+
+from .config import KEY_VARIABLE, VultrSettings
+from .mutations import create_resolved, delete_idempotent, post_confirmed
+from .records import (
+    Account,
+    Availability,
+    Block,
+    Instance,
+    MetalPlan,
+    OperatingSystem,
+    Plan,
+    Region,
+    Snapshot,
+    SshKey,
+    User,
+)
+from .specs import BlockSpec, InstanceSpec
+from .transport import VultrHttp
+from .waits import PollPolicy, wait_for
+
+
+def _seg(value: str) -> str:
+    """One path segment; an id can never add a segment or a query."""
+    if not str(value):
+        raise ValueError("an empty id cannot name a resource")
+    return quote(str(value), safe="")
+
+
+def _only(matches: list[dict], what: str) -> dict | None:
+    if len(matches) > 1:
+        ids = ", ".join(str(m.get("id")) for m in matches)
+        raise ApiError(f"{len(matches)} resources match the {what}: {ids}")
+    return matches[0] if matches else None
+
+
+class VultrClient:
+    """Typed calls to the Vultr v2 API over one :class:`VultrHttp`."""
+
+    def __init__(self, http: VultrHttp, *, poll: PollPolicy | None = None) -> None:
+        self.http = http
+        self.poll = poll or PollPolicy()
+
+    @classmethod
+    def from_settings(cls, settings: VultrSettings, **http_options: Any) -> VultrClient:
+        http = VultrHttp(
+            settings.api_key,
+            base_url=settings.api_url,
+            timeouts=settings.timeouts,
+            key_variable=KEY_VARIABLE,
+            **http_options,
+        )
+        return cls(http)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **http_options: Any) -> VultrClient:
+        """A client configured from ``VULTR_*`` variables (see :mod:`launcher.vultr.config`)."""
+        return cls.from_settings(VultrSettings.from_env(environ), **http_options)
+
+    def __repr__(self) -> str:
+        return f"VultrClient({self.http!r})"
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> VultrClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _get(self, path: str, key: str, **kwargs: Any) -> dict:
+        data = self.http.request("GET", path, **kwargs) or {}
+        if not isinstance(data.get(key), dict):
+            raise ApiError(f"response has no {key!r} object", method="GET", path=path)
+        return data[key]
+
+    # -- catalogue (public endpoints: no key sent) --------------------------------------------
+
+    def list_plans(self, type: str = "vcg") -> tuple[Plan, ...]:
+        """Cloud plans of one type; GPU plans are ``vcg`` (there is no ``type=gpu``)."""
+        items = self.http.paginate("/plans", "plans", {"type": type}, auth=False)
+        return tuple(Plan.from_api(d) for d in items)
+
+    def list_metal_plans(self) -> tuple[MetalPlan, ...]:
+        items = self.http.paginate("/plans-metal", "plans_metal", auth=False)
+        return tuple(MetalPlan.from_api(d) for d in items)
+
+    def list_regions(self) -> tuple[Region, ...]:
+        return tuple(
+            Region.from_api(d) for d in self.http.paginate("/regions", "regions", auth=False)
+        )
+
+    def region_availability(self, region_id: str, type: str = "vcg") -> Availability:
+        """The plans of ``type`` in stock in ``region_id`` right now."""
+        data = (
+            self.http.request(
+                "GET", f"/regions/{_seg(region_id)}/availability", params={"type": type}, auth=False
+            )
+            or {}
+        )
+        return Availability.from_api(region_id, data)
+
+    def list_os(self) -> tuple[OperatingSystem, ...]:
+        return tuple(
+            OperatingSystem.from_api(d) for d in self.http.paginate("/os", "os", auth=False)
+        )
+
+    # -- instances ------------------------------------------------------------------------------
+
+    def create_instance(self, spec: InstanceSpec) -> Instance:
+        """Create an instance (202, status ``pending``); never two, even after a timeout."""
+
+        def lookup() -> dict | None:
+            found = [
+                d
+                for d in self.http.paginate("/instances", "instances", {"label": spec.label})
+                if d.get("label") == spec.label
+                and d.get("region") == spec.region
+                and d.get("plan") == spec.plan
+                and set(spec.tags) <= set(d.get("tags") or ())
+            ]
+            return _only(found, f"instance labelled {spec.label!r}")
+
+        data = create_resolved(
+            self.http,
+            "/instances",
+            spec.body(),
+            key="instance",
+            lookup=lookup,
+            what=f"instance labelled {spec.label!r}",
+            expect=(202,),
+        )
+        return Instance.from_api(data)
+
+    def get_instance(self, instance_id: str) -> Instance:
+        return Instance.from_api(self._get(f"/instances/{_seg(instance_id)}", "instance"))
+
+    def list_instances(
+        self, label: str | None = None, tag: str | None = None, region: str | None = None
+    ) -> tuple[Instance, ...]:
+        """Instances, filtered by the server on label, tag (deprecated, still served), region."""
+        params = {k: v for k, v in (("label", label), ("tag", tag), ("region", region)) if v}
+        return tuple(
+            Instance.from_api(d) for d in self.http.paginate("/instances", "instances", params)
+        )
+
+    def delete_instance(self, instance_id: str) -> bool:
+        """Delete; True if it existed, False if it was already gone (which is success)."""
+        return delete_idempotent(self.http, f"/instances/{_seg(instance_id)}")
+
+    def get_user_data(self, instance_id: str) -> bytes:
+        """The instance's user data, decoded. It is readable for the instance's whole life."""
+        path = f"/instances/{_seg(instance_id)}/user-data"
+        encoded = str(self._get(path, "user_data").get("data") or "")
+        try:
+            return base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            pass
+        raise ApiError("user data is not valid base64", method="GET", path=path)
+
+    # -- block storage -----------------------------------------------------------------------
+
+    def create_block(self, spec: BlockSpec) -> Block:
+        """Create a volume (202, status ``pending``); never two, even after a timeout."""
+        what = f"block labelled {spec.label!r}"
+
+        def lookup() -> dict | None:
+            found = [
+                d
+                for d in self.http.paginate("/blocks", "blocks")
+                if d.get("label") == spec.label
+                and d.get("region") == spec.region
+                and d.get("size_gb") == spec.size_gb
+            ]
+            return _only(found, what)
+
+        data = create_resolved(
+            self.http, "/blocks", spec.body(), key="block", lookup=lookup, what=what, expect=(202,)
+        )
+        return Block.from_api(data)
+
+    def get_block(self, block_id: str) -> Block:
+        return Block.from_api(self._get(f"/blocks/{_seg(block_id)}", "block"))
+
+    def list_blocks(self, label: str | None = None) -> tuple[Block, ...]:
+        """Volumes; ``label`` is matched exactly here, as Vultr has no label filter for blocks."""
+        blocks = (Block.from_api(d) for d in self.http.paginate("/blocks", "blocks"))
+        return tuple(b for b in blocks if label is None or b.label == label)
+
+    def attach_block(self, block_id: str, instance_id: str, live: bool = True) -> None:
+        """Attach a volume. ``live=False`` REBOOTS the instance to do it. A busy instance
+        answers ``ConflictError`` ("Instance is locked"): wait and call again."""
+        post_confirmed(
+            self.http,
+            f"/blocks/{_seg(block_id)}/attach",
+            {"instance_id": instance_id, "live": live},
+            confirm=lambda: self.get_block(block_id).attached_to == instance_id,
+            what=f"attaching block {block_id} to instance {instance_id}",
+        )
+
+    def detach_block(self, block_id: str, live: bool = True) -> None:
+        """Detach a volume; ``live=False`` reboots the instance it was attached to."""
+        post_confirmed(
+            self.http,
+            f"/blocks/{_seg(block_id)}/detach",
+            {"live": live},
+            confirm=lambda: self.get_block(block_id).attached_to is None,
+            what=f"detaching block {block_id}",
+        )
+
+    def delete_block(self, block_id: str) -> bool:
+        """Delete; True if it existed, False if it was already gone (which is success)."""
+        return delete_idempotent(self.http, f"/blocks/{_seg(block_id)}")
+
+    # -- snapshots -----------------------------------------------------------------------------
+
+    def list_snapshots(self, description: str | None = None) -> tuple[Snapshot, ...]:
+        """Snapshots; ``description`` is filtered by the server and then matched exactly."""
+        params = {"description": description} if description else {}
+        snaps = (
+            Snapshot.from_api(d) for d in self.http.paginate("/snapshots", "snapshots", params)
+        )
+        return tuple(s for s in snaps if description is None or s.description == description)
+
+    def get_snapshot(self, snapshot_id: str) -> Snapshot:
+        return Snapshot.from_api(self._get(f"/snapshots/{_seg(snapshot_id)}", "snapshot"))
+
+    def create_snapshot(self, instance_id: str, description: str) -> Snapshot:
+        """Snapshot an instance (status ``pending`` -> ``complete``; 120 GB can take > 20 min)."""
+        if not description:
+            raise ConfigError("a snapshot needs a description: it is how it is found again")
+        what = f"snapshot described {description!r}"
+
+        def lookup() -> dict | None:
+            found = [
+                d
+                for d in self.http.paginate("/snapshots", "snapshots", {"description": description})
+                if d.get("description") == description
+            ]
+            return _only(found, what)
+
+        data = create_resolved(
+            self.http,
+            "/snapshots",
+            {"instance_id": instance_id, "description": description},
+            key="snapshot",
+            lookup=lookup,
+            what=what,
+            expect=(201,),
+        )
+        return Snapshot.from_api(data)
+
+    def delete_snapshot(self, snapshot_id: str) -> bool:
+        """Delete; True if it existed, False if it was already gone (which is success)."""
+        return delete_idempotent(self.http, f"/snapshots/{_seg(snapshot_id)}")
+
+    # -- account ---------------------------------------------------------------------------------
+
+    def list_ssh_keys(self) -> tuple[SshKey, ...]:
+        return tuple(SshKey.from_api(d) for d in self.http.paginate("/ssh-keys", "ssh_keys"))
+
+    def get_account(self) -> Account:
+        return Account.from_api(self._get("/account", "account"))
+
+    def list_users(self) -> tuple[User, ...]:
+        return tuple(User.from_api(d) for d in self.http.paginate("/users", "users"))
+
+    # -- waits -----------------------------------------------------------------------------------
+
+    def _wait(
+        self,
+        fetch: Callable[[], Any],
+        ready: Callable[[Any], bool],
+        deadline_s: float,
+        what: str,
+        failed: Callable[[Any], str | None] | None = None,
+    ) -> Any:
+        return wait_for(
+            fetch,
+            ready,
+            deadline_s=deadline_s,
+            what=what,
+            failed=failed,
+            poll=self.poll,
+            sleep=self.http.sleep,
+            clock=self.http.clock,
+        )
+
+    def wait_instance_ready(self, instance_id: str, *, deadline_s: float = 900) -> Instance:
+        """Until active + running + ok; a suspended instance fails the wait."""
+        return self._wait(
+            lambda: self.get_instance(instance_id),
+            lambda i: i.is_ready,
+            deadline_s,
+            f"instance {instance_id}",
+            failed=lambda i: "the instance is suspended" if i.status == "suspended" else None,
+        )
+
+    def wait_block_active(self, block_id: str, *, deadline_s: float = 300) -> Block:
+        return self._wait(
+            lambda: self.get_block(block_id),
+            lambda b: b.status == "active",
+            deadline_s,
+            f"block {block_id}",
+        )
+
+    def wait_snapshot_complete(self, snapshot_id: str, *, deadline_s: float = 3600) -> Snapshot:
+        return self._wait(
+            lambda: self.get_snapshot(snapshot_id),
+            lambda s: s.status == "complete",
+            deadline_s,
+            f"snapshot {snapshot_id}",
+        )

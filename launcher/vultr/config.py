@@ -1,0 +1,91 @@
+"""Settings of the Vultr API layer, read from the environment.
+
+``VULTR_API_URL`` (default ``https://api.vultr.com/v2``), ``VULTR_KEY`` (the API key),
+``VULTR_CONNECT_TIMEOUT`` and ``VULTR_READ_TIMEOUT`` (seconds). A missing key is not an error
+here: public endpoints need none, and a call that needs one raises ``ConfigError`` naming
+``VULTR_KEY``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from launcher.errors import ConfigError
+from launcher.secrets import Secret
+
+from .transport import DEFAULT_API_URL, Timeouts
+
+KEY_VARIABLE = "VULTR_KEY"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def validate_api_url(url: str, variable: str = "VULTR_API_URL") -> str:
+    """Return ``url`` without a trailing slash, or raise ConfigError.
+
+    It must be https with a host and no credentials, query or fragment; plain http is accepted
+    only for a loopback host (the emulator), so the key never crosses a network in clear.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        raise ConfigError(f"{variable} is not a valid URL: {url!r}") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise ConfigError(f"{variable} must be an http(s) URL with a host, not {url!r}")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ConfigError(f"{variable} must not carry credentials, a query or a fragment")
+    if parts.scheme == "http" and not _is_loopback(host):
+        raise ConfigError(
+            f"{variable} uses plain http for {host!r}: the API key would travel in clear",
+            hint="use https, or http only for 127.0.0.1 / localhost (the emulator)",
+        )
+    return url.strip().rstrip("/")
+
+
+def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 600:
+        raise ConfigError(f"{name} must be a number of seconds in (0, 600], not {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class VultrSettings:
+    """Where the API is, the key (a Secret, or None) and the HTTP timeouts."""
+
+    api_url: str = DEFAULT_API_URL
+    api_key: Secret | None = None
+    timeouts: Timeouts = field(default_factory=Timeouts)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> VultrSettings:
+        env = os.environ if environ is None else environ
+        key = env.get(KEY_VARIABLE, "").strip()
+        defaults = Timeouts()
+        return cls(
+            api_url=validate_api_url(env.get("VULTR_API_URL", "") or DEFAULT_API_URL),
+            api_key=Secret(key) if key else None,
+            timeouts=Timeouts(
+                connect=_seconds(env, "VULTR_CONNECT_TIMEOUT", defaults.connect),
+                read=_seconds(env, "VULTR_READ_TIMEOUT", defaults.read),
+            ),
+        )

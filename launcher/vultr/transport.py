@@ -1,0 +1,351 @@
+"""The one place that speaks HTTP to Vultr: session, auth, timeouts, retries, errors, pages.
+
+Every call goes through :meth:`VultrHttp.request`. What it promises:
+
+- a ``(connect, read)`` timeout on every request, redirects never followed;
+- the API key leaves the :class:`~launcher.secrets.Secret` only to build one request's
+  ``Authorization`` header, and never appears in a repr, a log line or an exception;
+- failures become :mod:`launcher.errors` exceptions whose text is method, path (no host, no
+  query), status and the server's scrubbed message, never headers or request bodies;
+- exceptions are raised outside any ``except`` block, so no ``requests`` exception (which holds
+  the prepared request and its headers) hangs off them as ``__cause__`` or ``__context__``;
+- retries follow :func:`~launcher.vultr.retry.retry_decision`; a non-idempotent request is
+  never repeated after an ambiguous failure, it raises
+  :class:`~launcher.vultr.envelope.UnconfirmedWriteError` for the caller to resolve.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import requests
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+from launcher import __version__
+from launcher.errors import ApiError, ConfigError
+from launcher.secrets import Secret
+
+from .envelope import (
+    UnconfirmedWriteError,
+    error_for_failure,
+    error_for_status,
+    server_message,
+)
+from .retry import Budget, Decision, FailureKind, Outcome, RetryPolicy, Rng, retry_decision
+from .retry import parse_retry_after as _parse_retry_after
+
+DEFAULT_API_URL = "https://api.vultr.com/v2"
+USER_AGENT = f"launcher/{__version__}"
+MAX_PER_PAGE = 500
+MAX_PAGES = 10_000
+
+log = logging.getLogger("launcher.vultr")
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds to wait for a connection and, once connected, between bytes of the answer."""
+
+    connect: float = 5.0
+    read: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.connect <= 0 or self.read <= 0:
+            raise ValueError("timeouts must be positive")
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    body: bytes
+    retry_after: str | None
+
+
+@dataclass(frozen=True)
+class _Broken:
+    """A request that failed in a way no retry can fix (bad URL, TLS failure)."""
+
+    name: str
+
+
+def _classify(exc: requests.RequestException) -> FailureKind | None:
+    """Map a ``requests`` failure to a kind; None when it must not be retried."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return None
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return FailureKind.CONNECT
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return FailureKind.READ_TIMEOUT
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None
+        if isinstance(reason, (NewConnectionError, ConnectTimeoutError)):
+            return FailureKind.CONNECT
+        return FailureKind.DROPPED
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return FailureKind.DROPPED
+    return None
+
+
+def _next_cursor(page: dict) -> str:
+    """``meta.links.next``; "" when absent or malformed (the last page)."""
+    meta = page.get("meta")
+    links = meta.get("links") if isinstance(meta, dict) else None
+    cursor = links.get("next") if isinstance(links, dict) else None
+    return str(cursor) if cursor else ""
+
+
+def _outcome(result: _Answer | FailureKind) -> Outcome:
+    if isinstance(result, FailureKind):
+        return Outcome(failure=result)
+    return Outcome(status=result.status, retry_after=result.retry_after)
+
+
+class VultrHttp:
+    """One ``requests.Session`` to the Vultr API and the one request method over it.
+
+    ``sleep``, ``clock`` (monotonic) and ``rng`` are injectable so tests never really wait.
+    """
+
+    def __init__(
+        self,
+        api_key: Secret | None = None,
+        *,
+        base_url: str = DEFAULT_API_URL,
+        timeouts: Timeouts | None = None,
+        policy: RetryPolicy | None = None,
+        key_variable: str = "VULTR_KEY",
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: Rng | None = None,
+    ) -> None:
+        if api_key is not None and not isinstance(api_key, Secret):
+            raise TypeError("api_key must be a launcher.secrets.Secret")
+        self._key = api_key if api_key else None
+        self._key_variable = key_variable
+        self.base_url = base_url.rstrip("/")
+        self.timeouts = timeouts or Timeouts()
+        self.policy = policy or RetryPolicy()
+        self._session = session or requests.Session()
+        self.sleep = sleep
+        self.clock = clock
+        self._rng = rng or random.Random()
+
+    def __repr__(self) -> str:
+        key = "set" if self._key else "missing"
+        return f"VultrHttp(base_url={self.base_url!r}, key={key})"
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> VultrHttp:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def new_budget(self) -> Budget:
+        """A fresh attempt count and deadline for one logical call (shared across its retries)."""
+        return Budget(deadline=self.clock() + self.policy.deadline_s)
+
+    def decide(self, outcome: Outcome, budget: Budget) -> Decision:
+        """:func:`retry_decision` for the attempt just counted in ``budget``."""
+        return retry_decision(
+            outcome,
+            budget.attempts,
+            self.policy,
+            self._rng,
+            time_left=budget.deadline - self.clock(),
+            now=datetime.now(timezone.utc),
+        )
+
+    def pause(self, seconds: float) -> None:
+        if seconds > 0:
+            self.sleep(seconds)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        expect: tuple[int, ...] = (200,),
+        idempotent: bool = True,
+        auth: bool = True,
+        budget: Budget | None = None,
+    ) -> dict | None:
+        """Send one API call, retrying per policy; return the decoded JSON object (None if empty).
+
+        ``path`` is relative to the base URL and carries no query (use ``params``). With
+        ``auth=False`` no key is sent (public endpoints). ``idempotent=False`` marks a mutation:
+        it is still retried after failures that prove it was not acted on (connect errors, 429),
+        but an ambiguous failure raises :class:`UnconfirmedWriteError` at once. Any 2xx is a
+        success; one outside ``expect`` is logged. ``budget`` lets several requests share one
+        retry budget.
+        """
+        if not path.startswith("/") or "?" in path:
+            raise ValueError(f"path must start with '/' and carry no query: {path!r}")
+        headers = self._headers(auth)
+        budget = budget or self.new_budget()
+        while True:
+            budget.attempts += 1
+            result = self._attempt(method, path, params, json, headers, budget.attempts)
+            if isinstance(result, _Answer) and 200 <= result.status < 300:
+                return self._decode(method, path, result, expect)
+            self.pause(self._after_failure(method, path, result, idempotent, budget))
+
+    def _after_failure(
+        self,
+        method: str,
+        path: str,
+        result: _Answer | FailureKind | _Broken,
+        idempotent: bool,
+        budget: Budget,
+    ) -> float:
+        """The wait before the next attempt; raises when there must be no next attempt."""
+        if isinstance(result, _Broken):
+            raise ApiError(f"request failed ({result.name}); not retried", method=method, path=path)
+        outcome = _outcome(result)
+        if not idempotent and outcome.ambiguous:
+            first = self._error(method, path, result, 1)
+            raise UnconfirmedWriteError(
+                first.api_message, outcome=outcome, method=method, path=path, status=outcome.status
+            )
+        decision = self.decide(outcome, budget)
+        if not decision.retry:
+            raise self._error(method, path, result, budget.attempts)
+        log.debug(
+            "retry %s %s in %.2fs (attempt %d)", method, path, decision.delay, budget.attempts
+        )
+        return decision.delay
+
+    def paginate(
+        self,
+        path: str,
+        list_key: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        per_page: int = 100,
+        auth: bool = True,
+        max_pages: int = MAX_PAGES,
+    ) -> Iterator[dict]:
+        """Yield every item of a cursor-paged list (``meta.links.next``; empty or missing ends).
+
+        A page without ``list_key`` is an error, never an empty list; a cursor seen twice or more
+        than ``max_pages`` pages raise :class:`ApiError` rather than loop.
+        """
+        if not 1 <= per_page <= MAX_PER_PAGE:
+            raise ValueError(f"per_page must be 1..{MAX_PER_PAGE}")
+        query = {**(params or {}), "per_page": per_page}
+        seen: set[str] = set()
+        for _ in range(max_pages):
+            page = self.request("GET", path, params=query, auth=auth) or {}
+            items = page.get(list_key)
+            if not isinstance(items, list):
+                raise ApiError(f"response has no {list_key!r} list", method="GET", path=path)
+            yield from items
+            cursor = _next_cursor(page)
+            if not cursor:
+                return
+            if cursor in seen:
+                raise ApiError(
+                    "the server repeated a page cursor; stopped paging", method="GET", path=path
+                )
+            seen.add(cursor)
+            query["cursor"] = cursor
+        raise ApiError(f"more than {max_pages} pages; stopped paging", method="GET", path=path)
+
+    def _headers(self, auth: bool) -> dict[str, str]:
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        if auth:
+            if self._key is None:
+                raise ConfigError(
+                    f"{self._key_variable} is not set: this call needs a Vultr API key",
+                    hint=f"export {self._key_variable}=<key from my.vultr.com: Account > API>",
+                )
+            headers["Authorization"] = f"Bearer {self._key.reveal()}"
+        return headers
+
+    def _attempt(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        headers: dict[str, str],
+        attempt: int,
+    ) -> _Answer | FailureKind | _Broken:
+        """One HTTP exchange. Returns instead of raising, so no requests exception escapes."""
+        started = time.monotonic()
+        result: _Answer | FailureKind | _Broken
+        try:
+            response = self._session.request(
+                method,
+                self.base_url + path,
+                params=params,
+                json=json,
+                headers=headers,
+                timeout=(self.timeouts.connect, self.timeouts.read),
+                allow_redirects=False,
+            )
+            body = response.content
+        except requests.RequestException as exc:
+            kind = _classify(exc)
+            result = kind if kind is not None else _Broken(type(exc).__name__)
+        else:
+            result = _Answer(response.status_code, body, response.headers.get("Retry-After"))
+        if isinstance(result, _Answer):
+            status: object = result.status
+        else:
+            status = result.value if isinstance(result, FailureKind) else result.name
+        log.debug(
+            "%s %s -> %s in %.3fs (attempt %d)",
+            method,
+            path,
+            status,
+            time.monotonic() - started,
+            attempt,
+        )
+        return result
+
+    def _decode(
+        self, method: str, path: str, answer: _Answer, expect: tuple[int, ...]
+    ) -> dict | None:
+        if answer.status not in expect:
+            log.warning(
+                "%s %s answered HTTP %d, expected %s",
+                method,
+                path,
+                answer.status,
+                "/".join(map(str, expect)),
+            )
+        if not answer.body.strip():
+            return None
+        try:
+            data = jsonlib.loads(answer.body)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise ApiError(
+                "the response is not a JSON object", method=method, path=path, status=answer.status
+            )
+        return data
+
+    def _error(
+        self, method: str, path: str, result: _Answer | FailureKind, attempts: int
+    ) -> ApiError:
+        if isinstance(result, FailureKind):
+            return error_for_failure(method, path, result, attempts)
+        message = server_message(result.body, result.status, self._key)
+        if attempts > 1:
+            message = f"{message} (after {attempts} attempts)"
+        retry_after = _parse_retry_after(result.retry_after, datetime.now(timezone.utc))
+        return error_for_status(method, path, result.status, message, retry_after=retry_after)

@@ -1,0 +1,3 @@
+from launcher.emulator.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,93 @@
+"""Fault injection: make the next N calls of one route fail in a chosen way.
+
+Kinds: an HTTP status string "500".."599" (answered without doing anything), "429" (with a
+``Retry-After`` of ``retry_after`` seconds, default 1), "hang" (the handler blocks for ``hang_s``
+seconds, default 30, at most 300, released early by ``Emulator.stop()``; then the connection is
+dropped, or answered 504 with ``then="504"``) and "ambiguous_create" (the request is performed
+for real, then answered 500: the client cannot tell whether it happened).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field, replace
+
+MAX_HANG_S = 300.0
+_OPTS = {"429": {"retry_after"}, "hang": {"hang_s", "then"}, "ambiguous_create": set()}
+
+
+def route_key(route: str) -> str:
+    """``"get /v2/instances/{instance-id}"`` → ``"GET /instances/{id}"``."""
+    method, _, path = route.strip().partition(" ")
+    path = path.strip()
+    if path.startswith("/v2/"):
+        path = path[3:]
+    return f"{method.upper()} {re.sub(r'{[^}/]*}', '{id}', path)}"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One armed fault: ``remaining`` more calls of ``route`` will get ``kind``."""
+
+    route: str
+    kind: str
+    remaining: int
+    opts: dict = field(default_factory=dict)
+
+
+def _check_opts(kind: str, opts: dict) -> dict:
+    if kind not in _OPTS and not (kind.isdigit() and 500 <= int(kind) <= 599):
+        raise ValueError(f"unknown fault kind {kind!r}")
+    extra = set(opts) - _OPTS.get(kind, set())
+    if extra:
+        raise ValueError(f"fault {kind!r} takes no option(s) {sorted(extra)}")
+    if kind == "429":
+        retry_after = opts.get("retry_after", 1)
+        if not isinstance(retry_after, int) or retry_after < 1:
+            raise ValueError("retry_after must be an integer ≥ 1")
+        return {"retry_after": retry_after}
+    if kind == "hang":
+        hang_s = float(opts.get("hang_s", 30.0))
+        then = opts.get("then", "drop")
+        if not 0 < hang_s <= MAX_HANG_S or then not in ("drop", "504"):
+            raise ValueError(f"hang needs 0 < hang_s ≤ {MAX_HANG_S} and then in drop|504")
+        return {"hang_s": hang_s, "then": then}
+    return {}
+
+
+class FaultPlan:
+    """Armed faults, consumed first-in first-out per route. Thread-safe."""
+
+    def __init__(self, known_routes: set[str]) -> None:
+        self._known = known_routes
+        self._faults: list[Fault] = []
+        self._lock = threading.Lock()
+
+    def inject(self, route: str, kind: str, count: int = 1, **opts: object) -> None:
+        """Arm ``kind`` for the next ``count`` calls of ``route`` ("METHOD /template")."""
+        key = route_key(route)
+        if key not in self._known:
+            raise ValueError(f"no such route {route!r} (known: {sorted(self._known)})")
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        fault = Fault(key, kind, count, _check_opts(kind, dict(opts)))
+        with self._lock:
+            self._faults.append(fault)
+
+    def take(self, key: str) -> Fault | None:
+        """Consume one call of the first fault armed for ``key``, if any."""
+        with self._lock:
+            for index, fault in enumerate(self._faults):
+                if fault.route == key:
+                    if fault.remaining == 1:
+                        del self._faults[index]
+                    else:
+                        self._faults[index] = replace(fault, remaining=fault.remaining - 1)
+                    return fault
+        return None
+
+    def pending(self) -> list[Fault]:
+        """Faults still armed, in the order they will fire."""
+        with self._lock:
+            return list(self._faults)

@@ -1,0 +1,112 @@
+"""``python -m launcher.emulator`` end to end: one URL line, a scripted session, clean exit."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from support.keys import EMULATOR_CLI_KEY as KEY
+
+from launcher.emulator.cli import main
+
+from .emuclient import A100_40, SNAPSHOT_ID, Api
+
+ROOT = Path(__file__).resolve().parents[2]
+
+DEADLINE_S = 15.0
+
+
+def _spawn(*args: str, env_key: str | None = KEY) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VULTR_")}
+    if env_key is not None:
+        env["VULTR_KEY"] = env_key
+    return subprocess.Popen([sys.executable, "-m", "launcher.emulator", *args], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _first_line(proc: subprocess.Popen) -> str:
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: lines.put(proc.stdout.readline()), daemon=True).start()
+    try:
+        return lines.get(timeout=DEADLINE_S)
+    except queue.Empty:
+        proc.kill()
+        raise AssertionError("the emulator printed no URL line in time") from None
+
+
+def _finish(proc: subprocess.Popen, signum: int) -> tuple[str, str]:
+    proc.send_signal(signum)
+    try:
+        out, err = proc.communicate(timeout=DEADLINE_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    assert proc.returncode == 0, err
+    return out, err
+
+
+def _scripted_session(api: Api) -> None:
+    assert api.get("/plans", type="vcg").status_code == 200
+    assert A100_40 in api.get("/regions/sea/availability", type="vcg").json()["available_plans"]
+    inst = api.create_instance(snapshot_id=SNAPSHOT_ID)
+    block = api.create_block()
+    assert api.post(f"/blocks/{block['id']}/attach",
+                    {"instance_id": inst["id"], "live": True}).status_code == 204
+    assert api.delete(f"/instances/{inst['id']}").status_code == 204
+    assert api.delete(f"/blocks/{block['id']}").status_code == 204
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_serves_a_session_and_exits_cleanly(signum):
+    proc = _spawn("--port", "0", "--timing", "instant")
+    line = _first_line(proc)
+    assert line.startswith("VULTR_API_URL=http://127.0.0.1:") and line.endswith("/v2\n")
+    _scripted_session(Api(line.strip().split("=", 1)[1], key=KEY))
+    out, err = _finish(proc, signum)
+    assert out == "" and KEY not in err and KEY not in line
+
+
+def test_a_generated_key_goes_to_the_file_only(tmp_path):
+    key_file = tmp_path / "key"
+    proc = _spawn("--api-key-file", str(key_file), "--no-rate-limit", env_key=None)
+    line = _first_line(proc)
+    key = key_file.read_text().strip()
+    assert len(key) >= 32 and stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    api = Api(line.strip().split("=", 1)[1], key=key)
+    assert api.get("/account").status_code == 200
+    out, err = _finish(proc, signal.SIGTERM)
+    assert key not in line + out + err
+
+
+def test_no_key_and_no_file_is_a_usage_error(capsys, monkeypatch):
+    monkeypatch.delenv("VULTR_KEY", raising=False)
+    assert main(["--port", "0"]) == 2
+    assert "VULTR_KEY" in capsys.readouterr().err
+
+
+def test_run_in_process_stops_on_its_event(monkeypatch, capsys):
+    from launcher.emulator import cli
+
+    monkeypatch.setenv("EMU_CLI_KEY", KEY)
+    args = cli.build_parser().parse_args(["--key-env", "EMU_CLI_KEY", "--timing", "instant"])
+    stop = threading.Event()
+    result: list[int] = []
+    worker = threading.Thread(target=lambda: result.append(cli.run(args, stop)), daemon=True)
+    worker.start()
+    pause, printed = threading.Event(), ""
+    for _ in range(100):  # bounded: 100 × 0.05 s
+        printed += capsys.readouterr().out
+        if "VULTR_API_URL=" in printed:
+            break
+        pause.wait(0.05)
+    stop.set()
+    worker.join(DEADLINE_S)
+    assert result == [0]
+    assert printed.startswith("VULTR_API_URL=http://127.0.0.1:") and KEY not in printed

@@ -15,6 +15,8 @@ import pytest
 from support.keys import EMULATOR_CLI_KEY as KEY
 
 from launcher.emulator.cli import main
+from launcher.secrets import Secret
+from launcher.vultr import BlockSpec, InstanceSpec, VultrClient, VultrHttp
 
 from .emuclient import A100_40, SNAPSHOT_ID, Api
 
@@ -23,11 +25,12 @@ ROOT = Path(__file__).resolve().parents[2]
 DEADLINE_S = 15.0
 
 
-def _spawn(*args: str, env_key: str | None = KEY) -> subprocess.Popen:
+def _spawn(*args: str, env_key: str | None = KEY,
+           entry: tuple[str, ...] = ("launcher.emulator",)) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VULTR_")}
     if env_key is not None:
         env["VULTR_KEY"] = env_key
-    return subprocess.Popen([sys.executable, "-m", "launcher.emulator", *args], cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-m", *entry, *args], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -71,6 +74,23 @@ def test_serves_a_session_and_exits_cleanly(signum):
     _scripted_session(Api(line.strip().split("=", 1)[1], key=KEY))
     out, err = _finish(proc, signum)
     assert out == "" and KEY not in err and KEY not in line
+
+
+def test_the_launcher_subcommand_serves_the_api_layer_a_session():
+    proc = _spawn("--port", "0", "--timing", "instant", entry=("launcher", "emulator"))
+    url = _first_line(proc).strip().split("=", 1)[1]
+    with VultrClient(VultrHttp(Secret(KEY), base_url=url)) as client:
+        assert any(p.gpu_vram_gb == 40 for p in client.list_plans("vcg"))
+        assert client.region_availability("sea").has(A100_40)
+        block = client.create_block(BlockSpec("sea", 1000, "cli-session"))
+        instance = client.create_instance(InstanceSpec(
+            "sea", A100_40, "cli-session", snapshot_id=SNAPSHOT_ID))
+        client.attach_block(block.id, instance.id, live=True)
+        assert client.get_block(block.id).attached_to == instance.id
+        assert client.delete_instance(instance.id) and client.delete_block(block.id)
+        assert client.list_instances(label="cli-session") == ()
+    out, err = _finish(proc, signal.SIGTERM)
+    assert out == "" and KEY not in err
 
 
 def test_a_generated_key_goes_to_the_file_only(tmp_path):

@@ -1,0 +1,7 @@
+"""Fake credentials used across the suite. No test output may ever contain one of them."""
+
+FAKE_VULTR_KEY = "FAKEKEY-vultr-do-not-print-7f3a9c1e5b"
+EMULATOR_TEST_KEY = "emu-test-key-do-not-print-4b1d"
+EMULATOR_CLI_KEY = "cli-test-key-never-printed-91c2"
+
+ALL_FAKE_KEYS = (FAKE_VULTR_KEY, EMULATOR_TEST_KEY, EMULATOR_CLI_KEY)

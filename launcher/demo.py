@@ -1,0 +1,158 @@
+"""The offline demo: one launch-and-teardown session against an in-process Vultr emulator.
+
+It walks the path a real run takes through the API (GPU plans with live stock in priority
+order, the baked snapshot, a 1 TB NVMe volume, an instance, a live attach) and then removes
+everything it created, on success and on every failure path. Nothing leaves 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+
+from launcher.catalog import DEFAULT_REGIONS, PlanStock, gpu_stock
+from launcher.emulator import Emulator, Timing
+from launcher.errors import ConflictError, LauncherError
+from launcher.secrets import Secret
+from launcher.vultr import BlockSpec, InstanceSpec, Snapshot, VultrClient, VultrHttp, wait_for
+
+SNAPSHOT_PREFIX = "launcher-gpu-"
+VOLUME_GB = 1000
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    detail: str
+    seconds: float
+
+
+@dataclass
+class DemoReport:
+    """What the session did; ``left_over`` counts what still existed at the end (must be 0)."""
+
+    steps: list[Step] = field(default_factory=list)
+    region: str = ""
+    plan: str = ""
+    api_calls: int = 0
+    mutating_calls: int = 0
+    left_over: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class Session:
+    """The demo's state: the client, the report, and what must be deleted at the end."""
+
+    def __init__(self, client: VultrClient, report: DemoReport, on_step: Callable[[Step], None]):
+        self.client = client
+        self.report = report
+        self.on_step = on_step
+        self.label = f"launcher-demo-{secrets.token_hex(4)}"
+        self.instance_id: str | None = None
+        self.block_id: str | None = None
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[list[str]]:
+        """Time one step; the body appends its one-line outcome to the yielded list."""
+        started, detail = time.monotonic(), []
+        yield detail
+        done = Step(name, " ".join(detail), round(time.monotonic() - started, 3))
+        self.report.steps.append(done)
+        self.on_step(done)
+
+
+def run_demo(
+    *,
+    timing: Timing | None = None,
+    regions: tuple[str, ...] = DEFAULT_REGIONS,
+    min_vram_gb: int = 40,
+    on_step: Callable[[Step], None] = lambda step: None,
+) -> DemoReport:
+    """Run the session against a fresh emulator and return its report."""
+    key = Secret(secrets.token_urlsafe(32))
+    report = DemoReport()
+    with Emulator(api_key=key.reveal(), timing=timing or Timing.realistic(), seed=None) as emu:
+        with VultrClient(VultrHttp(key, base_url=emu.url)) as client:
+            session = Session(client, report, on_step)
+            try:
+                _launch(session, regions, min_vram_gb)
+            finally:
+                _teardown(session)
+        report.api_calls = len(emu.events)
+        report.mutating_calls = len(emu.mutations())
+    return report
+
+
+def _launch(s: Session, regions: tuple[str, ...], min_vram_gb: int) -> None:
+    with s.step("offer") as out:
+        offer, region = _pick_offer(gpu_stock(s.client, regions, min_vram_gb), regions)
+        s.report.region, s.report.plan = region, offer.plan.id
+        out.append(f"{offer.plan.id} ({offer.plan.gpu_type}, {offer.plan.gpu_vram_gb} GB, "
+                   f"{offer.kind}) in {region}")
+    with s.step("snapshot") as out:
+        snapshot = _newest_image(s.client.list_snapshots())
+        out.append(f"{snapshot.description} ({snapshot.id})")
+    with s.step("volume") as out:
+        block = s.client.create_block(BlockSpec(region, VOLUME_GB, s.label, "high_perf"))
+        s.block_id = block.id
+        out.append(f"{block.id} {VOLUME_GB} GB high_perf, mount_id {block.mount_id}")
+    with s.step("instance") as out:
+        spec = InstanceSpec(region, offer.plan.id, s.label, snapshot_id=snapshot.id,
+                            tags=("launcher", f"run:{s.label}"), user_data="#cloud-config\n{}\n")
+        s.instance_id = s.client.create_instance(spec).id
+        ready = s.client.wait_instance_ready(s.instance_id, deadline_s=60)
+        s.client.wait_block_active(block.id, deadline_s=60)
+        out.append(f"{ready.id} {ready.state}")
+    with s.step("attach") as out:
+        _attach_when_unlocked(s.client, block.id, s.instance_id)
+        out.append(f"live, attached_to {s.client.get_block(block.id).attached_to}")
+
+
+def _pick_offer(rows: list[PlanStock], regions: tuple[str, ...]) -> tuple[PlanStock, str]:
+    """The cheapest whole-card or whole-node plan in the first region (by priority) with stock."""
+    for region in regions:
+        for row in rows:
+            if region in row.in_stock and row.kind != "vGPU slice":
+                return row, region
+    raise LauncherError(f"no GPU plan with enough VRAM is in stock in {', '.join(regions)}")
+
+
+def _newest_image(snapshots: tuple[Snapshot, ...]) -> Snapshot:
+    baked = [s for s in snapshots if s.description.startswith(SNAPSHOT_PREFIX)
+             and s.status == "complete"]
+    if not baked:
+        raise LauncherError(f"no complete snapshot described {SNAPSHOT_PREFIX}*: bake one first")
+    return max(baked, key=lambda s: s.date_created)
+
+
+def _attach_when_unlocked(client: VultrClient, block_id: str, instance_id: str) -> None:
+    """Attach live; an instance still locked after boot answers "Instance is locked": retry."""
+
+    def attempt() -> bool:
+        try:
+            client.attach_block(block_id, instance_id, live=True)
+        except ConflictError:
+            return False
+        return True
+
+    wait_for(attempt, bool, deadline_s=60, what=f"attaching {block_id}",
+             poll=client.poll, sleep=client.http.sleep, clock=client.http.clock)
+
+
+def _teardown(s: Session) -> None:
+    """Delete what this session created, then count what is left by label (must be none)."""
+    with s.step("teardown") as out:
+        if s.instance_id:
+            s.client.delete_instance(s.instance_id)  # Vultr detaches its volumes on delete
+            out.append(f"instance {s.instance_id} deleted;")
+        if s.block_id:
+            s.client.delete_block(s.block_id)
+            out.append(f"volume {s.block_id} deleted;")
+        left = len(s.client.list_instances(label=s.label)) + len(s.client.list_blocks(s.label))
+        s.report.left_over = left
+        out.append(f"{left} resources left labelled {s.label}")

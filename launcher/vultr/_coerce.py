@@ -1,7 +1,17 @@
 """Lenient readers of API dict fields: a missing or malformed optional value gives a neutral
-default (or None), never an exception, so a changed API field cannot break the launcher."""
+default (or None), never an exception, so a changed API field cannot break the launcher.
+
+:class:`ApiRecord` builds a frozen dataclass from an API dict with these readers, chosen by
+each field's annotation; ``field(metadata={"api": "name"})`` reads a differently named key.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import fields
+from typing import Any, TypeVar
+
+R = TypeVar("R", bound="ApiRecord")
 
 
 def _str(d: dict, key: str) -> str:
@@ -44,3 +54,29 @@ def _strs(d: dict, key: str) -> tuple[str, ...]:
     if not isinstance(value, (list, tuple)):
         return ()
     return tuple(str(v) for v in value)
+
+
+def _bool(d: dict, key: str) -> bool:
+    return d.get(key) is True
+
+
+# Keyed by the annotation as written (records use postponed annotations, so these are strings).
+READERS: dict[str, Callable[[dict, str], Any]] = {
+    "str": _str,
+    "str | None": _opt_str,
+    "int": _int,
+    "int | None": _opt_int,
+    "float": _float,
+    "float | None": _opt_float,
+    "bool": _bool,
+    "tuple[str, ...]": _strs,
+}
+
+
+class ApiRecord:
+    """Mixin for frozen dataclasses read from the API: unknown keys ignored, missing tolerated."""
+
+    @classmethod
+    def from_api(cls: type[R], d: dict[str, Any]) -> R:
+        values = {f.name: READERS[f.type](d, f.metadata.get("api", f.name)) for f in fields(cls)}
+        return cls(**values)

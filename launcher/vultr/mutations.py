@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from launcher.errors import AmbiguousCreateError, LauncherError, NotFoundError, TransientError
 
@@ -26,6 +26,7 @@ from .retry import Budget
 from .transport import VultrHttp
 
 log = logging.getLogger("launcher.vultr")
+T = TypeVar("T")
 
 
 def _settle(http: VultrHttp, err: UnconfirmedWriteError, budget: Budget) -> bool:
@@ -89,19 +90,33 @@ def _created(data: dict | None, key: str, path: str) -> dict:
 def _look_up(
     lookup: Callable[[], dict | None], err: UnconfirmedWriteError, what: str
 ) -> dict | None:
+    return _read_back(
+        lookup, err, AmbiguousCreateError,
+        f"the create may have succeeded, and looking for the {what} failed too",
+        hint=f"list your Vultr resources and look for the {what} before trying again, "
+        "so as not to pay for two",
+    )
+
+
+def _read_back(
+    read: Callable[[], T],
+    err: UnconfirmedWriteError,
+    error: type[TransientError],
+    doubt: str,
+    hint: str,
+) -> T:
+    """``read()``; if it fails too, raise ``error`` saying what may or may not have happened."""
     failure: LauncherError | None = None
     try:
-        return lookup()
+        return read()
     except LauncherError as exc:
         failure = exc
-    raise AmbiguousCreateError(
-        f"{err.api_message}; the create may have succeeded, and looking for the {what} "
-        f"failed too ({type(failure).__name__}: {failure.message})",
+    raise error(
+        f"{err.api_message}; {doubt} ({type(failure).__name__}: {failure.message})",
         method=err.method,
         path=err.path,
         status=err.status,
-        hint=f"list your Vultr resources and look for the {what} before trying again, "
-        "so as not to pay for two",
+        hint=hint,
     )
 
 
@@ -146,16 +161,8 @@ def post_confirmed(
 
 
 def _confirmed(confirm: Callable[[], bool], err: UnconfirmedWriteError, what: str) -> bool:
-    failure: LauncherError | None = None
-    try:
-        return confirm()
-    except LauncherError as exc:
-        failure = exc
-    raise TransientError(
-        f"{err.api_message}; {what} may have happened, and reading it back failed "
-        f"({type(failure).__name__}: {failure.message})",
-        method=err.method,
-        path=err.path,
-        status=err.status,
+    return _read_back(
+        confirm, err, TransientError,
+        f"{what} may have happened, and reading it back failed",
         hint=f"check whether {what} happened before trying again",
     )

@@ -9,17 +9,18 @@ values (an absent ``hourly_cost`` stays None). Lists become tuples. Secrets the 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from ._coerce import _float, _int, _opt_float, _opt_int, _opt_str, _str, _strs
+from ._coerce import ApiRecord, _strs
 
-# VRAM of one whole card, per model. A vcg plan with less than this is a vGPU slice.
-# A100 comes as 40 GB and 80 GB cards: 40 GB or more counts as a whole card.
+# VRAM of one whole card, per model, as Vultr deploys them. A vcg plan with less than this is
+# a vGPU slice: Vultr's cloud A100s are 80 GB cards sold in 1/20 … 1/2 slices, so its 40 GB
+# A100 plan is half a card (GRID driver), not a 40 GB A100.
 FULL_CARD_VRAM_GB: dict[str, int] = {
     "A16": 16,
     "A40": 48,
-    "A100": 40,
+    "A100": 80,
     "L40S": 48,
     "L40": 48,
     "H100": 80,
@@ -41,7 +42,7 @@ def card_model(gpu_type: str | None) -> str | None:
 
 
 @dataclass(frozen=True)
-class Plan:
+class Plan(ApiRecord):
     """A cloud plan (``GET /plans``). Plan ids are opaque: never parse them.
 
     GPU plans have ``type == "vcg"`` with ``gpu_type`` and ``gpu_vram_gb`` (this plan's VRAM
@@ -59,22 +60,6 @@ class Plan:
     gpu_vram_gb: int | None
     gpu_type: str | None
     locations: tuple[str, ...]
-
-    @classmethod
-    def from_api(cls, d: dict[str, Any]) -> Plan:
-        return cls(
-            id=_str(d, "id"),
-            type=_str(d, "type"),
-            vcpu_count=_int(d, "vcpu_count"),
-            ram=_int(d, "ram"),
-            disk=_int(d, "disk"),
-            bandwidth=_int(d, "bandwidth"),
-            monthly_cost=_float(d, "monthly_cost"),
-            hourly_cost=_opt_float(d, "hourly_cost"),
-            gpu_vram_gb=_opt_int(d, "gpu_vram_gb"),
-            gpu_type=_opt_str(d, "gpu_type"),
-            locations=_strs(d, "locations"),
-        )
 
     @property
     def is_gpu(self) -> bool:
@@ -107,7 +92,7 @@ class Plan:
 
 
 @dataclass(frozen=True)
-class MetalPlan:
+class MetalPlan(ApiRecord):
     """A bare-metal plan (``GET /plans-metal``, list key ``plans_metal``). ``disk`` is as given."""
 
     id: str
@@ -125,47 +110,18 @@ class MetalPlan:
     gpu_type: str | None
     locations: tuple[str, ...]
 
-    @classmethod
-    def from_api(cls, d: dict[str, Any]) -> MetalPlan:
-        return cls(
-            id=_str(d, "id"),
-            type=_str(d, "type"),
-            cpu_count=_int(d, "cpu_count"),
-            cpu_threads=_int(d, "cpu_threads"),
-            cpu_model=_str(d, "cpu_model"),
-            ram=_int(d, "ram"),
-            disk=_str(d, "disk"),
-            disk_count=_int(d, "disk_count"),
-            bandwidth=_int(d, "bandwidth"),
-            monthly_cost=_float(d, "monthly_cost"),
-            hourly_cost=_opt_float(d, "hourly_cost"),
-            gpu_vram_gb=_opt_int(d, "gpu_vram_gb"),
-            gpu_type=_opt_str(d, "gpu_type"),
-            locations=_strs(d, "locations"),
-        )
-
     @property
     def is_gpu(self) -> bool:
         return self.gpu_type is not None or bool(self.gpu_vram_gb)
 
 
 @dataclass(frozen=True)
-class Region:
+class Region(ApiRecord):
     id: str
     city: str
     country: str
     continent: str
     options: tuple[str, ...]
-
-    @classmethod
-    def from_api(cls, d: dict[str, Any]) -> Region:
-        return cls(
-            id=_str(d, "id"),
-            city=_str(d, "city"),
-            country=_str(d, "country"),
-            continent=_str(d, "continent"),
-            options=_strs(d, "options"),
-        )
 
     @property
     def supports_nvme_block(self) -> bool:
@@ -189,21 +145,15 @@ class Availability:
 
 
 @dataclass(frozen=True)
-class OperatingSystem:
+class OperatingSystem(ApiRecord):
     id: int
     name: str
     arch: str
     family: str
 
-    @classmethod
-    def from_api(cls, d: dict[str, Any]) -> OperatingSystem:
-        return cls(
-            id=_int(d, "id"), name=_str(d, "name"), arch=_str(d, "arch"), family=_str(d, "family")
-        )
-
 
 @dataclass(frozen=True)
-class Instance:
+class Instance(ApiRecord):
     """An instance. Ready means ``active`` + ``running`` + server ``ok``."""
 
     id: str
@@ -220,24 +170,6 @@ class Instance:
     hostname: str
     date_created: str
 
-    @classmethod
-    def from_api(cls, d: dict[str, Any]) -> Instance:
-        return cls(
-            id=_str(d, "id"),
-            label=_str(d, "label"),
-            region=_str(d, "region"),
-            plan=_str(d, "plan"),
-            status=_str(d, "status"),
-            power_status=_str(d, "power_status"),
-            server_status=_str(d, "server_status"),
-            main_ip=_str(d, "main_ip"),
-            tags=_strs(d, "tags"),
-            os=_str(d, "os"),
-            os_id=_opt_int(d, "os_id"),
-            hostname=_str(d, "hostname"),
-            date_created=_str(d, "date_created"),
-        )
-
     @property
     def is_ready(self) -> bool:
         return (self.status, self.power_status, self.server_status) == ("active", "running", "ok")
@@ -251,7 +183,7 @@ class Instance:
 
 
 @dataclass(frozen=True)
-class Block:
+class Block(ApiRecord):
     """A block storage volume. ``attached_to`` is the instance id, None when detached."""
 
     id: str
@@ -260,25 +192,10 @@ class Block:
     size_gb: int
     status: str
     mount_id: str
-    attached_to: str | None
+    attached_to: str | None = field(metadata={"api": "attached_to_instance"})
     block_type: str
     cost: float
     date_created: str
-
-    @classmethod
-    def from_api(cls, d: dict[str, Any]) -> Block:
-        return cls(
-            id=_str(d, "id"),
-            label=_str(d, "label"),
-            region=_str(d, "region"),
-            size_gb=_int(d, "size_gb"),
-            status=_str(d, "status"),
-            mount_id=_str(d, "mount_id"),
-            attached_to=_opt_str(d, "attached_to_instance"),
-            block_type=_str(d, "block_type"),
-            cost=_float(d, "cost"),
-            date_created=_str(d, "date_created"),
-        )
 
     @property
     def state(self) -> str:
@@ -286,7 +203,7 @@ class Block:
 
 
 @dataclass(frozen=True)
-class Snapshot:
+class Snapshot(ApiRecord):
     id: str
     description: str
     status: str
@@ -295,61 +212,30 @@ class Snapshot:
     os_id: int | None
     app_id: int | None
 
-    @classmethod
-    def from_api(cls, d: dict[str, Any]) -> Snapshot:
-        return cls(
-            id=_str(d, "id"),
-            description=_str(d, "description"),
-            status=_str(d, "status"),
-            size=_int(d, "size"),
-            date_created=_str(d, "date_created"),
-            os_id=_opt_int(d, "os_id"),
-            app_id=_opt_int(d, "app_id"),
-        )
-
     @property
     def state(self) -> str:
         return f"status={self.status}"
 
 
 @dataclass(frozen=True)
-class SshKey:
+class SshKey(ApiRecord):
     id: str
     name: str
     ssh_key: str
     date_created: str
 
-    @classmethod
-    def from_api(cls, d: dict[str, Any]) -> SshKey:
-        return cls(
-            id=_str(d, "id"),
-            name=_str(d, "name"),
-            ssh_key=_str(d, "ssh_key"),
-            date_created=_str(d, "date_created"),
-        )
-
 
 @dataclass(frozen=True)
-class Account:
+class Account(ApiRecord):
     name: str
     email: str
     balance: float
     pending_charges: float
     acls: tuple[str, ...]
 
-    @classmethod
-    def from_api(cls, d: dict[str, Any]) -> Account:
-        return cls(
-            name=_str(d, "name"),
-            email=_str(d, "email"),
-            balance=_float(d, "balance"),
-            pending_charges=_float(d, "pending_charges"),
-            acls=_strs(d, "acls"),
-        )
-
 
 @dataclass(frozen=True)
-class User:
+class User(ApiRecord):
     """A (sub-)user. The list endpoint gives users flat; the spec wraps each in ``user``."""
 
     id: str
@@ -360,12 +246,4 @@ class User:
 
     @classmethod
     def from_api(cls, d: dict[str, Any]) -> User:
-        if isinstance(d.get("user"), dict):
-            d = d["user"]
-        return cls(
-            id=_str(d, "id"),
-            name=_str(d, "name"),
-            email=_str(d, "email"),
-            api_enabled=d.get("api_enabled") is True,
-            acls=_strs(d, "acls"),
-        )
+        return super().from_api(d["user"] if isinstance(d.get("user"), dict) else d)

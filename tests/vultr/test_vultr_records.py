@@ -52,7 +52,7 @@ def test_plan_from_api():
     )
     assert plan.locations == ("ewr", "sjc") and plan.monthly_cost == 432.5
     assert plan.hourly_cost is None  # absent, not invented
-    assert plan.gpu_vram_gb == 20 and plan.full_card_vram_gb == 40
+    assert plan.gpu_vram_gb == 20 and plan.full_card_vram_gb == 80
     assert Plan.from_api({"hourly_cost": "0.5", "ram": "oops"}).hourly_cost == 0.5
     assert Plan.from_api({"ram": "oops", "vcpu_count": True}).ram == 0
 
@@ -61,7 +61,7 @@ def test_plan_from_api():
     ("fields", "is_gpu", "fractional", "whole_node"),
     [
         ({"type": "vcg", "gpu_type": "NVIDIA_A100", "gpu_vram_gb": 10}, True, True, False),
-        ({"type": "vcg", "gpu_type": "NVIDIA_A100", "gpu_vram_gb": 40}, True, False, False),
+        ({"type": "vcg", "gpu_type": "NVIDIA_A100", "gpu_vram_gb": 40}, True, True, False),
         ({"type": "vcg", "gpu_type": "NVIDIA_A100", "gpu_vram_gb": 80}, True, False, False),
         ({"type": "vcg", "gpu_type": "NVIDIA_A16", "gpu_vram_gb": 2}, True, True, False),
         ({"type": "vcg", "gpu_type": "NVIDIA_A16", "gpu_vram_gb": 16}, True, False, False),
@@ -166,3 +166,17 @@ def test_snapshot_account_user_os():
     assert wrapped.id == "u" and wrapped.api_enabled and wrapped.acls == ("provisioning",)
     assert User.from_api({"id": "u", "api_enabled": "yes"}).api_enabled is False
     assert OperatingSystem.from_api({"id": 2284, "family": "ubuntu"}).family == "ubuntu"
+
+
+def test_every_record_reads_an_empty_dict_and_a_foreign_one():
+    """Each field's annotation has a reader, and no record needs any particular key."""
+    import inspect
+
+    from launcher.vultr import records
+    from launcher.vultr._coerce import ApiRecord
+
+    classes = [c for _, c in inspect.getmembers(records, inspect.isclass)
+               if issubclass(c, ApiRecord) and c is not ApiRecord]
+    assert len(classes) >= 10
+    for cls in classes:
+        assert cls.from_api({}) == cls.from_api({"unknown": {"nested": [1]}})

@@ -1,0 +1,49 @@
+"""What every phase receives: the spec, the secrets, the reporter, and injectable time.
+
+Phase contracts (each module documents its own; the supervisor calls them in this order):
+
+- ``volume.prepare(ctx) -> VolumeResult``   wait for the device, mkfs only if blank, mount.
+- ``code.fetch(ctx) -> Path``               the code directory, ready to run in.
+- ``data.sync(ctx) -> Manifest``            dataset in ``<mount>/data``, counted and checked.
+- ``health.check(ctx, manifest) -> HealthReport``   GPU, CUDA matmul, disk speed, data.
+- ``train.run(ctx, code_dir, heartbeat) -> int``    the stage's exit status.
+- ``upload.upload(ctx, outcome) -> UploadResult``   outputs + logs + manifest, verified.
+- ``teardown.teardown(ctx, upload_verified) -> list[str]``  what was left behind.
+
+A phase raises :class:`~launcher.runner.status.PhaseFailed` with a one-line reason when it
+cannot do its job; anything else it raises is a bug, and is treated the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from launcher.runner.spec import RunSecrets, RunSpec
+from launcher.runner.status import Reporter
+
+
+@dataclass
+class Context:
+    spec: RunSpec
+    secrets: RunSecrets
+    reporter: Reporter
+    # The environment external tools run with (PATH etc.); tests put fake tools first on PATH.
+    base_env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    clock: Callable[[], float] = time.monotonic
+    wall: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+
+    @property
+    def mount(self) -> Path:
+        return Path(self.spec.volume.mount_point)
+
+    def log(self, message: str) -> None:
+        self.reporter.log(message)
+
+    def seconds_left(self) -> float:
+        """Until the run's deadline (wall clock, UTC epoch)."""
+        return self.spec.deadline_epoch - self.wall()

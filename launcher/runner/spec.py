@@ -1,0 +1,251 @@
+"""The run spec: everything the instance needs to know, as typed, JSON-serialisable data.
+
+The launcher builds a :class:`RunSpec`, the renderer writes it to ``/etc/launcher/run.json``
+(no secrets in it: world-readable is fine), and the runner reads it back. Secrets travel apart,
+in a root-only env file read by :func:`read_secrets`. ``from_dict`` refuses unknown or
+mistyped fields with the field's dotted path, so a stale or hand-edited file fails loudly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SPEC_VERSION = 1
+RUN_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}$")
+
+
+class SpecError(ValueError):
+    """A run spec or secrets file is malformed; the message names the field."""
+
+
+@dataclass(frozen=True)
+class CodeSource:
+    """Where the training code comes from: a tarball in the bucket (default), or git.
+
+    ``tarball`` is the object key of a ``.tar.gz`` of the launching checkout with its
+    ``sha256``; ``git`` is ``git_url`` checked out at the full ``git_commit`` sha.
+    """
+
+    kind: str = "tarball"
+    tarball_key: str = ""
+    sha256: str = ""
+    git_url: str = ""
+    git_commit: str = ""
+
+
+@dataclass(frozen=True)
+class Storage:
+    """The S3-compatible bucket (Backblaze B2): data under ``data_prefix``, each run's outputs
+    under ``<runs_prefix>/<run_id>/``."""
+
+    endpoint_url: str
+    bucket: str
+    data_prefix: str
+    runs_prefix: str = "runs"
+    region: str = ""
+
+
+@dataclass(frozen=True)
+class VolumeSpec:
+    """The block volume: found by ``mount_id`` (``/dev/disk/by-id/virtio-<mount_id>``)."""
+
+    block_id: str
+    mount_id: str
+    mount_point: str = "/mnt/cache"
+    fs_type: str = "ext4"
+    keep_volume: bool = False
+    device_wait_s: int = 900
+
+
+@dataclass(frozen=True)
+class HealthSpec:
+    """Thresholds of the health phase. ``cpu_only`` skips the GPU checks (tests, demo) and
+    is announced loudly in the log and status."""
+
+    cpu_only: bool = False
+    min_gpus: int = 1
+    min_vram_gb: int = 40
+    gpu_model: str = ""
+    min_disk_mb_s: float = 200.0
+    matmul: bool = True
+
+
+@dataclass(frozen=True)
+class WandbSpec:
+    project: str = ""
+    entity: str = ""
+    mode: str = "online"
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the run landed: facts for tags, the manifest and the W&B run."""
+
+    provider: str = "vultr"
+    region: str = ""
+    plan: str = ""
+    gpu_type: str = ""
+    gpu_count: int = 0
+    snapshot_id: str = ""
+    snapshot_description: str = ""
+    git_sha: str = ""
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where the runner keeps things on the instance; tests point these into a temp dir."""
+
+    state_dir: str = "/var/lib/launcher"
+    log_dir: str = "/var/log/launcher"
+    code_dir: str = "/opt/launcher/code"
+    secrets_file: str = "/etc/launcher/secrets.env"
+    trainer_user: str = "trainer"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run. ``command`` is an argv list, never a shell string: it is executed as
+    given, so nothing in it is ever interpreted by a shell. ``deadline_epoch`` is the absolute
+    UTC time (seconds) at which the watchdog tears everything down."""
+
+    run_id: str
+    stage: str
+    command: tuple[str, ...]
+    code: CodeSource
+    storage: Storage
+    volume: VolumeSpec
+    deadline_epoch: float
+    workdir: str = "."
+    placement: Placement = field(default_factory=Placement)
+    health: HealthSpec = field(default_factory=HealthSpec)
+    wandb: WandbSpec = field(default_factory=WandbSpec)
+    paths: Paths = field(default_factory=Paths)
+    env: tuple[tuple[str, str], ...] = ()
+    upload_dirs: tuple[str, ...] = ("checkpoints", "reports")
+    heartbeat_s: int = 60
+    api_url: str = "https://api.vultr.com/v2"
+    metadata_url: str = "http://169.254.169.254"
+    version: int = SPEC_VERSION
+
+    def __post_init__(self) -> None:
+        if not RUN_ID.match(self.run_id):
+            raise SpecError(f"run_id must match {RUN_ID.pattern}, not {self.run_id!r}")
+        if not self.command or not all(isinstance(a, str) and a for a in self.command):
+            raise SpecError("command must be a non-empty list of non-empty strings")
+        if self.code.kind not in ("tarball", "git"):
+            raise SpecError(f"code.kind must be 'tarball' or 'git', not {self.code.kind!r}")
+        if self.version != SPEC_VERSION:
+            raise SpecError(f"spec version {self.version} is not the runner's {SPEC_VERSION}")
+
+    @property
+    def run_prefix(self) -> str:
+        """``<runs_prefix>/<run_id>`` — where this run's outputs go in the bucket."""
+        return f"{self.storage.runs_prefix.strip('/')}/{self.run_id}"
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> RunSpec:
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise SpecError(f"run spec is not JSON: {exc}") from None
+        return from_dict(cls, data, "spec")
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunSpec:
+        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+
+
+def from_dict(cls: type, data: Any, where: str) -> Any:
+    """Build dataclass ``cls`` from ``data``, refusing unknown keys and wrong types."""
+    if not isinstance(data, dict):
+        raise SpecError(f"{where}: expected an object, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise SpecError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    values = {k: _convert(hints[k], v, f"{where}.{k}") for k, v in data.items()}
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise SpecError(f"{where}: {exc}") from None
+
+
+def _convert(hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, where)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise SpecError(f"{where}: expected a list")
+        args = typing.get_args(hint)
+        inner = args[0]
+        return tuple(_convert(inner, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin in (typing.Union, types.UnionType):
+        return value
+    expected = {float: (int, float), int: (int,), str: (str,), bool: (bool,)}.get(hint, (object,))
+    if not isinstance(value, expected) or (hint is not bool and isinstance(value, bool)):
+        raise SpecError(f"{where}: expected {hint.__name__}, got {type(value).__name__}")
+    return float(value) if hint is float else value
+
+
+SECRET_NAMES = ("VULTR_KEY", "B2_KEY_ID", "B2_APP_KEY", "WANDB_API_KEY")
+
+
+@dataclass(frozen=True)
+class RunSecrets:
+    """The run's credentials. ``repr`` shows which are set, never a value."""
+
+    values: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def __repr__(self) -> str:
+        return f"RunSecrets(set={sorted(k for k, v in self.values.items() if v)})"
+
+    def get(self, name: str) -> str:
+        return self.values.get(name, "")
+
+    def all_values(self) -> list[str]:
+        """Every non-empty value, for scrubbing logs."""
+        return [v for v in self.values.values() if v]
+
+    def to_env_file(self) -> str:
+        """``NAME=value`` lines; values may not contain newlines."""
+        lines = []
+        for name in SECRET_NAMES:
+            value = self.values.get(name, "")
+            if "\n" in value or "\r" in value:
+                raise SpecError(f"secret {name} contains a newline")
+            lines.append(f"{name}={value}")
+        return "\n".join(lines) + "\n"
+
+
+def read_secrets(path: str | Path) -> RunSecrets:
+    """Read the env file written by the renderer (``NAME=value`` per line, ``#`` comments)."""
+    values: dict[str, str] = {}
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        if not sep or name.strip() not in SECRET_NAMES:
+            raise SpecError(f"{path}:{number}: expected NAME=value with NAME in {SECRET_NAMES}")
+        values[name.strip()] = value
+    return RunSecrets(values)
+
+
+def scrub(text: str, secrets: RunSecrets) -> str:
+    """``text`` with every secret value (4+ characters) replaced by ``***``."""
+    for value in secrets.all_values():
+        if len(value) >= 4:
+            text = text.replace(value, "***")
+    return text

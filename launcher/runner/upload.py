@@ -1,0 +1,229 @@
+"""The upload phase: the run's outputs, logs, status and manifest to the bucket, verified.
+
+Layout under ``s3://<bucket>/<run_prefix>/``::
+
+    checkpoints/...  reports/...   one folder per ``spec.upload_dirs`` entry (``<mount>/<d>``)
+    logs/...         ``spec.paths.log_dir`` (runner.log, train.log, ...)
+    manifest.json    who/what/where: run, stage, placement, command, code, dataset, phases,
+                     exit code, start and end times
+    status.json      the status file as it was when the upload began (uploaded last)
+
+Logs and the status file keep changing while they are uploaded (this phase logs too), so a
+snapshot of them is staged in a temporary folder under ``state_dir`` and that is what is
+uploaded and verified. Output folders are uploaded in place (training has ended). Symbolic
+links are never followed (a link could point at a root-only file); FIFOs, sockets and
+devices hold no data and are skipped.
+
+Verification lists the destination and compares every local file's key and size. ``upload``
+never raises: any failure is a ``problem`` and ``verified`` is False, so teardown keeps the
+volume. ``upload_heartbeat`` (every ``spec.heartbeat_s`` during training) uploads
+``status.json`` and whatever logs exist (a long log's tail only); its failures are logged,
+never raised.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from launcher.runner.context import Context
+from launcher.runner.data import Manifest, is_safe_relative
+from launcher.runner.s3 import S3Tool, bucket_url, tool_for
+from launcher.runner.spec import scrub
+from launcher.runner.status import utc_now
+from launcher.runner.tools import ToolError
+
+UPLOAD_TIMEOUT = 4 * 3600.0
+HEARTBEAT_TIMEOUT = 120.0
+HEARTBEAT_LOGS = ("runner.log", "train.log")
+HEARTBEAT_LOG_BYTES = 16 << 20
+SHOW = 10
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How training ended: its exit status (None if it never ran), a one-line reason, the
+    dataset manifest (None if the data phase did not finish) and, optionally, when the run
+    started (defaults to the first phase's start)."""
+
+    exit_code: int | None
+    reason: str = ""
+    dataset: Manifest | None = None
+    started: str = ""
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    """``verified`` only when every local file is in the bucket with its size."""
+
+    verified: bool
+    objects: int
+    bytes: int
+    problems: tuple[str, ...] = ()
+
+
+def run_url(ctx: Context, rel: str = "") -> str:
+    return bucket_url(ctx, f"{ctx.spec.run_prefix}/{rel}")
+
+
+def upload(ctx: Context, outcome: RunOutcome) -> UploadResult:
+    """Upload and verify everything the run leaves behind; never raises."""
+    problems: list[str] = []
+    expected: dict[str, int] = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="upload-", dir=ctx.spec.paths.state_dir) as tmp:
+            tool = tool_for(ctx, timeout=UPLOAD_TIMEOUT, attempts=3)
+            plan = _plan(ctx, outcome, Path(tmp), problems)
+            for local, rel in plan:
+                _send(tool, local, run_url(ctx, rel), problems)
+            expected = _expected(plan, ctx.spec.run_prefix)
+            problems += verify(tool, run_url(ctx, "*"), expected)
+    except Exception as exc:  # a bug here must not cost the volume: report, keep it
+        problems.append(f"upload failed: {type(exc).__name__}: {exc}")
+    problems = [scrub(p, ctx.secrets) for p in problems]
+    result = UploadResult(not problems, len(expected), sum(expected.values()), tuple(problems))
+    ctx.log(f"upload: {result.objects} objects, {result.bytes} bytes to {run_url(ctx)}: "
+            + ("verified" if result.verified else "NOT verified: " + "; ".join(problems[:SHOW])))
+    return result
+
+
+def _plan(ctx: Context, outcome: RunOutcome, staging: Path,
+          problems: list[str]) -> list[tuple[Path, str]]:
+    """``(local path, destination relative to the run prefix)``: folders end in ``/``; the
+    status file comes last. Logs, manifest and status are snapshots in ``staging``."""
+    plan: list[tuple[Path, str]] = []
+    for name in ctx.spec.upload_dirs:
+        clean = name.strip("/")
+        if not is_safe_relative(clean) or clean in ("logs", "status.json", "manifest.json"):
+            problems.append(f"upload_dirs entry {name!r} is not a plain folder name")
+        elif (ctx.mount / clean).is_dir():
+            plan.append((ctx.mount / clean, clean + "/"))
+        else:
+            ctx.log(f"upload: {ctx.mount / clean} does not exist; nothing to upload from it")
+    logs = staging / "logs"
+    _copy_tree(Path(ctx.spec.paths.log_dir), logs)
+    plan.append((logs, "logs/"))
+    manifest = staging / "manifest.json"
+    manifest.write_text(scrub(json.dumps(run_manifest(ctx, outcome), indent=2), ctx.secrets))
+    plan.append((manifest, "manifest.json"))
+    status = Path(ctx.spec.paths.state_dir) / "status.json"
+    if status.is_file():
+        shutil.copyfile(status, staging / "status.json")
+        plan.append((staging / "status.json", "status.json"))
+    return plan
+
+
+def _send(tool: S3Tool, local: Path, url: str, problems: list[str]) -> None:
+    try:
+        if url.endswith("/"):
+            tool.sync_up(str(local), url)
+        else:
+            tool.cp_up(str(local), url)
+    except ToolError as exc:
+        problems.append(str(exc))
+
+
+def run_manifest(ctx: Context, outcome: RunOutcome) -> dict:
+    """What ``manifest.json`` holds."""
+    spec = ctx.spec
+    snapshot = ctx.reporter.snapshot()
+    phases = snapshot.get("phases", [])
+    started = outcome.started or (phases[0]["started"] if phases else "")
+    return {
+        "run_id": spec.run_id,
+        "stage": spec.stage,
+        "placement": asdict(spec.placement),
+        "command": list(spec.command),
+        "workdir": spec.workdir,
+        "code": asdict(spec.code),
+        "storage": {"endpoint_url": spec.storage.endpoint_url, "bucket": spec.storage.bucket,
+                    "data_prefix": spec.storage.data_prefix, "run_prefix": spec.run_prefix},
+        "dataset": asdict(outcome.dataset) if outcome.dataset else None,
+        "exit_code": outcome.exit_code,
+        "reason": outcome.reason,
+        "state": snapshot.get("state", ""),
+        "phases": phases,
+        "notes": snapshot.get("notes", []),
+        "started": started,
+        "ended": utc_now(),
+        "deadline_epoch": spec.deadline_epoch,
+    }
+
+
+def verify(tool: S3Tool, listing_url: str, expected: dict[str, int]) -> list[str]:
+    """Problems with ``expected`` (``{key: size}``) as found by listing ``listing_url``."""
+    try:
+        remote = {obj.key: obj.size for obj in tool.ls(listing_url)}
+    except ToolError as exc:
+        return [f"cannot verify: {exc}"]
+    problems = [f"missing {key}" for key in sorted(expected) if key not in remote]
+    problems += [f"size of {key}: bucket has {remote[key]}, local {size}"
+                 for key, size in sorted(expected.items())
+                 if key in remote and remote[key] != size]
+    return problems
+
+
+def _expected(plan: list[tuple[Path, str]], run_prefix: str) -> dict[str, int]:
+    expected: dict[str, int] = {}
+    for local, rel in plan:
+        if rel.endswith("/"):
+            for sub, size in regular_files(local).items():
+                expected[f"{run_prefix}/{rel}{sub}"] = size
+        elif local.is_file():
+            expected[f"{run_prefix}/{rel}"] = local.stat().st_size
+    return expected
+
+
+def regular_files(root: Path) -> dict[str, int]:
+    """``{relative path: size}`` of the regular files under ``root``, links not followed."""
+    found: dict[str, int] = {}
+    for here, _dirs, files in os.walk(root):
+        for name in files:
+            path = Path(here) / name
+            if not path.is_symlink() and path.is_file():
+                found[path.relative_to(root).as_posix()] = path.stat().st_size
+    return found
+
+
+def _copy_tree(source: Path, dest: Path) -> None:
+    """Snapshot the regular files under ``source`` into ``dest`` (links are not copied)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    if not source.is_dir():
+        return
+    for rel in regular_files(source):
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / rel, target)
+
+
+def upload_heartbeat(ctx: Context) -> bool:
+    """Upload ``status.json`` and whatever of ``runner.log``/``train.log`` exists in the log
+    dir (of a log, at most its last ``HEARTBEAT_LOG_BYTES``: the upload phase sends it
+    whole); True unless something failed to go up. Failures are logged, never raised."""
+    state, logs = Path(ctx.spec.paths.state_dir), Path(ctx.spec.paths.log_dir)
+    files = [(state / "status.json", "status.json")]
+    files += [(logs / name, f"logs/{name}") for name in HEARTBEAT_LOGS]
+    try:
+        tool = tool_for(ctx, timeout=HEARTBEAT_TIMEOUT, attempts=1)
+        with tempfile.TemporaryDirectory(prefix="heartbeat-", dir=state) as tmp:
+            for source, rel in files:
+                if source.is_file() and not source.is_symlink():
+                    snapshot = Path(tmp) / source.name
+                    copy_tail(source, snapshot, HEARTBEAT_LOG_BYTES)
+                    tool.cp_up(str(snapshot), run_url(ctx, rel))
+        return True
+    except Exception as exc:  # the heartbeat must never stop training
+        ctx.log(f"heartbeat upload failed: {scrub(str(exc), ctx.secrets)}")
+        return False
+
+
+def copy_tail(source: Path, dest: Path, limit: int) -> None:
+    """Copy the last ``limit`` bytes of ``source`` (all of it when smaller) to ``dest``."""
+    with open(source, "rb") as reader, open(dest, "wb") as writer:
+        size = os.fstat(reader.fileno()).st_size
+        reader.seek(max(0, size - limit))
+        shutil.copyfileobj(reader, writer)

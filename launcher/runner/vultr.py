@@ -1,0 +1,284 @@
+"""Just enough of the Vultr API for an instance to remove itself: standard library only.
+
+:class:`SelfApi` reads and deletes the run's block volume and instance. Every call has a
+timeout and a monotonic deadline; failures are retried the way Vultr's Go client does (429
+honouring ``Retry-After`` up to a cap, 5xx except 501, connection errors; never another 4xx)
+plus "Instance is locked", which Vultr answers while an attach or detach settles. Every call
+here is safe to repeat: a detach of a detached volume and a delete of something already gone
+count as done. The API key only ever travels in the ``Authorization`` header: it is in no
+exception, log line or ``repr``.
+
+:func:`instance_id` answers "which instance am I": the metadata service's ``instance-v2-id``,
+else the one instance tagged ``run:<run_id>``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+USER_AGENT = "launcher/runner"
+MAX_PAGES = 50
+# The metadata service is link-local: never ask it through a proxy from the environment.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class ApiError(RuntimeError):
+    """A call failed for good. ``status`` is the HTTP status (0: no answer); the message holds
+    the method, path, status and Vultr's error text — never the key."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard one call tries: ``deadline_s`` bounds it, retries and waits included."""
+
+    deadline_s: float = 120.0
+    base_delay: float = 1.0
+    max_delay: float = 20.0
+    retry_after_cap: float = 60.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: Any
+    retry_after: str | None = None
+
+
+def retry_reason(status: int, error_text: str) -> str | None:
+    """Why a failed answer may be retried (0 = no answer at all), or None if it must not be."""
+    if status == 0:
+        return "connection failed"
+    if status == 429:
+        return "rate limited"
+    if status >= 500 and status != 501:
+        return f"server error {status}"
+    if "is locked" in error_text.lower():
+        return "instance is locked"
+    return None
+
+
+def retry_delay(attempt: int, answer: Answer, policy: RetryPolicy, rng: random.Random) -> float:
+    """Seconds to wait after failed attempt ``attempt`` (1-based): ``Retry-After`` on a 429
+    (capped), else capped exponential backoff with jitter."""
+    if answer.status == 429 and answer.retry_after:
+        try:
+            return min(max(float(answer.retry_after), 0.0), policy.retry_after_cap)
+        except ValueError:
+            pass
+    ceiling = min(policy.max_delay, policy.base_delay * 2 ** (attempt - 1))
+    return ceiling / 2 + rng.random() * ceiling / 2
+
+
+def _error_text(body: Any) -> str:
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return body["error"]
+    return ""
+
+
+def _transport_failure(exc: BaseException) -> bool:
+    """True for a failure to reach the server or read its answer (worth retrying).
+
+    ``http.client``'s own errors (a truncated body, a bad status line) are not OSErrors; they
+    are recognised by module so that this file need not import the HTTP layer by name."""
+    return isinstance(exc, (OSError, EOFError)) or type(exc).__module__ == "http.client"
+
+
+class SelfApi:
+    """The calls a runner needs to delete its own volume and instance."""
+
+    def __init__(self, api_url: str, key: str, timeout: float = 30.0,
+                 policy: RetryPolicy | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        scheme = urllib.parse.urlsplit(api_url).scheme
+        if scheme not in ("http", "https"):
+            raise ValueError(f"api_url must be http(s), not {scheme!r}")
+        self.api_url = api_url.rstrip("/")
+        self.timeout = timeout
+        self.policy = policy or RetryPolicy()
+        self._key = key
+        self.clock = clock
+        self.sleep = sleep
+        self._rng = random.Random()
+
+    def __repr__(self) -> str:
+        return f"SelfApi({self.api_url!r}, key={'set' if self._key else 'unset'})"
+
+    # -- the calls ------------------------------------------------------------------------
+
+    def get_block(self, block_id: str) -> dict:
+        """The block record (``attached_to_instance`` is "" when detached)."""
+        return self.request("GET", f"/blocks/{_seg(block_id)}")["block"]
+
+    def detach_block(self, block_id: str, live: bool = True) -> None:
+        """Detach; a volume that is not attached is already where we want it."""
+        try:
+            self.request("POST", f"/blocks/{_seg(block_id)}/detach", {"live": live})
+        except ApiError as exc:
+            if exc.status == 400 and "not attached" in str(exc).lower():
+                return
+            raise
+
+    def delete_block(self, block_id: str) -> bool:
+        """Delete; False when it was already gone (404)."""
+        return self._delete(f"/blocks/{_seg(block_id)}")
+
+    def delete_instance(self, instance_id: str) -> bool:
+        """Delete; False when it was already gone (404)."""
+        return self._delete(f"/instances/{_seg(instance_id)}")
+
+    def list_instances(self, tag: str) -> list[dict]:
+        """Every instance carrying ``tag``, all pages (bounded)."""
+        found: list[dict] = []
+        cursor = ""
+        for _ in range(MAX_PAGES):
+            query = {"tag": tag, "per_page": "100"} | ({"cursor": cursor} if cursor else {})
+            body = self.request("GET", "/instances?" + urllib.parse.urlencode(query))
+            found += body.get("instances", [])
+            cursor = ((body.get("meta") or {}).get("links") or {}).get("next") or ""
+            if not cursor:
+                return found
+        raise ApiError(f"GET /instances: more than {MAX_PAGES} pages")
+
+    def _delete(self, path: str) -> bool:
+        try:
+            self.request("DELETE", path)
+        except ApiError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    # -- the one request method -----------------------------------------------------------
+
+    def request(self, method: str, path: str, body: dict | None = None) -> Any:
+        """One call with retries until the policy's deadline; the decoded JSON body (None
+        for 204). Raises :class:`ApiError` when it fails for good."""
+        deadline = self.clock() + self.policy.deadline_s
+        attempt = 0
+        while True:
+            attempt += 1
+            answer = self._send(method, path, body)
+            if 200 <= answer.status < 300:
+                return answer.body
+            text = _error_text(answer.body)
+            where = f"{method} {path.split('?')[0]}"
+            why = retry_reason(answer.status, text)
+            failure = f"{where}: {answer.status or 'no answer'} {text}".rstrip()
+            if why is None:
+                raise ApiError(failure, answer.status)
+            delay = retry_delay(attempt, answer, self.policy, self._rng)
+            if self.clock() + delay > deadline:
+                raise ApiError(f"{failure} (gave up after {attempt} attempts: {why})",
+                               answer.status)
+            self.sleep(delay)
+
+    def _send(self, method: str, path: str, body: dict | None) -> Answer:
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Authorization": f"Bearer {self._key}", "User-Agent": USER_AGENT,
+                   "Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        # The scheme was checked to be http(s) in __init__.
+        req = urllib.request.Request(self.api_url + path, data=data, method=method,  # noqa: S310
+                                     headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310
+                return Answer(resp.status, _decode(resp.read()))
+        except urllib.error.HTTPError as exc:
+            with exc:
+                raw = _read_quietly(exc)
+            return Answer(exc.code, _decode(raw), exc.headers.get("Retry-After"))
+        except Exception as exc:
+            if not _transport_failure(exc):
+                raise
+            return Answer(0, {"error": type(exc).__name__})
+
+
+def _read_quietly(exc: urllib.error.HTTPError) -> bytes:
+    try:
+        return exc.read()
+    except Exception as inner:
+        if _transport_failure(inner):
+            return b""
+        raise
+
+
+def _decode(raw: bytes) -> Any:
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return {"error": "(not JSON)"}
+
+
+def _seg(value: str) -> str:
+    """An id as one path segment (ids are ours, but never let one change the path)."""
+    return urllib.parse.quote(value, safe="")
+
+
+# -- which instance am I ----------------------------------------------------------------------
+
+def metadata_instance_id(metadata_url: str, *, timeout: float = 5.0, deadline_s: float = 20.0,
+                         clock: Callable[[], float] = time.monotonic,
+                         sleep: Callable[[float], None] = time.sleep) -> str:
+    """``instance-v2-id`` from ``<metadata_url>/v1.json``, retried until ``deadline_s``."""
+    url = metadata_url.rstrip("/") + "/v1.json"
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise ApiError(f"metadata url must be http(s): {metadata_url!r}")
+    deadline = clock() + deadline_s
+    delay = 0.5
+    while True:
+        try:
+            with _DIRECT.open(url, timeout=timeout) as resp:
+                value = json.loads(resp.read()).get("instance-v2-id")
+            if isinstance(value, str) and value:
+                return value
+            problem = "no instance-v2-id in v1.json"
+        except Exception as exc:
+            if not (_transport_failure(exc) or isinstance(exc, (ValueError, AttributeError))):
+                raise
+            problem = f"{type(exc).__name__}: {exc}"
+        if clock() + delay > deadline:
+            raise ApiError(f"metadata {url}: {problem}")
+        sleep(delay)
+        delay = min(delay * 2, 5.0)
+
+
+def run_tag(run_id: str) -> str:
+    """The tag the launcher puts on every resource of a run."""
+    return f"run:{run_id}"
+
+
+def instance_by_tag(api: SelfApi, run_id: str) -> str:
+    """The id of the one instance tagged ``run:<run_id>``; ApiError if none or several."""
+    found = api.list_instances(run_tag(run_id))
+    ids = sorted({str(i.get("id", "")) for i in found if i.get("id")})
+    if len(ids) != 1:
+        raise ApiError(f"{len(ids)} instances carry tag {run_tag(run_id)}: {', '.join(ids)}")
+    return ids[0]
+
+
+def instance_id(metadata_url: str, api: SelfApi, run_id: str, *,
+                metadata_deadline_s: float = 20.0,
+                log: Callable[[str], None] = lambda message: None) -> str:
+    """This instance's API id: the metadata service first, then the run tag."""
+    try:
+        return metadata_instance_id(metadata_url, deadline_s=metadata_deadline_s,
+                                    clock=api.clock, sleep=api.sleep)
+    except ApiError as exc:
+        log(f"instance id: {exc}; looking it up by tag {run_tag(run_id)}")
+    return instance_by_tag(api, run_id)

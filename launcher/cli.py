@@ -17,10 +17,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from launcher import __version__
-from launcher.commands import demo, emulator, plans
+from launcher.commands import demo, emulator, plans, render
 from launcher.errors import LauncherError
 
-COMMANDS = (plans, demo, emulator)
+COMMANDS = (plans, demo, emulator, render)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,65 @@
+"""``launcher render``: a stage's cloud-init document, checked, with secrets masked."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+
+from launcher.errors import ConfigError
+from launcher.render.preview import Preview, render_stage
+
+CONFIG_DIR_VARIABLE = "LAUNCHER_CONFIG_DIR"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "render", help="print a stage's cloud-init document, secrets masked",
+        description="Build, validate and measure the cloud-init document a stage would be "
+        "launched with, and print it with every secret replaced by <secret:NAME>. Ids that "
+        "only a launch knows are shown as <created-at-launch> / <chosen-at-launch>.")
+    parser.add_argument("--stage", required=True, help="stage name (configs/stages/NAME.yaml)")
+    parser.add_argument("--config-dir", type=Path, default=None, metavar="DIR",
+                        help=f"configuration directory (default: ${CONFIG_DIR_VARIABLE} "
+                        "or ./configs)")
+    parser.add_argument("--out", type=Path, default=None, metavar="FILE",
+                        help="write the masked document to FILE instead of printing it")
+    parser.add_argument("--json", action="store_true",
+                        help="print JSON: sizes, secrets set, runner files and the document")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config_dir = args.config_dir or Path(os.environ.get(CONFIG_DIR_VARIABLE, "configs"))
+    preview = render_stage(config_dir, args.stage, os.environ)
+    if args.out is not None:
+        _write(args.out, preview.document.redacted_text())
+    if args.json:
+        data = preview.as_dict(with_document=args.out is None)
+        if args.out is not None:
+            data["out"] = str(args.out)
+        print(json.dumps(data, indent=2))
+    elif args.out is None:
+        print(preview.document.redacted_text(), end="")
+    _summary(preview, args.out)
+    return 0
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="ascii")
+    except OSError as exc:
+        raise ConfigError(f"--out {path}: cannot write: {exc.strerror}") from None
+
+
+def _summary(preview: Preview, out: Path | None) -> None:
+    unset = preview.as_dict(with_document=False)["secrets_unset"]
+    where = f" -> {out}" if out is not None else ""
+    line = f"{preview.stage.name}: {preview.document.size_report()}{where}"
+    if unset:
+        line += f"; not set in the environment: {', '.join(unset)}"
+    Console(stderr=True, highlight=False).print(escape(line), soft_wrap=True)

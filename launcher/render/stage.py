@@ -1,0 +1,84 @@
+"""A checked stage plus what only a launch knows -> the :class:`RunSpec` the instance gets.
+
+``launcher run`` fills :class:`LaunchFacts` with the created volume, the chosen offer and
+the uploaded code; ``launcher render`` uses :func:`placeholder_facts`, whose values are
+marked ``<created-at-launch>`` / ``<chosen-at-launch>`` so nobody mistakes them for real ones.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from launcher.config import StageConfig
+from launcher.runner.spec import (
+    CodeSource,
+    HealthSpec,
+    Placement,
+    RunSpec,
+    Storage,
+    VolumeSpec,
+    WandbSpec,
+)
+
+CREATED_AT_LAUNCH = "<created-at-launch>"
+CHOSEN_AT_LAUNCH = "<chosen-at-launch>"
+DEFAULT_API_URL = "https://api.vultr.com/v2"
+
+
+@dataclass(frozen=True)
+class LaunchFacts:
+    """What a launch learns before it creates the instance."""
+
+    run_id: str
+    block_id: str
+    mount_id: str
+    placement: Placement = field(default_factory=Placement)
+    tarball_key: str = ""
+    tarball_sha256: str = ""
+    api_url: str = DEFAULT_API_URL
+
+
+def run_id_for(stage: StageConfig, now: float) -> str:
+    """``<stage>-<UTC yyyymmdd-hhmmss>``: unique per second, sortable, a valid run id."""
+    return f"{stage.name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(now))}"
+
+
+def placeholder_facts(stage: StageConfig, now: float) -> LaunchFacts:
+    """Facts for a preview: nothing is created, so ids and the offer are marked placeholders."""
+    placement = Placement(provider=stage.provider, region=CHOSEN_AT_LAUNCH,
+                          plan=CHOSEN_AT_LAUNCH, gpu_type=CHOSEN_AT_LAUNCH,
+                          snapshot_id=CHOSEN_AT_LAUNCH, snapshot_description=CHOSEN_AT_LAUNCH,
+                          git_sha=CREATED_AT_LAUNCH)
+    tarball = stage.code.kind == "tarball"
+    return LaunchFacts(run_id=run_id_for(stage, now), block_id=CREATED_AT_LAUNCH,
+                       mount_id=CREATED_AT_LAUNCH, placement=placement,
+                       tarball_key=CREATED_AT_LAUNCH if tarball else "",
+                       tarball_sha256=CREATED_AT_LAUNCH if tarball else "")
+
+
+def stage_run_spec(stage: StageConfig, facts: LaunchFacts, now: float) -> RunSpec:
+    """The run spec for ``stage``; the deadline is ``now`` plus the stage's ``max_hours``."""
+    if stage.code.kind == "git":
+        code = CodeSource(kind="git", git_url=stage.code.git_url,
+                          git_commit=stage.code.git_commit)
+    else:
+        code = CodeSource(kind="tarball", tarball_key=facts.tarball_key,
+                          sha256=facts.tarball_sha256)
+    s, v, g = stage.storage, stage.volume, stage.gpu
+    return RunSpec(
+        run_id=facts.run_id, stage=stage.name, command=stage.command, code=code,
+        storage=Storage(endpoint_url=s.endpoint_url, bucket=s.bucket,
+                        data_prefix=s.data_prefix, runs_prefix=s.runs_prefix, region=s.region),
+        volume=VolumeSpec(block_id=facts.block_id, mount_id=facts.mount_id,
+                          mount_point=v.mount_point, fs_type=v.fs_type, keep_volume=v.keep,
+                          device_wait_s=v.device_wait_s),
+        deadline_epoch=float(int(now + stage.max_hours * 3600)),
+        workdir=stage.workdir, placement=facts.placement,
+        health=HealthSpec(cpu_only=stage.cpu_only, min_gpus=g.count,
+                          min_vram_gb=g.min_vram_gb, gpu_model=g.model,
+                          min_disk_mb_s=stage.min_disk_mb_s, matmul=stage.matmul),
+        wandb=WandbSpec(project=stage.wandb.project, entity=stage.wandb.entity,
+                        mode=stage.wandb.mode, tags=stage.wandb.tags),
+        env=stage.env, upload_dirs=stage.upload_dirs, heartbeat_s=stage.heartbeat_s,
+        api_url=facts.api_url)

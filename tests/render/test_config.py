@@ -1,0 +1,144 @@
+"""configs/: the shipped files load; a bad file fails in one line naming file, field and
+what was expected; a stage becomes the right RunSpec."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from launcher.config import SCHEMA_DIR, load_stage, stage_names
+from launcher.errors import ConfigError
+from launcher.render.stage import (
+    CHOSEN_AT_LAUNCH,
+    CREATED_AT_LAUNCH,
+    LaunchFacts,
+    placeholder_facts,
+    stage_run_spec,
+)
+from launcher.runner.spec import RunSpec
+
+from .test_schema import walk_objects
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+NOW = 1_735_689_600.0  # 2025-01-01T00:00:00Z
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path) -> Path:
+    """A copy of the shipped configs to break."""
+    target = tmp_path / "configs"
+    shutil.copytree(CONFIGS, target, ignore=shutil.ignore_patterns("schema"))
+    return target
+
+
+def test_the_shipped_stages_load():
+    assert {"diffusion", "smoke"} <= set(stage_names(CONFIGS))
+    diffusion = load_stage(CONFIGS, "diffusion")
+    assert diffusion.regions == ("sjc", "sea", "lax") and diffusion.gpu.min_vram_gb == 80
+    assert diffusion.volume.size_gb == 1000 and diffusion.volume.block_type == "high_perf"
+    assert diffusion.storage.data_prefix == "datasets/diffusion"
+    assert diffusion.wandb.tags == ("launcher", "diffusion")
+    smoke = load_stage(CONFIGS, "smoke")
+    assert smoke.cpu_only and smoke.max_hours == 1 and smoke.volume.size_gb == 10
+
+
+@pytest.mark.parametrize("name", ["launcher.schema.json", "stage.schema.json"])
+def test_every_config_field_is_described_and_closed(name):
+    schema = json.loads((SCHEMA_DIR / name).read_text())
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    undescribed = [f"{where}/{key}" for where, obj in walk_objects(schema)
+                   for key, sub in obj["properties"].items() if "description" not in sub]
+    open_objects = [where for where, obj in walk_objects(schema)
+                    if obj.get("additionalProperties") is not False
+                    and where != "#/properties/env"]
+    assert undescribed == [] and open_objects == []
+
+
+@pytest.mark.parametrize(("file", "text", "expected"), [
+    ("stages/diffusion.yaml", "name: diffusion\ncommand: [python]\ngpu: {count: two}\n",
+     "field gpu.count: expected integer, got string"),
+    ("stages/diffusion.yaml", "name: diffusion\ncommand: [python]\ngpu: {vram: 80}\n",
+     "field gpu.vram: unknown field (expected one of allow_fractional, count, min_vram_gb, "
+     "model)"),
+    ("stages/diffusion.yaml", "name: diffusion\n", "field command: missing (required)"),
+    ("stages/diffusion.yaml", "name: diffusion\ncommand: python train.py\n",
+     "field command: expected array, got string"),
+    ("stages/diffusion.yaml", "name: diffusion\ncommand: [python]\nmax_hours: 0\n",
+     "field max_hours: expected exclusiveMinimum 0"),
+    ("stages/diffusion.yaml", "name: smoke\ncommand: [python]\n",
+     "field name: expected 'diffusion' (the file's name)"),
+    ("stages/diffusion.yaml", "name: diffusion\ncommand: [python]\nenv: {1BAD: x}\n",
+     "field env"),
+    ("stages/diffusion.yaml", "name: diffusion\ncommand: [python]\ncode: {kind: git}\n",
+     "field code.git_url: missing (required)"),
+    ("stages/diffusion.yaml", "name: diffusion\ncommand: [python\n", "not valid YAML: line"),
+    ("stages/diffusion.yaml", "", "field (top level): expected object, got null"),
+    ("launcher.yaml", ("regions: [sjc, sea, lax]", "regions: sjc"),
+     "field regions: expected array, got string"),
+    ("launcher.yaml", ("provider: vultr", "provider: aws"),
+     "field provider: expected one of vultr"),
+    ("launcher.yaml", ("  size_gb: 1000", "  size_gb: 5"),
+     "field volume.size_gb: expected minimum 10"),
+    ("launcher.yaml", ("  bucket: your-b2-bucket", "  bucket: Bad_Bucket"),
+     "field storage.bucket: expected a string matching"),
+])
+def test_a_bad_file_names_file_field_and_expectation(config_dir, file, text, expected):
+    path = config_dir / file
+    if isinstance(text, tuple):
+        old, new = text
+        assert old in path.read_text()
+        text = path.read_text().replace(old, new)
+    path.write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        load_stage(config_dir, "diffusion")
+    message = str(raised.value)
+    assert message.startswith(f"{path}: ") and expected in message, message
+    assert "\n" not in message
+
+
+def test_an_unknown_stage_lists_the_known_ones(config_dir):
+    with pytest.raises(ConfigError, match=r"no such stage \(known: diffusion, smoke\)"):
+        load_stage(config_dir, "nope")
+
+
+@pytest.mark.parametrize("name", ["../launcher", "UPPER", "a", "x/y", ""])
+def test_a_stage_name_cannot_leave_the_stages_directory(config_dir, name):
+    with pytest.raises(ConfigError, match="--stage: expected a stage name"):
+        load_stage(config_dir, name)
+
+
+def test_a_missing_config_directory_says_where_to_run(tmp_path):
+    (tmp_path / "stages").mkdir()
+    (tmp_path / "stages" / "x1.yaml").write_text("name: x1\ncommand: [a]\n")
+    with pytest.raises(ConfigError, match="launcher.yaml: not found"):
+        load_stage(tmp_path, "x1")
+
+
+def test_a_stage_becomes_a_run_spec_with_marked_placeholders():
+    stage = load_stage(CONFIGS, "diffusion")
+    spec = stage_run_spec(stage, placeholder_facts(stage, NOW), NOW)
+    assert spec.run_id == "diffusion-20250101-000000"
+    assert spec.deadline_epoch == NOW + 12 * 3600
+    assert spec.volume.block_id == spec.volume.mount_id == CREATED_AT_LAUNCH
+    assert spec.placement.region == spec.placement.plan == CHOSEN_AT_LAUNCH
+    assert spec.code.kind == "tarball" and spec.code.tarball_key == CREATED_AT_LAUNCH
+    assert spec.health.min_vram_gb == 80 and not spec.health.cpu_only
+    assert dict(spec.env)["HF_HOME"] == "/mnt/cache/hf"
+    assert RunSpec.from_json(spec.to_json()) == spec
+
+
+def test_a_git_stage_and_real_launch_facts(config_dir):
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (config_dir / "stages" / "smoke.yaml").write_text(
+        "name: smoke\ncommand: [python3, -c, pass]\ncpu_only: true\nvolume: {keep: true}\n"
+        "code: {kind: git, git_url: 'https://github.com/example/t.git', "
+        f"git_commit: '{commit}'}}\n")
+    stage = load_stage(config_dir, "smoke")
+    facts = LaunchFacts(run_id="smoke-1", block_id="blk-1", mount_id="mnt1")
+    spec = stage_run_spec(stage, facts, NOW)
+    assert (spec.code.kind, spec.code.git_commit) == ("git", commit)
+    assert spec.volume.keep_volume and spec.health.cpu_only
+    assert (spec.volume.block_id, spec.volume.mount_id) == ("blk-1", "mnt1")

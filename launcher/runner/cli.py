@@ -7,11 +7,16 @@
 
 One error funnel: a bad spec, secrets file or argument is one line on stderr and exit 2; an
 unexpected error is one (scrubbed) line and exit 1.
+
+``LAUNCHER_RUNNER_TEST_HOST_ROOT`` (end-to-end tests only) makes ``supervise`` read the host's
+devices, mounts, fstab and cloud-init cache under that directory; refused (exit 2) unless the
+spec is ``health.cpu_only``, and noted in the status when honoured.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -69,9 +74,21 @@ def make_context(spec: RunSpec, secrets: RunSecrets) -> Context:
 
 
 def _supervise(ctx: Context, args: argparse.Namespace) -> int:
-    from launcher.runner.supervisor import supervise
+    from launcher.runner.supervisor import TEST_HOST_ENV, Phases, supervise
 
-    return supervise(ctx)
+    root = ctx.base_env.get(TEST_HOST_ENV, "")
+    if not root:
+        return supervise(ctx)
+    # End-to-end tests point the host's devices, mounts, fstab and cloud-init cache into a
+    # temp dir. Never on a GPU run, never silently: refused without cpu_only, else noted.
+    if not ctx.spec.health.cpu_only:
+        raise UsageError(f"{TEST_HOST_ENV} is set but health.cpu_only is not: refusing "
+                         "(a test host root is for cpu_only test runs only)")
+    if not os.path.isabs(root) or not os.path.isdir(root):
+        raise UsageError(f"{TEST_HOST_ENV}={root!r} is not an absolute path to a directory")
+    ctx.reporter.note(f"TEST HOST: {TEST_HOST_ENV}={root}: devices, mounts, fstab and "
+                      "cloud-init's cache are read under it — a test run, not a real one")
+    return supervise(ctx, Phases.on_test_host(Path(root)))
 
 
 def _watchdog(ctx: Context, args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,10 @@ TRAIN_STOP_GRACE_S = 30.0
 # starts), so the supervisor uploads and tears down before the watchdog has to.
 TRAIN_RESERVE_S = 1800.0
 TRAIN_RESERVE_SHARE = 0.15
+# End-to-end tests only: the host's device, mount, fstab and cloud-init paths under this
+# directory (see Phases.on_test_host). Honoured by ``supervise`` from the command line only
+# with ``health.cpu_only``, and announced in the status notes (see cli._supervise).
+TEST_HOST_ENV = "LAUNCHER_RUNNER_TEST_HOST_ROOT"
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,8 @@ def real_upload(ctx: Context, outcome: Outcome) -> Any:
     """``upload.upload`` with the outcome as the upload module expects it."""
     upload = importlib.import_module("launcher.runner.upload")
     reason = f"{outcome.phase}: {outcome.reason}" if outcome.phase else outcome.reason
-    return upload.upload(ctx, upload.RunOutcome(outcome.exit_code, reason, outcome.dataset))
+    return upload.upload(ctx, upload.RunOutcome(outcome.exit_code, reason, outcome.dataset,
+                                                state=outcome.state))
 
 
 def _real_train(ctx: Context, code_dir: Path, heartbeat: Callable[[], None]) -> int:
@@ -108,6 +113,26 @@ class Phases:
                    upload=real_upload,
                    upload_heartbeat=_bind("upload", "upload_heartbeat"),
                    teardown=_bind("teardown", "teardown"))
+
+    @classmethod
+    def on_test_host(cls, root: Path) -> Phases:
+        """:meth:`real`, except that the volume phase finds the device, the mounts table and
+        fstab under ``root`` (``dev/disk/by-id``, ``sys/block``, ``dev``, ``proc/mounts``,
+        ``etc/fstab``; plain files stand in for block devices) and hardening removes
+        cloud-init's cached user data from ``root/var/lib/cloud``. End-to-end tests only."""
+        def prepare_volume(ctx: Context) -> Any:
+            volume = importlib.import_module("launcher.runner.volume")
+            host = volume.HostPaths(by_id=root / "dev/disk/by-id", sys_block=root / "sys/block",
+                                    dev=root / "dev", mounts=root / "proc/mounts",
+                                    fstab=root / "etc/fstab", block_only=False)
+            return volume.prepare(ctx, host)
+
+        def harden(ctx: Context) -> Any:
+            hardening = importlib.import_module("launcher.runner.hardening")
+            return hardening.harden(ctx, hardening.HardeningOptions(
+                cloud_dir=root / "var/lib/cloud"))
+
+        return replace(cls.real(), prepare_volume=prepare_volume, harden=harden)
 
 
 class Terminated(BaseException):
@@ -300,7 +325,10 @@ def _upload(ctx: Context, phases: Phases, state: StateDir, run: _Run) -> bool:
         with ctx.reporter.phase("upload") as record:
             result = phases.upload(ctx, outcome)
             verified = bool(getattr(result, "verified", False))
-            record.detail = "verified" if verified else "NOT verified"
+            if not verified:  # the phase fails with its cause, not just "not verified"
+                causes = "; ".join(getattr(result, "problems", ())[:3]) or "no detail"
+                raise PhaseFailed("upload", f"not verified: {causes}")
+            record.detail = "verified"
     except PhaseFailed as exc:
         run.fail("upload", exc.reason)
     except Exception as exc:  # teardown must run whatever the upload did

@@ -167,8 +167,8 @@ def _release_volume(ctx: Context, api: SelfApi | None, verified: bool, keep: boo
         return "deleted", ""
     unmount(ctx, opts)
     if not verified:
-        return "kept", (f"volume {block} kept: upload not verified — delete with: "
-                        f"DELETE /v2/blocks/{block} after recovering data")
+        return "kept", (f"volume {block} kept: upload not verified — recover its data, then "
+                        f"delete it: {_curl(ctx, f'/blocks/{block}')}")
     if keep:
         return "kept", (f"volume {block} kept as requested (keep_volume); it bills until "
                         f"deleted: {_curl(ctx, f'/blocks/{block}')}")

@@ -33,7 +33,7 @@ from pathlib import Path
 from launcher.runner.context import Context
 from launcher.runner.data import Manifest, is_safe_relative
 from launcher.runner.s3 import S3Tool, bucket_url, tool_for
-from launcher.runner.spec import scrub
+from launcher.runner.spec import RunSecrets, scrub
 from launcher.runner.status import utc_now
 from launcher.runner.tools import ToolError
 
@@ -47,13 +47,15 @@ SHOW = 10
 @dataclass(frozen=True)
 class RunOutcome:
     """How training ended: its exit status (None if it never ran), a one-line reason, the
-    dataset manifest (None if the data phase did not finish) and, optionally, when the run
-    started (defaults to the first phase's start)."""
+    dataset manifest (None if the data phase did not finish), optionally when the run started
+    (defaults to the first phase's start) and the run's final state as the supervisor sees it
+    ("succeeded"/"failed"; defaults to the status file's, which still says "running")."""
 
     exit_code: int | None
     reason: str = ""
     dataset: Manifest | None = None
     started: str = ""
+    state: str = ""
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,7 @@ def _plan(ctx: Context, outcome: RunOutcome, staging: Path,
         else:
             ctx.log(f"upload: {ctx.mount / clean} does not exist; nothing to upload from it")
     logs = staging / "logs"
-    _copy_tree(Path(ctx.spec.paths.log_dir), logs)
+    _copy_tree(Path(ctx.spec.paths.log_dir), logs, ctx.secrets)
     plan.append((logs, "logs/"))
     manifest = staging / "manifest.json"
     manifest.write_text(scrub(json.dumps(run_manifest(ctx, outcome), indent=2), ctx.secrets))
@@ -145,7 +147,7 @@ def run_manifest(ctx: Context, outcome: RunOutcome) -> dict:
         "dataset": asdict(outcome.dataset) if outcome.dataset else None,
         "exit_code": outcome.exit_code,
         "reason": outcome.reason,
-        "state": snapshot.get("state", ""),
+        "state": outcome.state or snapshot.get("state", ""),
         "phases": phases,
         "notes": snapshot.get("notes", []),
         "started": started,
@@ -189,15 +191,16 @@ def regular_files(root: Path) -> dict[str, int]:
     return found
 
 
-def _copy_tree(source: Path, dest: Path) -> None:
-    """Snapshot the regular files under ``source`` into ``dest`` (links are not copied)."""
+def _copy_tree(source: Path, dest: Path, secrets: RunSecrets) -> None:
+    """Snapshot the regular files under ``source`` into ``dest``, secrets scrubbed (links
+    are not copied). train.log is the trainer's output, and the trainer holds the W&B key."""
     dest.mkdir(parents=True, exist_ok=True)
     if not source.is_dir():
         return
     for rel in regular_files(source):
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source / rel, target)
+        copy_tail(source / rel, target, None, secrets)
 
 
 def upload_heartbeat(ctx: Context) -> bool:
@@ -213,7 +216,7 @@ def upload_heartbeat(ctx: Context) -> bool:
             for source, rel in files:
                 if source.is_file() and not source.is_symlink():
                     snapshot = Path(tmp) / source.name
-                    copy_tail(source, snapshot, HEARTBEAT_LOG_BYTES)
+                    copy_tail(source, snapshot, HEARTBEAT_LOG_BYTES, ctx.secrets)
                     tool.cp_up(str(snapshot), run_url(ctx, rel))
         return True
     except Exception as exc:  # the heartbeat must never stop training
@@ -221,9 +224,16 @@ def upload_heartbeat(ctx: Context) -> bool:
         return False
 
 
-def copy_tail(source: Path, dest: Path, limit: int) -> None:
-    """Copy the last ``limit`` bytes of ``source`` (all of it when smaller) to ``dest``."""
+def copy_tail(source: Path, dest: Path, limit: int | None,
+              secrets: RunSecrets | None = None) -> None:
+    """Copy the last ``limit`` bytes of ``source`` (all of it when smaller or None) to
+    ``dest``, line by line, with every secret value of ``secrets`` replaced by ``***``."""
+    values = [v.encode() for v in (secrets.all_values() if secrets else []) if len(v) >= 4]
     with open(source, "rb") as reader, open(dest, "wb") as writer:
         size = os.fstat(reader.fileno()).st_size
-        reader.seek(max(0, size - limit))
-        shutil.copyfileobj(reader, writer)
+        if limit is not None:
+            reader.seek(max(0, size - limit))
+        for line in reader:
+            for value in values:
+                line = line.replace(value, b"***")
+            writer.write(line)

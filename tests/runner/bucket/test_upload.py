@@ -162,3 +162,23 @@ def test_everything_written_locally_is_secret_free(ctx):
         if path.is_file():
             assert secret_free(path.read_text()), path
     assert secret_free(Path(ctx.spec.paths.log_dir, "runner.log").read_text())
+
+
+def test_logs_are_scrubbed_before_they_go_up(ctx, s3_server, tmp_path):
+    """The trainer holds the W&B key and may print it (a traceback, an env dump): the
+    uploaded logs, whole or as a heartbeat tail, never carry a secret."""
+    leaked = ctx.secrets.all_values()
+    assert leaked, "the context must hold secrets for this test to mean anything"
+    log = Path(ctx.spec.paths.log_dir) / "train.log"
+    log.write_text("".join(f"env dump: KEY={value} tail\n" for value in leaked))
+    assert upload.upload_heartbeat(ctx)
+    heartbeat = tmp_path / "heartbeat.log"
+    key = f"s3://{ctx.spec.storage.bucket}/{ctx.spec.run_prefix}/logs/train.log"
+    s3_server.s5("cp", key, str(heartbeat))
+    assert upload.upload(ctx, OUTCOME).verified
+    final = tmp_path / "final.log"
+    s3_server.s5("cp", key, str(final))
+    for got in (heartbeat, final):
+        text = got.read_text()
+        assert text.count("KEY=*** tail") == len(leaked)
+        assert secret_free(text)

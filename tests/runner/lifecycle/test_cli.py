@@ -12,6 +12,7 @@ import pytest
 from support.keys import FAKE_VULTR_KEY
 
 from launcher.runner import cli, teardown
+from launcher.runner.spec import HealthSpec
 
 from .conftest import fake_secrets, make_spec
 
@@ -79,6 +80,28 @@ def test_the_status_is_resumed_not_overwritten(world, monkeypatch):
     cli.main(["teardown", "--spec", spec_path])
     notes = json.loads((Path(world.spec.paths.state_dir) / "status.json").read_text())["notes"]
     assert notes[0] == "from the supervisor"
+
+
+def test_a_test_host_root_is_refused_on_a_run_that_checks_gpus(tmp_path, monkeypatch, capsys):
+    from launcher.runner.supervisor import TEST_HOST_ENV
+
+    spec_path = write_run(make_spec(tmp_path))  # health.cpu_only is false: a real GPU run
+    monkeypatch.setenv(TEST_HOST_ENV, str(tmp_path))
+    assert cli.main(["supervise", "--spec", spec_path]) == 2
+    err = capsys.readouterr().err
+    assert f"{TEST_HOST_ENV} is set but health.cpu_only is not: refusing" in err
+    assert not (tmp_path / "state" / "supervisor.pid").exists()  # nothing ran
+
+
+@pytest.mark.parametrize("root", ["relative/dir", "/no/such/dir"])
+def test_a_test_host_root_must_be_an_existing_absolute_dir(tmp_path, monkeypatch, capsys, root):
+    from launcher.runner.supervisor import TEST_HOST_ENV
+
+    spec_path = write_run(make_spec(tmp_path, health=HealthSpec(cpu_only=True)))
+    monkeypatch.setenv(TEST_HOST_ENV, root)
+    assert cli.main(["supervise", "--spec", spec_path]) == 2
+    assert "is not an absolute path to a directory" in capsys.readouterr().err
+    assert not (tmp_path / "state" / "supervisor.pid").exists()
 
 
 @pytest.mark.parametrize("command", ["supervise", "watchdog", "teardown", "status"])

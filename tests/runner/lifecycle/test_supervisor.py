@@ -22,6 +22,7 @@ from .conftest import make_context, make_spec, read_status
 @dataclass
 class Uploaded:
     verified: bool
+    problems: tuple[str, ...] = ()
 
 
 class Fake:
@@ -124,10 +125,13 @@ def test_a_non_zero_training_exit_fails_the_run(ctx):
 
 
 def test_an_unverified_upload_fails_the_run_and_keeps_the_volume(ctx):
-    fake = Fake(ctx, upload=Uploaded(False))
+    fake = Fake(ctx, upload=Uploaded(False, ("s3://b/runs/x/: AccessDenied",)))
     assert supervise(ctx, fake.phases(), signals=False) == 1
     assert fake.teardown_verified is False
-    assert read_status(ctx.spec)["reason"] == "upload: not verified"
+    status = read_status(ctx.spec)
+    assert status["reason"] == "upload: not verified: s3://b/runs/x/: AccessDenied"
+    upload_phase = next(p for p in status["phases"] if p["name"] == "upload")
+    assert upload_phase["ok"] is False
     assert not sf.StateDir(Path(ctx.spec.paths.state_dir)).upload_verified()
 
 

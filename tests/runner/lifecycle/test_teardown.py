@@ -40,8 +40,10 @@ def test_deletes_the_volume_then_the_instance(world):
 def test_upload_not_verified_keeps_the_volume_and_names_it(world):
     left = run_teardown(world, verified=False)
     assert world.block_exists() and not world.instance_exists()
-    assert left == [f"volume {world.block_id} kept: upload not verified — delete with: "
-                    f"DELETE /v2/blocks/{world.block_id} after recovering data"]
+    assert len(left) == 1 and left[0].startswith(
+        f"volume {world.block_id} kept: upload not verified — recover its data, then delete it: "
+        "curl -X DELETE")
+    assert left[0].endswith(f"/blocks/{world.block_id}")
     assert read_status(world.spec)["left_behind"] == left
     assert not any(e.route == "/blocks/{id}/detach" for e in world.emulator.mutations())
 

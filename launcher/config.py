@@ -86,6 +86,7 @@ class StageConfig:
     gpu: GpuNeed
     volume: VolumeConfig
     max_hours: float
+    max_cost_usd: float | None
     heartbeat_s: int
     snapshot_prefix: str
     storage: StorageConfig
@@ -200,6 +201,7 @@ def merge(defaults: dict[str, Any], stage: dict[str, Any], *,
         provider=defaults["provider"], regions=tuple(defaults["regions"]),
         gpu=GpuNeed(**gpu), volume=VolumeConfig(**volume),
         max_hours=float(stage.get("max_hours", defaults["max_hours"])),
+        max_cost_usd=_opt_float(stage.get("max_cost_usd", defaults.get("max_cost_usd"))),
         heartbeat_s=int(defaults.get("heartbeat_s", 60)),
         snapshot_prefix=defaults.get("image", {}).get("snapshot_prefix", "launcher-gpu-"),
         storage=StorageConfig(**storage), wandb=WandbConfig(**wandb),
@@ -217,6 +219,10 @@ def _dotted(parts: list[str]) -> str:
 
 def _either(rule: Any) -> str:
     return " or ".join(rule) if isinstance(rule, list) else str(rule)
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _unique(items: list[str]) -> tuple[str, ...]:

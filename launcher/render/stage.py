@@ -37,6 +37,18 @@ class LaunchFacts:
     tarball_key: str = ""
     tarball_sha256: str = ""
     api_url: str = DEFAULT_API_URL
+    # What the run costs per hour (plan + volume), when known: it turns a dollar budget
+    # into hours.
+    hourly_cost_usd: float | None = None
+
+
+def run_hours(stage: StageConfig, hourly_cost_usd: float | None) -> float:
+    """How long the run may last: ``max_hours``, or less when ``max_cost_usd`` buys less at
+    ``hourly_cost_usd``. Without a price (a preview) the budget cannot apply yet."""
+    hours = stage.max_hours
+    if stage.max_cost_usd is not None and hourly_cost_usd:
+        hours = min(hours, stage.max_cost_usd / hourly_cost_usd)
+    return hours
 
 
 def run_id_for(stage: StageConfig, now: float) -> str:
@@ -58,7 +70,7 @@ def placeholder_facts(stage: StageConfig, now: float) -> LaunchFacts:
 
 
 def stage_run_spec(stage: StageConfig, facts: LaunchFacts, now: float) -> RunSpec:
-    """The run spec for ``stage``; the deadline is ``now`` plus the stage's ``max_hours``."""
+    """The run spec for ``stage``; the deadline is ``now`` plus :func:`run_hours`."""
     if stage.code.kind == "git":
         code = CodeSource(kind="git", git_url=stage.code.git_url,
                           git_commit=stage.code.git_commit)
@@ -73,7 +85,7 @@ def stage_run_spec(stage: StageConfig, facts: LaunchFacts, now: float) -> RunSpe
         volume=VolumeSpec(block_id=facts.block_id, mount_id=facts.mount_id,
                           mount_point=v.mount_point, fs_type=v.fs_type, keep_volume=v.keep,
                           device_wait_s=v.device_wait_s),
-        deadline_epoch=float(int(now + stage.max_hours * 3600)),
+        deadline_epoch=float(int(now + run_hours(stage, facts.hourly_cost_usd) * 3600)),
         workdir=stage.workdir, placement=facts.placement,
         health=HealthSpec(cpu_only=stage.cpu_only, min_gpus=g.count,
                           min_vram_gb=g.min_vram_gb, gpu_model=g.model,

@@ -142,3 +142,26 @@ def test_a_git_stage_and_real_launch_facts(config_dir):
     assert (spec.code.kind, spec.code.git_commit) == ("git", commit)
     assert spec.volume.keep_volume and spec.health.cpu_only
     assert (spec.volume.block_id, spec.volume.mount_id) == ("blk-1", "mnt1")
+
+
+@pytest.mark.parametrize(("budget", "hourly", "hours"), [
+    (None, 2.5, 12.0),     # no budget: max_hours
+    (10.0, 2.5, 4.0),      # the budget buys 4 h, less than the stage's 12 h
+    (100.0, 2.5, 12.0),    # the budget buys 40 h: max_hours still caps it
+    (10.0, None, 12.0),    # a preview knows no price yet: max_hours
+])
+def test_a_dollar_budget_brings_the_deadline_forward(config_dir, budget, hourly, hours):
+    if budget is not None:
+        stage_file = config_dir / "stages" / "diffusion.yaml"
+        stage_file.write_text(stage_file.read_text() + f"max_cost_usd: {budget}\n")
+    stage = load_stage(config_dir, "diffusion")
+    facts = LaunchFacts(run_id="diffusion-1", block_id="b", mount_id="m",
+                        hourly_cost_usd=hourly)
+    assert stage_run_spec(stage, facts, NOW).deadline_epoch == NOW + hours * 3600
+
+
+def test_a_budget_must_be_a_positive_number(config_dir):
+    stage_file = config_dir / "stages" / "diffusion.yaml"
+    stage_file.write_text(stage_file.read_text() + "max_cost_usd: -3\n")
+    with pytest.raises(ConfigError, match="max_cost_usd"):
+        load_stage(config_dir, "diffusion")

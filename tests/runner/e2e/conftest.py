@@ -41,7 +41,6 @@ from launcher.runner.spec import (
     WandbSpec,
 )
 from launcher.runner.supervisor import TEST_HOST_ENV
-from launcher.vultr import BlockSpec, InstanceSpec
 from runner.conftest import READER_ID, READER_SECRET, S3Server, listing, put
 from runner.lifecycle import conftest as lifecycle
 from runner.lifecycle.conftest import PLAN, REGION, SNAPSHOT_ID
@@ -241,13 +240,7 @@ def make_bed(runner_pyz: bytes, s3_server: S3Server, bucket: str, client, emulat
         root.chmod(0o755)
 
         # The Vultr side: an instance tagged with the run, its volume attached.
-        block = client.create_block(BlockSpec(REGION, 50, f"{RUN_ID}-cache"))
-        instance = client.create_instance(InstanceSpec(
-            REGION, PLAN, RUN_ID, snapshot_id=SNAPSHOT_ID, tags=("launcher", f"run:{RUN_ID}"),
-            user_data="#cloud-config\n{}\n"))
-        client.wait_instance_ready(instance.id)
-        client.attach_block(block.id, instance.id, live=True)
-        block = client.get_block(block.id)
+        instance, block = lifecycle.launch_attached(client, RUN_ID)
         assert block.attached_to == instance.id
 
         host = _fake_host(root / "host", block.mount_id, instance.id)

@@ -157,14 +157,21 @@ class World:
         self.ctx = make_context(self.spec)
 
 
-@pytest.fixture
-def world(tmp_path: Path, emulator, client, metadata) -> World:
-    block = client.create_block(BlockSpec(REGION, 50, f"{RUN_ID}-cache"))
+def launch_attached(client, run_id: str) -> tuple:
+    """What a launch leaves for the runner: an instance tagged ``run:<run_id>`` with its
+    volume attached live. Returns ``(instance, block)`` as the client reads them now."""
+    block = client.create_block(BlockSpec(REGION, 50, f"{run_id}-cache"))
     instance = client.create_instance(InstanceSpec(
-        REGION, PLAN, RUN_ID, snapshot_id=SNAPSHOT_ID, tags=("launcher", f"run:{RUN_ID}"),
+        REGION, PLAN, run_id, snapshot_id=SNAPSHOT_ID, tags=("launcher", f"run:{run_id}"),
         user_data="#cloud-config\n{}\n"))
     client.wait_instance_ready(instance.id)
     client.attach_block(block.id, instance.id, live=True)
+    return instance, client.get_block(block.id)
+
+
+@pytest.fixture
+def world(tmp_path: Path, emulator, client, metadata) -> World:
+    instance, block = launch_attached(client, RUN_ID)
     spec = make_spec(tmp_path, volume={"block_id": block.id, "mount_id": block.mount_id},
                      api_url=emulator.url, metadata_url=metadata(instance.id))
     return World(emulator, client, instance.id, block.id, spec, make_context(spec))

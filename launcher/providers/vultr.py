@@ -1,0 +1,129 @@
+"""Vultr behind the provider contract (``launcher.providers.base``), over ``VultrClient``.
+
+The client already keeps promise 2 (ambiguous creates are resolved by look-up) and promise 4
+for plain deletes; this module adds the run naming of ``launcher.naming``, the lock-retrying
+live attach and detach-before-delete.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from launcher.errors import ConflictError, NotFoundError
+from launcher.naming import LAUNCHER_TAG, REUSABLE_VOLUME_PREFIX, parse_tags, run_tag, volume_label
+from launcher.providers.base import (
+    InstanceRef,
+    InstanceRequest,
+    RunResources,
+    VolumeRef,
+    VolumeRequest,
+)
+from launcher.vultr import Block, BlockSpec, Instance, InstanceSpec, VultrClient, wait_for
+
+RUN_VOLUME_SUFFIX = "-cache"
+
+
+def volume_ref(block: Block) -> VolumeRef:
+    return VolumeRef(id=block.id, label=block.label, region=block.region,
+                     size_gb=block.size_gb, mount_id=block.mount_id,
+                     attached_to=block.attached_to, ready=block.status == "active")
+
+
+def instance_ref(instance: Instance) -> InstanceRef:
+    return InstanceRef(id=instance.id, label=instance.label, region=instance.region,
+                       plan=instance.plan, tags=instance.tags, state=instance.state,
+                       ready=instance.is_ready)
+
+
+def run_of_volume(label: str) -> str:
+    """The run id a volume label names ("" for a reusable or foreign volume)."""
+    if label.startswith(REUSABLE_VOLUME_PREFIX) or not label.endswith(RUN_VOLUME_SUFFIX):
+        return ""
+    return label[: -len(RUN_VOLUME_SUFFIX)]
+
+
+class VultrProvider:
+    """The Vultr provider. ``client`` does the HTTP; this class keeps the contract."""
+
+    name = "vultr"
+
+    def __init__(self, client: VultrClient) -> None:
+        self.client = client
+
+    @classmethod
+    def from_env(cls, **http_options: Any) -> VultrProvider:
+        return cls(VultrClient.from_env(**http_options))
+
+    def __repr__(self) -> str:
+        return f"VultrProvider({self.client!r})"
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def find_run(self, run_id: str) -> RunResources:
+        instances = self.client.list_instances(tag=run_tag(run_id))
+        volumes = self.client.list_blocks(label=volume_label(run_id))
+        return RunResources(run_id, tuple(map(instance_ref, instances)),
+                            tuple(map(volume_ref, volumes)))
+
+    def list_runs(self) -> list[RunResources]:
+        instances: dict[str, list[InstanceRef]] = defaultdict(list)
+        for instance in self.client.list_instances(tag=LAUNCHER_TAG):
+            run_id = parse_tags(instance.tags).run_id
+            if run_id:
+                instances[run_id].append(instance_ref(instance))
+        volumes: dict[str, list[VolumeRef]] = defaultdict(list)
+        for block in self.client.list_blocks():
+            run_id = run_of_volume(block.label)
+            if run_id:
+                volumes[run_id].append(volume_ref(block))
+        return [RunResources(r, tuple(instances[r]), tuple(volumes[r]))
+                for r in sorted(set(instances) | set(volumes))]
+
+    # -- volumes --------------------------------------------------------------------------
+
+    def create_volume(self, request: VolumeRequest) -> VolumeRef:
+        spec = BlockSpec(request.region, request.size_gb, request.label, request.kind)
+        return volume_ref(self.client.create_block(spec))
+
+    def wait_volume_ready(self, volume_id: str, deadline_s: float) -> VolumeRef:
+        return volume_ref(self.client.wait_block_active(volume_id, deadline_s=deadline_s))
+
+    def attach_volume(self, volume_id: str, instance_id: str, deadline_s: float) -> VolumeRef:
+        def attempt() -> bool:
+            try:
+                self.client.attach_block(volume_id, instance_id, live=True)
+            except ConflictError:  # "Instance is locked": still booting or busy
+                return False
+            return True
+
+        wait_for(attempt, bool, deadline_s=deadline_s, what=f"attaching volume {volume_id}",
+                 poll=self.client.poll, sleep=self.client.http.sleep, clock=self.client.http.clock)
+        return volume_ref(self.client.get_block(volume_id))
+
+    def delete_volume(self, volume_id: str, deadline_s: float = 300) -> bool:
+        try:
+            block = self.client.get_block(volume_id)
+        except NotFoundError:
+            return False
+        if block.attached_to:
+            self.client.detach_block(volume_id, live=True)
+            wait_for(lambda: self.client.get_block(volume_id), lambda b: not b.attached_to,
+                     deadline_s=deadline_s, what=f"detaching volume {volume_id}",
+                     poll=self.client.poll, sleep=self.client.http.sleep,
+                     clock=self.client.http.clock)
+        return self.client.delete_block(volume_id)
+
+    # -- instances ------------------------------------------------------------------------
+
+    def create_instance(self, request: InstanceRequest) -> InstanceRef:
+        spec = InstanceSpec(request.region, request.plan, request.label,
+                            snapshot_id=request.image_id, tags=request.tags,
+                            user_data=request.user_data, sshkey_ids=request.ssh_key_ids)
+        return instance_ref(self.client.create_instance(spec))
+
+    def wait_instance_ready(self, instance_id: str, deadline_s: float) -> InstanceRef:
+        return instance_ref(self.client.wait_instance_ready(instance_id, deadline_s=deadline_s))
+
+    def delete_instance(self, instance_id: str) -> bool:
+        return self.client.delete_instance(instance_id)

@@ -10,10 +10,16 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from launcher.config import (
+    CONFIG_DIR_VARIABLE,
+    Account,
+    add_override_flags,
+    config_dir_for,
+    load_account,
+    overrides_from_args,
+)
 from launcher.errors import ConfigError
 from launcher.render.preview import Preview, render_stage
-
-CONFIG_DIR_VARIABLE = "LAUNCHER_CONFIG_DIR"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,12 +36,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="write the masked document to FILE instead of printing it")
     parser.add_argument("--json", action="store_true",
                         help="print JSON: sizes, secrets set, runner files and the document")
+    add_override_flags(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    config_dir = args.config_dir or Path(os.environ.get(CONFIG_DIR_VARIABLE, "configs"))
-    preview = render_stage(config_dir, args.stage, os.environ)
+    config_dir = config_dir_for(args.config_dir, os.environ)
+    account = load_account(os.environ, getattr(args, "env_file", None))
+    preview = render_stage(config_dir, args.stage, account, overrides_from_args(args))
     if args.out is not None:
         _write(args.out, preview.document.redacted_text())
     if args.json:
@@ -45,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2))
     elif args.out is None:
         print(preview.document.redacted_text(), end="")
-    _summary(preview, args.out)
+    _summary(preview, account, args.out)
     return 0
 
 
@@ -56,10 +64,14 @@ def _write(path: Path, text: str) -> None:
         raise ConfigError(f"--out {path}: cannot write: {exc.strerror}") from None
 
 
-def _summary(preview: Preview, out: Path | None) -> None:
-    unset = preview.as_dict(with_document=False)["secrets_unset"]
+def _summary(preview: Preview, account: Account, out: Path | None) -> None:
     where = f" -> {out}" if out is not None else ""
     line = f"{preview.stage.name}: {preview.document.size_report()}{where}"
-    if unset:
-        line += f"; not set in the environment: {', '.join(unset)}"
-    Console(stderr=True, highlight=False).print(escape(line), soft_wrap=True)
+    if preview.variables_unset:
+        line += (f"; not set in the environment or {account.env_file.path}: "
+                 f"{', '.join(preview.variables_unset)}")
+    console = Console(stderr=True, highlight=False)
+    console.print(escape(line), soft_wrap=True)
+    for old, new in account.legacy_names:
+        console.print(escape(f"note: {old} is set but no longer read: rename it {new}"),
+                      soft_wrap=True)

@@ -70,7 +70,8 @@ def placeholder_facts(stage: StageConfig, now: float) -> LaunchFacts:
 
 
 def stage_run_spec(stage: StageConfig, facts: LaunchFacts, now: float) -> RunSpec:
-    """The run spec for ``stage``; the deadline is ``now`` plus :func:`run_hours`."""
+    """The run spec for ``stage``; the deadline is ``now`` plus :func:`run_hours`. The health
+    thresholds are ``stage.gpu``'s: pass ``stage.for_profile(chosen)`` for a fallback."""
     if stage.code.kind == "git":
         code = CodeSource(kind="git", git_url=stage.code.git_url,
                           git_commit=stage.code.git_commit)
@@ -87,8 +88,8 @@ def stage_run_spec(stage: StageConfig, facts: LaunchFacts, now: float) -> RunSpe
                           device_wait_s=v.device_wait_s),
         deadline_epoch=float(int(now + run_hours(stage, facts.hourly_cost_usd) * 3600)),
         workdir=stage.workdir, placement=facts.placement,
-        health=HealthSpec(cpu_only=stage.cpu_only, min_gpus=g.count,
-                          min_vram_gb=g.min_vram_gb, gpu_model=g.model,
+        health=HealthSpec(cpu_only=stage.cpu_only, min_gpus=g.gpu_count,
+                          min_vram_gb=g.min_vram_gb, gpu_model=g.gpu_model,
                           min_disk_mb_s=stage.min_disk_mb_s, matmul=stage.matmul),
         wandb=WandbSpec(project=stage.wandb.project, entity=stage.wandb.entity,
                         mode=stage.wandb.mode, tags=stage.wandb.tags),

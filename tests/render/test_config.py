@@ -11,6 +11,7 @@ import pytest
 
 from launcher.config import SCHEMA_DIR, load_stage, stage_names
 from launcher.errors import ConfigError
+from launcher.naming import REUSABLE_VOLUME_PREFIX
 from launcher.render.stage import (
     CHOSEN_AT_LAUNCH,
     CREATED_AT_LAUNCH,
@@ -35,11 +36,11 @@ def config_dir(tmp_path: Path) -> Path:
 
 
 def test_the_shipped_stages_load():
-    assert {"diffusion", "smoke"} <= set(stage_names(CONFIGS))
+    assert {"diffusion", "full", "operator", "smoke"} <= set(stage_names(CONFIGS))
     diffusion = load_stage(CONFIGS, "diffusion")
     assert diffusion.regions == ("sjc", "sea", "lax") and diffusion.gpu.min_vram_gb == 80
-    assert diffusion.volume.size_gb == 1000 and diffusion.volume.block_type == "high_perf"
-    assert diffusion.storage.data_prefix == "datasets/diffusion"
+    assert diffusion.volume.size_gb == 1024 and diffusion.volume.block_type == "high_perf"
+    assert diffusion.storage.data_prefix == "datasets/burgers1d"
     assert diffusion.wandb.tags == ("launcher", "diffusion")
     smoke = load_stage(CONFIGS, "smoke")
     assert smoke.cpu_only and smoke.max_hours == 1 and smoke.volume.size_gb == 10
@@ -55,19 +56,29 @@ def test_every_config_field_is_described_and_closed(name):
                     if obj.get("additionalProperties") is not False
                     and where != "#/properties/env"]
     assert undescribed == [] and open_objects == []
+    both = "".join((SCHEMA_DIR / n).read_text() for n in ("launcher.schema.json",
+                                                          "stage.schema.json"))
+    unused = [d for d in schema.get("$defs", {}) if f"#/$defs/{d}\"" not in both]
+    assert unused == []
+    if "reuse_label" in schema.get("$defs", {}):  # the schema follows launcher/naming.py
+        pattern = schema["$defs"]["reuse_label"]["pattern"]
+        assert pattern.startswith(f"^({REUSABLE_VOLUME_PREFIX}")
 
 
 @pytest.mark.parametrize(("file", "text", "expected"), [
-    ("stages/diffusion.yaml", "name: diffusion\ncommand: [python]\ngpu: {count: two}\n",
-     "field gpu.count: expected integer, got string"),
-    ("stages/diffusion.yaml", "name: diffusion\ncommand: [python]\ngpu: {vram: 80}\n",
-     "field gpu.vram: unknown field (expected one of allow_fractional, count, min_vram_gb, "
-     "model)"),
+    ("stages/diffusion.yaml",
+     "name: diffusion\ncommand: [python]\ngpu_profiles: [{min_vram_gb: 8, gpu_count: two}]\n",
+     "field gpu_profiles.0.gpu_count: expected integer, got string"),
+    ("stages/diffusion.yaml", "name: diffusion\ncommand: [python]\ngpu_profiles: [{vram: 80}]\n",
+     "field gpu_profiles.0.vram: unknown field (expected one of allow_fractional, gpu_count, "
+     "gpu_model, min_vram_gb, name, overrides)"),
+    ("stages/diffusion.yaml", "name: diffusion\ncommand: [python]\ngpu: {min_vram_gb: 80}\n",
+     "field gpu: unknown field (expected one of "),
     ("stages/diffusion.yaml", "name: diffusion\n", "field command: missing (required)"),
     ("stages/diffusion.yaml", "name: diffusion\ncommand: python train.py\n",
      "field command: expected array, got string"),
     ("stages/diffusion.yaml", "name: diffusion\ncommand: [python]\nmax_hours: 0\n",
-     "field max_hours: expected exclusiveMinimum 0"),
+     "field max_hours: expected a number > 0, got 0"),
     ("stages/diffusion.yaml", "name: smoke\ncommand: [python]\n",
      "field name: expected 'diffusion' (the file's name)"),
     ("stages/diffusion.yaml", "name: diffusion\ncommand: [python]\nenv: {1BAD: x}\n",
@@ -80,8 +91,8 @@ def test_every_config_field_is_described_and_closed(name):
      "field regions: expected array, got string"),
     ("launcher.yaml", ("provider: vultr", "provider: aws"),
      "field provider: expected one of vultr"),
-    ("launcher.yaml", ("  size_gb: 1000", "  size_gb: 5"),
-     "field volume.size_gb: expected minimum 10"),
+    ("launcher.yaml", ("  size_gb: 1024", "  size_gb: 5"),
+     "field volume.size_gb: expected a number >= 10, got 5"),
     ("launcher.yaml", ("  bucket: your-b2-bucket", "  bucket: Bad_Bucket"),
      "field storage.bucket: expected a string matching"),
 ])
@@ -100,7 +111,8 @@ def test_a_bad_file_names_file_field_and_expectation(config_dir, file, text, exp
 
 
 def test_an_unknown_stage_lists_the_known_ones(config_dir):
-    with pytest.raises(ConfigError, match=r"no such stage \(known: diffusion, smoke\)"):
+    with pytest.raises(ConfigError,
+                       match=r"no such stage \(known: diffusion, full, operator, smoke\)"):
         load_stage(config_dir, "nope")
 
 

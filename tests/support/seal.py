@@ -10,6 +10,7 @@ import pytest
 
 SEALED_PREFIXES = ("VULTR_", "B2_", "AWS_", "WANDB_")
 PROXY_VARS = {"http_proxy", "https_proxy", "all_proxy", "no_proxy", "ftp_proxy"}
+ENV_FILE_VARIABLE = "LAUNCHER_ENV_FILE"
 
 
 class NetworkSealed(AssertionError):
@@ -60,6 +61,9 @@ def _scrub_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(SEALED_PREFIXES) or name.lower() in PROXY_VARS:
             monkeypatch.delenv(name, raising=False)
+    # The launcher reads keys from ./.env too: point it at an empty file so a developer's
+    # real .env never reaches a test (tests of the .env lookup unset this themselves).
+    monkeypatch.setenv(ENV_FILE_VARIABLE, os.devnull)
 
 
 

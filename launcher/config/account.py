@@ -1,0 +1,196 @@
+"""The account: credentials and account settings from the environment and a ``.env`` file.
+
+An environment variable wins over the ``.env`` file; an empty value counts as unset. The file
+is ``--env-file PATH``, else ``$LAUNCHER_ENV_FILE``, else ``./.env``; only the last may be
+missing. Keys are held as :class:`~launcher.secrets.Secret` (``repr`` shows ``***``) and leave
+here only through :func:`run_secrets` (for the instance's root-only secrets file) and
+:func:`vultr_settings` (for the API layer).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from launcher.config.dotenv import read_env_file
+from launcher.config.model import StageConfig
+from launcher.config.schema import check_value
+from launcher.errors import ConfigError
+from launcher.runner.spec import RunSecrets
+from launcher.secrets import Secret
+from launcher.vultr.config import VultrSettings, validate_api_url
+
+ENV_FILE_VARIABLE = "LAUNCHER_ENV_FILE"
+DEFAULT_ENV_FILE = ".env"
+DEFAULT_API_URL = "https://api.vultr.com/v2"
+SOURCE_ENV, SOURCE_FILE, SOURCE_UNSET = "env", ".env file", "unset"
+# The launcher's variables -> (Account field, is it a secret?)
+VARIABLES: dict[str, tuple[str, bool]] = {
+    "VULTR_KEY": ("vultr_key", True),
+    "VULTR_API_URL": ("vultr_api_url", False),
+    "VULTR_SELF_DESTRUCT_KEY": ("vultr_self_destruct_key", True),
+    "B2_APPLICATION_KEY_ID": ("b2_key_id", True),
+    "B2_APPLICATION_KEY": ("b2_key", True),
+    "B2_BUCKET": ("b2_bucket", False),
+    "B2_S3_ENDPOINT": ("b2_s3_endpoint", False),
+    "WANDB_API_KEY": ("wandb_api_key", True),
+    "WANDB_PROJECT": ("wandb_project", False),
+    "WANDB_ENTITY": ("wandb_entity", False),
+}
+# Names the launcher read before; seen, they earn a note (they are not read any more).
+LEGACY_VARIABLES = {"B2_KEY_ID": "B2_APPLICATION_KEY_ID", "B2_APP_KEY": "B2_APPLICATION_KEY"}
+B2_ENDPOINT = re.compile(r"^https://s3\.([a-z0-9-]+)\.backblazeb2\.com/?$")
+UNSET = Secret("")
+
+
+@dataclass(frozen=True)
+class EnvFile:
+    """The ``.env`` file consulted: its path, who named it (``--env-file``,
+    ``LAUNCHER_ENV_FILE`` or ``default``) and whether it exists."""
+
+    path: str = DEFAULT_ENV_FILE
+    named_by: str = "default"
+    found: bool = False
+
+
+@dataclass(frozen=True)
+class Account:
+    """Credentials and account settings; ``sources`` says where each variable came from
+    (``env``, ``.env file`` or ``unset``); ``legacy_names`` lists (old, new) variable names
+    found set under their old name."""
+
+    vultr_key: Secret = UNSET
+    vultr_api_url: str = DEFAULT_API_URL
+    vultr_self_destruct_key: Secret = UNSET
+    b2_key_id: Secret = UNSET
+    b2_key: Secret = UNSET
+    b2_bucket: str = ""
+    b2_s3_endpoint: str = ""
+    wandb_api_key: Secret = UNSET
+    wandb_project: str = ""
+    wandb_entity: str = ""
+    sources: tuple[tuple[str, str], ...] = ()
+    env_file: EnvFile = field(default_factory=EnvFile)
+    legacy_names: tuple[tuple[str, str], ...] = ()
+
+    def source(self, variable: str) -> str:
+        return dict(self.sources).get(variable, SOURCE_UNSET)
+
+    @property
+    def instance_vultr_key(self) -> Secret:
+        """The key the instance deletes itself with: the reduced self-destruct key if set."""
+        return self.vultr_self_destruct_key or self.vultr_key
+
+    def secrets(self) -> tuple[Secret, ...]:
+        """Every key that is set, for scrubbing text."""
+        values = (getattr(self, f) for f, secret in VARIABLES.values() if secret)
+        return tuple(v for v in values if v)
+
+
+Credentials = Account  # the other name the design uses
+
+
+def instance_secret_sources(account: Account) -> dict[str, str]:
+    """Which of the launcher's variables feeds each name in the instance's secrets file."""
+    vultr = "VULTR_SELF_DESTRUCT_KEY" if account.vultr_self_destruct_key else "VULTR_KEY"
+    return {"VULTR_KEY": vultr, "B2_KEY_ID": "B2_APPLICATION_KEY_ID",
+            "B2_APP_KEY": "B2_APPLICATION_KEY", "WANDB_API_KEY": "WANDB_API_KEY"}
+
+
+def run_secrets(account: Account) -> RunSecrets:
+    """The instance's secrets (its own names: VULTR_KEY, B2_KEY_ID, B2_APP_KEY,
+    WANDB_API_KEY); unset ones are empty."""
+    return RunSecrets({
+        "VULTR_KEY": account.instance_vultr_key.reveal(),
+        "B2_KEY_ID": account.b2_key_id.reveal(), "B2_APP_KEY": account.b2_key.reveal(),
+        "WANDB_API_KEY": account.wandb_api_key.reveal()})
+
+
+def env_file_for(flag: str | Path | None, environ: Mapping[str, str]) -> EnvFile:
+    """The ``.env`` file to read: ``flag``, else ``$LAUNCHER_ENV_FILE``, else ``./.env``."""
+    if flag:
+        return EnvFile(str(flag), "--env-file")
+    if environ.get(ENV_FILE_VARIABLE, "").strip():
+        return EnvFile(environ[ENV_FILE_VARIABLE].strip(), ENV_FILE_VARIABLE)
+    return EnvFile()
+
+
+def load_account(environ: Mapping[str, str] | None = None,
+                 env_file: str | Path | None = None) -> Account:
+    """The account from ``environ`` (default ``os.environ``) over the ``.env`` file.
+    A named ``.env`` file that does not exist is a ConfigError; the default may be missing."""
+    env = os.environ if environ is None else environ
+    chosen = env_file_for(env_file, env)
+    from_file = read_env_file(Path(chosen.path))
+    if from_file is None and chosen.named_by != "default":
+        raise ConfigError(f"{chosen.named_by} {chosen.path}: no such file")
+    chosen = dataclasses.replace(chosen, found=from_file is not None)
+    values: dict[str, object] = {}
+    sources: list[tuple[str, str]] = []
+    for variable, (attribute, secret) in VARIABLES.items():
+        value, source = _lookup(variable, env, from_file or {})
+        sources.append((variable, source))
+        if value:
+            values[attribute] = Secret(value) if secret else value
+    if "vultr_api_url" in values:
+        where = named("VULTR_API_URL", dict(sources)["VULTR_API_URL"], chosen)
+        values["vultr_api_url"] = validate_api_url(str(values["vultr_api_url"]), where)
+    legacy = tuple((old, new) for old, new in LEGACY_VARIABLES.items()
+                   if env.get(old) or (from_file or {}).get(old))
+    return Account(**values, sources=tuple(sources), env_file=chosen,  # type: ignore[arg-type]
+                   legacy_names=legacy)
+
+
+def _lookup(variable: str, env: Mapping[str, str],
+            from_file: Mapping[str, str]) -> tuple[str, str]:
+    if env.get(variable, "").strip():
+        return env[variable].strip(), SOURCE_ENV
+    if from_file.get(variable, "").strip():
+        return from_file[variable].strip(), SOURCE_FILE
+    return "", SOURCE_UNSET
+
+
+def apply_account(stage: StageConfig, account: Account) -> StageConfig:
+    """``stage`` with the account's bucket, S3 endpoint (and B2 region) and W&B project and
+    entity in place of the configuration's, where they are set."""
+    storage = stage.storage
+    if account.b2_bucket:
+        check_value(account.b2_bucket, "launcher.schema.json#/$defs/bucket",
+                    _label("B2_BUCKET", account))
+        storage = dataclasses.replace(storage, bucket=account.b2_bucket)
+    if account.b2_s3_endpoint:
+        endpoint = account.b2_s3_endpoint
+        check_value(endpoint, "launcher.schema.json#/$defs/endpoint_url",
+                    _label("B2_S3_ENDPOINT", account))
+        b2_region = B2_ENDPOINT.match(endpoint)
+        storage = dataclasses.replace(
+            storage, endpoint_url=endpoint,
+            region=b2_region.group(1) if b2_region else storage.region)
+    wandb = dataclasses.replace(stage.wandb,
+                                project=account.wandb_project or stage.wandb.project,
+                                entity=account.wandb_entity or stage.wandb.entity)
+    return dataclasses.replace(stage, storage=storage, wandb=wandb)
+
+
+def vultr_settings(account: Account, environ: Mapping[str, str] | None = None) -> VultrSettings:
+    """Settings for :class:`~launcher.vultr.VultrClient` with the account's URL and key (so a
+    key in the ``.env`` file works too); timeouts from ``VULTR_*_TIMEOUT`` in ``environ``."""
+    env = os.environ if environ is None else environ
+    timeouts = {k: v for k, v in env.items()
+                if k in ("VULTR_CONNECT_TIMEOUT", "VULTR_READ_TIMEOUT")}
+    base = VultrSettings.from_env(timeouts)
+    return dataclasses.replace(base, api_url=account.vultr_api_url,
+                               api_key=account.vultr_key or None)
+
+
+def named(variable: str, source: str, env_file: EnvFile) -> str:
+    """``VARIABLE (from the environment)`` or ``VARIABLE (from PATH)``, for messages."""
+    return f"{variable} (from {env_file.path if source == SOURCE_FILE else 'the environment'})"
+
+
+def _label(variable: str, account: Account) -> str:
+    return named(variable, account.source(variable), account.env_file)

@@ -1,0 +1,177 @@
+"""Load ``configs/launcher.yaml`` and ``configs/stages/<name>.yaml`` into one typed stage.
+
+Each file is checked against its JSON Schema in ``configs/schema/`` (draft 2020-12) before a
+value is used. A bad file raises :class:`~launcher.errors.ConfigError` in one line naming the
+file, the field's dotted path and what was expected, for example
+``configs/stages/x.yaml: field gpu_profiles.0.gpu_count: expected integer, got string``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from launcher.config.model import (
+    AccessConfig,
+    CodeConfig,
+    GpuProfile,
+    ImageConfig,
+    ProfileOverrides,
+    StageConfig,
+    StorageConfig,
+    VolumeConfig,
+    WandbConfig,
+)
+from launcher.config.overrides import Overrides, apply_overrides
+from launcher.config.schema import describe, first_error
+from launcher.errors import ConfigError
+
+DEFAULTS_FILE = "launcher.yaml"
+STAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,30}$")
+PUBLIC_KEY_TYPES = ("ssh-", "ecdsa-sha2-", "sk-ssh-", "sk-ecdsa-")
+
+
+def stage_names(config_dir: Path) -> list[str]:
+    """The stages defined under ``config_dir/stages``."""
+    return sorted(p.stem for p in (config_dir / "stages").glob("*.yaml"))
+
+
+def load_stage(config_dir: Path, name: str, *,
+               command_override: Sequence[str] | None = None) -> StageConfig:
+    """Read, check and merge ``launcher.yaml`` and ``stages/<name>.yaml`` from ``config_dir``.
+    ``command_override`` replaces the stage's argv (as ``--command`` does)."""
+    if not STAGE_NAME.match(name):
+        raise ConfigError(f"--stage: expected a stage name matching {STAGE_NAME.pattern}, "
+                          f"got {name!r}")
+    defaults_path = config_dir / DEFAULTS_FILE
+    stage_path = config_dir / "stages" / f"{name}.yaml"
+    if not stage_path.is_file():
+        known = ", ".join(stage_names(config_dir)) or "none"
+        raise ConfigError(f"{stage_path}: no such stage (known: {known})")
+    defaults = load_checked(defaults_path, "launcher.schema.json")
+    stage = load_checked(stage_path, "stage.schema.json")
+    if stage["name"] != name:
+        raise ConfigError(f"{stage_path}: field name: expected {name!r} (the file's name), "
+                          f"got {stage['name']!r}")
+    merged = merge(defaults, stage, files=(str(defaults_path), str(stage_path)))
+    if command_override is None:
+        return merged
+    return apply_overrides(merged, Overrides(command=tuple(command_override)))
+
+
+def load_checked(path: Path, schema_name: str) -> dict[str, Any]:
+    """The YAML mapping in ``path``, valid against ``configs/schema/<schema_name>``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found", hint="run from the project root or pass "
+                          "--config-dir") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f"line {mark.line + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or "malformed"
+        raise ConfigError(f"{path}: not valid YAML: {line}{problem}") from None
+    error = first_error(schema_name, data)
+    if error is not None:
+        raise ConfigError(f"{path}: {describe(error)}")
+    return data
+
+
+def merge(defaults: dict[str, Any], stage: dict[str, Any], *,
+          files: tuple[str, ...]) -> StageConfig:
+    """The stage over the defaults (both already valid)."""
+    defaults_file, stage_file = files
+    profiles_from = stage_file if "gpu_profiles" in stage else defaults_file
+    health = defaults.get("health", {})
+    return StageConfig(
+        name=stage["name"], description=stage.get("description", ""),
+        command=tuple(stage["command"]), workdir=stage.get("workdir", "."),
+        provider=defaults["provider"],
+        regions=tuple(stage.get("regions", defaults["regions"])),
+        profiles=profiles(stage.get("gpu_profiles", defaults["gpu_profiles"]), profiles_from),
+        volume=_volume(defaults, stage),
+        max_hours=float(stage.get("max_hours", defaults["max_hours"])),
+        max_cost_usd=_opt_float(_pick("max_cost_usd", stage, defaults)),
+        max_price_per_hour=_opt_float(_pick("max_price_per_hour", stage, defaults)),
+        heartbeat_s=int(defaults.get("heartbeat_s", 60)),
+        image=ImageConfig(**{**defaults.get("image", {}), **stage.get("image", {})}),
+        storage=_storage(defaults, stage), wandb=_wandb(defaults, stage),
+        code=CodeConfig(**stage.get("code", defaults["code"])),
+        cpu_only=bool(stage.get("cpu_only", False)),
+        env=tuple(sorted(stage.get("env", {}).items())),
+        upload_dirs=tuple(stage.get("upload_dirs", ("checkpoints", "reports"))),
+        min_disk_mb_s=float(health.get("min_disk_mb_s", 200)),
+        matmul=bool(health.get("matmul", True)),
+        access=_access(defaults.get("access", {}), defaults_file), files=files)
+
+
+def profiles(items: list[dict[str, Any]], file: str) -> tuple[GpuProfile, ...]:
+    """Typed profiles in their order; unnamed ones are ``preferred`` / ``fallback-<n>``."""
+    result = []
+    for index, item in enumerate(items):
+        overrides = item.get("overrides", {})
+        result.append(GpuProfile(
+            min_vram_gb=int(item["min_vram_gb"]), gpu_count=int(item.get("gpu_count", 1)),
+            gpu_model=item.get("gpu_model", ""),
+            allow_fractional=bool(item.get("allow_fractional", False)),
+            name=item.get("name") or ("preferred" if index == 0 else f"fallback-{index}"),
+            overrides=ProfileOverrides(args=tuple(overrides.get("args", ())),
+                                       env=tuple(sorted(overrides.get("env", {}).items())))))
+    names = [p.name for p in result]
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            raise ConfigError(f"{file}: field gpu_profiles.{index}.name: expected a name no "
+                              f"other profile has, got {name!r} again")
+    return tuple(result)
+
+
+def _volume(defaults: dict[str, Any], stage: dict[str, Any]) -> VolumeConfig:
+    volume = {"mount_point": "/mnt/cache", "fs_type": "ext4", "keep": False,
+              "device_wait_s": 900, "reuse_label": "",
+              **defaults["volume"], **stage.get("volume", {})}
+    volume["keep"] = bool(volume["keep"] or volume["reuse_label"])
+    return VolumeConfig(**volume)
+
+
+def _storage(defaults: dict[str, Any], stage: dict[str, Any]) -> StorageConfig:
+    storage = {"region": "", "runs_prefix": "runs", **defaults["storage"]}
+    storage["data_prefix"] = stage.get("data_prefix", storage["data_prefix"])
+    return StorageConfig(**storage)
+
+
+def _wandb(defaults: dict[str, Any], stage: dict[str, Any]) -> WandbConfig:
+    wandb_d, wandb_s = defaults.get("wandb", {}), stage.get("wandb", {})
+    tags = [*wandb_d.get("tags", []), *wandb_s.get("tags", []), stage["name"]]
+    return WandbConfig(**{"project": "", "entity": "", "mode": "online", **wandb_d, **wandb_s,
+                          "tags": tuple(dict.fromkeys(tags))})
+
+
+def _access(access: dict[str, Any], file: str) -> AccessConfig:
+    raw = access.get("ssh_public_key")
+    if not raw:
+        return AccessConfig()
+    path = Path(raw).expanduser()
+    where = f"{file}: field access.ssh_public_key"
+    try:
+        first = path.read_text(encoding="utf-8").lstrip()[:64]
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not readable text"
+        raise ConfigError(f"{where}: {path}: {reason}") from None
+    if first.startswith("-----BEGIN") or not first.startswith(PUBLIC_KEY_TYPES):
+        raise ConfigError(f"{where}: {path}: expected an OpenSSH public key (ssh-ed25519 ... "
+                          "or ssh-rsa ...), not a private key or other file")
+    return AccessConfig(ssh_public_key=str(path))
+
+
+def _pick(key: str, stage: dict[str, Any], defaults: dict[str, Any]) -> Any:
+    return stage.get(key, defaults.get(key))
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)

@@ -17,10 +17,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from launcher import __version__
-from launcher.commands import demo, emulator, plans, render
+from launcher.commands import config, demo, emulator, offers, render
 from launcher.errors import LauncherError
 
-COMMANDS = (plans, demo, emulator, render)
+COMMANDS = (offers, demo, emulator, render, config)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"launcher {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log API calls to stderr")
+    parser.add_argument("--env-file", default=None, metavar="PATH",
+                        help="the .env file with keys and account settings (default: "
+                        "$LAUNCHER_ENV_FILE or ./.env); the environment wins over it")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         command.register(sub)

@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
-from launcher.catalog import DEFAULT_REGIONS, PlanStock, gpu_stock
 from launcher.emulator import Emulator, Timing
 from launcher.errors import ConflictError, LauncherError
+from launcher.offers import DEFAULT_REGIONS, Offer, Requirement, candidates, rank_offers
 from launcher.secrets import Secret
 from launcher.vultr import BlockSpec, InstanceSpec, Snapshot, VultrClient, VultrHttp, wait_for
 
@@ -90,10 +90,11 @@ def run_demo(
 
 def _launch(s: Session, regions: tuple[str, ...], min_vram_gb: int) -> None:
     with s.step("offer") as out:
-        offer, region = _pick_offer(gpu_stock(s.client, regions, min_vram_gb), regions)
-        s.report.region, s.report.plan = region, offer.plan.id
-        out.append(f"{offer.plan.id} ({offer.plan.gpu_type}, {offer.plan.gpu_vram_gb} GB, "
-                   f"{offer.kind}) in {region}")
+        offer = _pick_offer(s.client, Requirement(min_vram_gb=min_vram_gb, regions=regions))
+        region = offer.region
+        s.report.region, s.report.plan = region, offer.plan_id
+        out.append(f"{offer.plan_id} ({offer.gpu_type}, {offer.gpu_count} × "
+                   f"{offer.vram_per_gpu_gb:g} GB, {offer.label}) in {region}")
     with s.step("snapshot") as out:
         snapshot = _newest_image(s.client.list_snapshots())
         out.append(f"{snapshot.description} ({snapshot.id})")
@@ -102,7 +103,7 @@ def _launch(s: Session, regions: tuple[str, ...], min_vram_gb: int) -> None:
         s.block_id = block.id
         out.append(f"{block.id} {VOLUME_GB} GB high_perf, mount_id {block.mount_id}")
     with s.step("instance") as out:
-        spec = InstanceSpec(region, offer.plan.id, s.label, snapshot_id=snapshot.id,
+        spec = InstanceSpec(region, offer.plan_id, s.label, snapshot_id=snapshot.id,
                             tags=("launcher", f"run:{s.label}"), user_data="#cloud-config\n{}\n")
         s.instance_id = s.client.create_instance(spec).id
         ready = s.client.wait_instance_ready(s.instance_id, deadline_s=60)
@@ -113,13 +114,13 @@ def _launch(s: Session, regions: tuple[str, ...], min_vram_gb: int) -> None:
         out.append(f"live, attached_to {s.client.get_block(block.id).attached_to}")
 
 
-def _pick_offer(rows: list[PlanStock], regions: tuple[str, ...]) -> tuple[PlanStock, str]:
-    """The cheapest whole-card or whole-node plan in the first region (by priority) with stock."""
-    for region in regions:
-        for row in rows:
-            if region in row.in_stock and row.kind != "vGPU slice":
-                return row, region
-    raise LauncherError(f"no GPU plan with enough VRAM is in stock in {', '.join(regions)}")
+def _pick_offer(client: VultrClient, requirement: Requirement) -> Offer:
+    """The offer a launch tries first: region priority, then price (see launcher.offers)."""
+    found = candidates(rank_offers(client, requirement))
+    if not found:
+        raise LauncherError(f"no GPU plan with {requirement.min_vram_gb:g} GB per GPU is in "
+                            f"stock in {', '.join(requirement.regions)}")
+    return found[0]
 
 
 def _newest_image(snapshots: tuple[Snapshot, ...]) -> Snapshot:

@@ -1,4 +1,4 @@
-"""The command line end to end: version, help, the error funnel, plans and the demo."""
+"""The command line end to end: version, help, the error funnel, offers and the demo."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def test_help_lists_every_command(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for command in ("plans", "demo", "emulator"):
+    for command in ("offers", "demo", "emulator"):
         assert command in out
 
 
@@ -41,7 +41,7 @@ def test_the_error_funnel_prints_one_clear_line(monkeypatch, capsys, error, code
 
     parser = build_parser()
     monkeypatch.setattr("launcher.cli.build_parser", lambda: _with_handler(parser, handler))
-    assert main(["plans"]) == code
+    assert main(["offers"]) == code
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith("error: ") and "Traceback" not in captured.err
@@ -58,26 +58,31 @@ def _with_handler(parser, handler):
 
 def test_a_plain_http_api_url_elsewhere_is_refused_before_any_call(monkeypatch, capsys):
     monkeypatch.setenv("VULTR_API_URL", "http://api.example.com/v2")
-    assert main(["plans"]) == 2
+    assert main(["offers"]) == 2
     assert "plain http" in capsys.readouterr().err
 
 
-def test_plans_as_json_against_the_emulator(emulator, monkeypatch, capsys):
+def test_offers_as_json_against_the_emulator(emulator, monkeypatch, capsys):
     monkeypatch.setenv("VULTR_API_URL", emulator.url)  # public endpoints: no key needed
-    assert main(["plans", "--min-vram", "40", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
-    assert rows and all(r["gpu_vram_gb"] >= 40 for r in rows)
-    assert [r["monthly_cost"] for r in rows] == sorted(r["monthly_cost"] for r in rows)
-    a100 = next(r for r in rows if r["id"] == "vcg-a100-6c-60g-40vram")
-    assert "sjc" not in a100["in_stock"] and "sea" in a100["in_stock"]
+    assert main(["offers", "--min-vram", "40", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    rows = data["candidates"]
+    assert rows and all(r["vram_per_gpu_gb"] >= 40 for r in rows)
+    for region in ("sjc", "sea", "lax"):
+        prices = [r["price_per_hour"] for r in rows if r["region"] == region]
+        assert prices == sorted(prices)
+    assert [r["region"] for r in rows] == sorted(
+        (r["region"] for r in rows), key=["sjc", "sea", "lax"].index)
+    assert not any(r["plan"] == "vcg-a100-6c-60g-40vram" for r in rows)  # a vGPU slice
+    assert (data["pick"]["plan"], data["pick"]["region"]) == (rows[0]["plan"], "sjc")
     assert emulator.mutations() == []
 
 
-def test_plans_table_and_an_unknown_region(emulator, monkeypatch, capsys):
+def test_offers_table_and_an_unknown_region(emulator, monkeypatch, capsys):
     monkeypatch.setenv("VULTR_API_URL", emulator.url)
-    assert main(["plans", "--regions", "sea,lax"]) == 0
-    assert "GPU plans" in capsys.readouterr().out
-    assert main(["plans", "--regions", "sea,atlantis"]) == 2
+    assert main(["offers", "--regions", "sea,lax"]) == 0
+    assert "GPU offers" in capsys.readouterr().out
+    assert main(["offers", "--regions", "sea,atlantis"]) == 2
     assert "unknown region id(s): atlantis" in capsys.readouterr().err
 
 

@@ -71,7 +71,7 @@ def test_the_key_appears_nowhere(emulator, fake_vultr_key, monkeypatch, capsys, 
     monkeypatch.setenv("VULTR_KEY", fake_vultr_key)
     monkeypatch.setenv("VULTR_API_URL", emulator.url)
     seen.append(repr(VultrSettings.from_env()))
-    for argv in (["plans"], ["plans", "--json"], ["-v", "plans"], ["plans", "--regions", "x"],
+    for argv in (["offers"], ["offers", "--json"], ["-v", "offers"], ["offers", "--regions", "x"],
                  ["demo", "--instant"], ["-v", "demo", "--instant", "--json"]):
         main(argv)
     out = capsys.readouterr()

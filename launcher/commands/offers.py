@@ -1,0 +1,174 @@
+"""``launcher offers``: which GPU offers fit a stage, in the order ``run`` would try them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from launcher.config import config_dir_for, load_account, load_stage, vultr_settings
+from launcher.offers import (
+    DEFAULT_REGIONS,
+    Offer,
+    OfferTable,
+    Requirement,
+    Verdict,
+    candidates,
+    pick_reason,
+    rank_offers,
+)
+from launcher.vultr import VultrClient
+
+CONFIG_DIR_VARIABLE = "LAUNCHER_CONFIG_DIR"
+PICK = "▶"
+
+
+def parse_regions(text: str) -> tuple[str, ...]:
+    """``"sjc, sea,lax"`` -> ``("sjc", "sea", "lax")``; duplicates and blanks are refused."""
+    regions = tuple(r.strip().lower() for r in text.split(","))
+    if not all(regions) or len(set(regions)) != len(regions):
+        raise argparse.ArgumentTypeError(f"expected distinct region ids separated by commas, "
+                                         f"not {text!r}")
+    return regions
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "offers", help="GPU plans × regions that fit, in the order run would try them",
+        description="Judge every GPU plan (cloud and bare metal) in every region against a "
+        "stage's needs, with live stock, and mark the offer `launcher run` would pick. "
+        "Read-only, public endpoints: no key needed. Exit code 1 when nothing fits.")
+    parser.add_argument("--stage", help="take the needs from this stage (default: any whole "
+                        "GPU, in sjc,sea,lax)")
+    parser.add_argument("--config-dir", type=Path, default=None, metavar="DIR",
+                        help=f"configuration directory (default: ${CONFIG_DIR_VARIABLE} "
+                        "or ./configs)")
+    parser.add_argument("--min-vram", type=float, default=None, metavar="GB",
+                        help="VRAM per GPU, at least")
+    parser.add_argument("--gpu-count", type=int, default=None, metavar="N",
+                        help="GPUs per instance, at least")
+    parser.add_argument("--max-price", type=float, default=None, metavar="USD",
+                        help="most dollars per hour for the plan")
+    parser.add_argument("--regions", type=parse_regions, default=None, metavar="A,B,C",
+                        help="regions in priority order (default: the stage's, or "
+                        f"{','.join(DEFAULT_REGIONS)})")
+    parser.add_argument("--all", action="store_true", help="also show excluded offers and why")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    parser.set_defaults(handler=run)
+
+
+def requirement_from_args(args: argparse.Namespace) -> Requirement:
+    flags = {"min_vram_gb": args.min_vram, "gpu_count": args.gpu_count,
+             "max_price_per_hour": args.max_price, "regions": args.regions}
+    if args.stage:
+        config_dir = config_dir_for(args.config_dir, os.environ)
+        return Requirement.from_config(load_stage(config_dir, args.stage), **flags)
+    return Requirement(**{k: v for k, v in flags.items() if v is not None})
+
+
+def run(args: argparse.Namespace) -> int:
+    requirement = requirement_from_args(args)
+    account = load_account(os.environ, getattr(args, "env_file", None))  # .env works too
+    with VultrClient.from_settings(vultr_settings(account)) as client:
+        table = rank_offers(client, requirement)
+    fitting = candidates(table)
+    if args.json:
+        print(json.dumps(as_json(table, show_all=args.all), indent=2))
+    else:
+        show(Console(), table, show_all=args.all)
+    return 0 if fitting else 1
+
+
+def as_json(table: OfferTable, *, show_all: bool = False) -> dict:
+    """The stable ``--json`` shape: requirement, pick, candidates, excluded, closest."""
+    fitting = candidates(table)
+    pick = None
+    if fitting:
+        first = fitting[0]
+        pick = {"plan": first.plan_id, "region": first.region, "kind": first.kind,
+                "price_per_hour": first.price_per_hour, "why": pick_reason(table)}
+    return {
+        "requirement": {**asdict(table.requirement),
+                        "regions": list(table.requirement.regions)},
+        "pick": pick,
+        "candidates": [o.as_dict() for o in fitting],
+        "excluded": [v.as_dict() for v in table.excluded()] if show_all else [],
+        "closest": [] if fitting else [v.as_dict() for v in table.closest()],
+    }
+
+
+def describe(req: Requirement) -> str:
+    model = req.gpu_model or "any GPU"
+    price = f", at most ${req.max_price_per_hour:.2f}/h" if req.max_price_per_hour else ""
+    slices = "vGPU slices allowed" if req.allow_fractional and req.image_supports_vgpu else \
+        "whole GPUs"
+    return (f"{req.gpu_count} × {model} with ≥ {req.min_vram_gb:g} GB each ({slices}{price}), "
+            f"in {' → '.join(req.regions)}")
+
+
+def show(console: Console, table: OfferTable, *, show_all: bool) -> None:
+    fitting = candidates(table)
+    if not fitting:
+        console.print(f"[bold red]No offer fits[/] {escape(describe(table.requirement))}.")
+        console.print(_excluded_table("closest offers, and why they do not fit",
+                                      {v.offer.plan_id: [v] for v in table.closest()}))
+        return
+    console.print(_fitting_table(table, fitting))
+    first = fitting[0]
+    console.print(f"{PICK} run would pick [bold]{escape(first.plan_id)}[/] in "
+                  f"[bold]{first.region}[/]: {escape(pick_reason(table))}", soft_wrap=True)
+    if show_all:
+        excluded = {plan: [v for v in verdicts if not v.ok]
+                    for plan, verdicts in table.by_plan().items()}
+        console.print(_excluded_table("excluded offers", {p: v for p, v in excluded.items()
+                                                          if v}))
+
+
+def _fitting_table(table: OfferTable, fitting: list[Offer]) -> Table:
+    out = Table(title=f"GPU offers for {escape(describe(table.requirement))}")
+    for name, justify in (("", "left"), ("plan", "left"), ("GPU", "left"),
+                          ("VRAM/GPU", "right"), ("GPUs", "right"), ("vCPU", "right"),
+                          ("RAM GB", "right"), ("$/h", "right"), ("in stock", "left")):
+        out.add_column(name, justify=justify)
+    regions: dict[str, list[str]] = {}
+    for offer in fitting:
+        regions.setdefault(offer.plan_id, []).append(offer.region)
+    first = fitting[0]
+    rows = sorted({o.plan_id: o for o in reversed(fitting)}.values(),
+                  key=lambda o: (o.price_per_hour, o.plan_id))
+    for o in rows:
+        marker = PICK if o.plan_id == first.plan_id else ""
+        stock = ", ".join(f"[bold]{r}[/]" if (o.plan_id, r) == (first.plan_id, first.region)
+                          else r for r in table.requirement.regions if r in regions[o.plan_id])
+        out.add_row(marker, *_cells(o), stock)
+    return out
+
+
+def _cells(o: Offer) -> list[str]:
+    gpu = f"{o.gpu_model or o.gpu_type or '?'} ({o.label})"
+    per_gpu = f"{o.vram_per_gpu_gb:g}" if o.vram_per_gpu_gb is not None else "?"
+    return [escape(o.plan_id), escape(gpu), per_gpu, str(o.gpu_count or "?"), str(o.vcpu),
+            f"{o.ram_mb / 1024:g}", f"{o.price_per_hour:,.2f}"]
+
+
+def _excluded_table(title: str, plans: dict[str, list[Verdict]]) -> Table:
+    out = Table(title=title)
+    for name, justify in (("plan", "left"), ("GPU", "left"), ("VRAM/GPU", "right"),
+                          ("GPUs", "right"), ("vCPU", "right"), ("RAM GB", "right"),
+                          ("$/h", "right"), ("why not", "left")):
+        out.add_column(name, justify=justify)
+    for verdicts in plans.values():
+        out.add_row(*_cells(verdicts[0].offer), escape(_reasons(verdicts)))
+    return out
+
+
+def _reasons(verdicts: list[Verdict]) -> str:
+    """Each distinct reason once (region-level reasons name their region)."""
+    texts = dict.fromkeys(r.text for v in verdicts for r in v.reasons)
+    return "\n".join(texts)

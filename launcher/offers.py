@@ -1,0 +1,322 @@
+"""Offer selection: every GPU plan × every requested region, judged against a requirement.
+
+:func:`rank_offers` reads the catalogue (read-only, public endpoints: ``/regions``,
+``/plans?type=vcg``, ``/plans-metal``, and per region one ``/regions/{id}/availability?type=vcg``
+and one ``?type=vbm``) and returns an :class:`OfferTable`: one :class:`Verdict` per plan and
+region, each ``ok`` or excluded with its :class:`Reason` s. :func:`candidates` gives the eligible
+offers in the order a launch tries them: **region priority, then hourly price, then plan id**.
+An API failure raises (it is never "no offers"); an unknown region id raises ``ConfigError``.
+
+VRAM per GPU (``gpu_vram_gb`` is the plan's VRAM *share*; plan ids are never parsed):
+
+- the card model comes from ``gpu_type`` (``card_model``: "NVIDIA_A100" -> "A100") and its
+  whole-card VRAM from ``FULL_CARD_VRAM_GB``. An unknown model is not eligible (reason
+  ``unknown_model``): nothing can be derived safely.
+- cloud ``vcg`` with ``gpu_vram_gb`` below a full card: a vGPU slice, 1 GPU with
+  ``gpu_vram_gb`` of VRAM; eligible only when fractional GPUs are allowed AND the image has
+  NVIDIA's GRID driver (``image.supports_vgpu``).
+- cloud ``vcg`` with exactly a full card: 1 GPU of ``gpu_vram_gb``.
+- whole-node plans (``type: vdm``, or ``vcg`` above one card) and bare metal:
+  ``gpu_count = round(gpu_vram_gb / full card)``, VRAM per GPU = the full card. A total that is
+  not (within 5 %) a whole number of cards is excluded (``partitioned``).
+
+Where this can be wrong: a node with mixed or partitioned (MIG) cards; Vultr changing what
+``gpu_vram_gb`` means; a model missing from the table. ECC-reserved memory means a process sees
+about 6 % less than the card's VRAM: the health phase on the instance checks the real number.
+
+Price per hour: ``hourly_cost`` when the API gives one (> 0), else ``monthly_cost / 730``
+(``Offer.price_source`` says which). It is the plan's price only, without the volume.
+
+Bare metal: stock is read with ``availability?type=vbm`` (the OpenAPI document's type for Bare
+Metal; the emulator files metal plans under it too). Bare metal cannot take a block-storage
+volume (Vultr attaches volumes to cloud instances only), so metal offers are excluded
+(``metal_no_block``) whenever the requirement needs a volume, which a launch always does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from launcher.errors import ConfigError
+from launcher.vultr import FULL_CARD_VRAM_GB, MetalPlan, Plan, Region, VultrClient
+from launcher.vultr.records import card_model
+
+DEFAULT_REGIONS = ("sjc", "sea", "lax")
+HOURS_PER_MONTH = 730
+CARD_TOLERANCE = 0.05  # how far a whole node's VRAM may be from a whole number of cards
+METAL_AVAILABILITY_TYPE = "vbm"
+CLOUD_AVAILABILITY_TYPE = "vcg"
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """What a run needs. ``min_vram_gb`` is per GPU; ``gpu_model`` "" means any model."""
+
+    min_vram_gb: float = 0
+    gpu_count: int = 1
+    gpu_model: str = ""
+    allow_fractional: bool = False
+    max_price_per_hour: float | None = None
+    regions: tuple[str, ...] = DEFAULT_REGIONS
+    needs_nvme_block: bool = True
+    image_supports_vgpu: bool = False
+
+    @classmethod
+    def from_config(cls, config: Any, profile: Any = None, **overrides: Any) -> Requirement:
+        """From a stage config: ``profile`` (a GpuProfile), else ``config.profiles[0]`` when
+        there are profiles, else ``config.gpu`` (GpuNeed). Missing attributes take defaults,
+        so this reads the config before and after profiles/``max_price_per_hour``/
+        ``image.supports_vgpu`` exist. ``overrides`` replace fields (CLI flags)."""
+        if profile is None:
+            profiles = tuple(getattr(config, "profiles", None) or ())
+            profile = profiles[0] if profiles else getattr(config, "gpu", None)
+        values = {
+            "min_vram_gb": getattr(profile, "min_vram_gb", 0) or 0,
+            "gpu_count": getattr(profile, "gpu_count", getattr(profile, "count", 1)) or 1,
+            "gpu_model": getattr(profile, "gpu_model", getattr(profile, "model", "")) or "",
+            "allow_fractional": bool(getattr(profile, "allow_fractional", False)),
+            "max_price_per_hour": getattr(config, "max_price_per_hour", None),
+            "regions": tuple(getattr(config, "regions", None) or DEFAULT_REGIONS),
+            "image_supports_vgpu": bool(getattr(getattr(config, "image", None),
+                                                "supports_vgpu", False)),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why an offer is excluded: a stable ``code`` and a sentence for people."""
+
+    code: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Offer:
+    """One plan in one region, with its GPUs derived as the module docstring says."""
+
+    kind: Literal["cloud", "metal"]
+    plan_id: str
+    region: str
+    gpu_type: str | None  # as Vultr gives it ("NVIDIA_A100")
+    gpu_model: str | None  # the key of FULL_CARD_VRAM_GB ("A100"), None when unknown
+    gpu_count: int | None
+    vram_per_gpu_gb: float | None
+    total_vram_gb: float | None
+    fractional: bool
+    whole_node: bool
+    vcpu: int  # cloud: vcpu_count; metal: cpu_threads
+    ram_mb: int
+    price_per_hour: float
+    price_source: Literal["hourly_cost", "monthly_cost/730"]
+    in_stock: bool
+    offered: bool  # the plan lists this region (or lists no locations at all)
+
+    @property
+    def label(self) -> str:
+        """``vGPU slice``, ``whole card``, ``whole node`` or ``bare metal``."""
+        if self.kind == "metal":
+            return "bare metal"
+        if self.fractional:
+            return "vGPU slice"
+        return "whole node" if self.whole_node else "whole card"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"plan": self.plan_id, **{k: v for k, v in asdict(self).items()
+                                         if k != "plan_id"}, "label": self.label}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    offer: Offer
+    reasons: tuple[Reason, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.reasons
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.offer.as_dict(), "ok": self.ok,
+                "reasons": [asdict(r) for r in self.reasons]}
+
+
+@dataclass(frozen=True)
+class OfferTable:
+    """Every GPU plan × every requested region, cheapest plan first, regions in priority."""
+
+    requirement: Requirement
+    verdicts: tuple[Verdict, ...] = field(default=())
+
+    def eligible(self) -> list[Verdict]:
+        return [v for v in self.verdicts if v.ok]
+
+    def excluded(self) -> list[Verdict]:
+        return [v for v in self.verdicts if not v.ok]
+
+    def by_plan(self) -> dict[str, list[Verdict]]:
+        """Plan id -> its verdicts in region priority order (plans cheapest first)."""
+        plans: dict[str, list[Verdict]] = {}
+        for verdict in self.verdicts:
+            plans.setdefault(verdict.offer.plan_id, []).append(verdict)
+        return plans
+
+    def closest(self, limit: int = 5) -> list[Verdict]:
+        """The excluded offers nearest to fitting: fewest reasons, then cheapest; one per plan."""
+        best: dict[str, Verdict] = {}
+        for v in self.excluded():
+            held = best.get(v.offer.plan_id)
+            if held is None or len(v.reasons) < len(held.reasons):
+                best[v.offer.plan_id] = v
+        return sorted(best.values(), key=lambda v: (len(v.reasons), v.offer.price_per_hour,
+                                                    v.offer.plan_id))[:limit]
+
+
+def candidates(table: OfferTable) -> list[Offer]:
+    """Eligible offers in launch order: region priority, then price, then plan id."""
+    priority = {r: i for i, r in enumerate(table.requirement.regions)}
+    offers = [v.offer for v in table.eligible()]
+    return sorted(offers, key=lambda o: (priority.get(o.region, len(priority)),
+                                         o.price_per_hour, o.plan_id))
+
+
+def pick_reason(table: OfferTable) -> str:
+    """Why :func:`candidates`' first offer is the one a launch tries first ("" when none)."""
+    offers = candidates(table)
+    if not offers:
+        return ""
+    first = offers[0]
+    regions = table.requirement.regions
+    skipped = regions[:regions.index(first.region)] if first.region in regions else ()
+    before = (f"; nothing fitting in stock in {', '.join(skipped)}" if skipped else "")
+    return (f"{first.region} is the first region in priority order ({', '.join(regions)}) with "
+            f"a fitting plan in stock{before}; {first.plan_id} is the cheapest fitting plan "
+            f"there at ${first.price_per_hour:.2f}/h")
+
+
+# -- ranking ----------------------------------------------------------------------------------
+
+def rank_offers(client: VultrClient, requirement: Requirement) -> OfferTable:
+    """Judge every GPU plan (cloud and bare metal) in every requested region. Read-only."""
+    regions = _known_regions(client, requirement.regions)
+    cloud = [p for p in client.list_plans(type=CLOUD_AVAILABILITY_TYPE) if p.is_gpu]
+    metal = [p for p in client.list_metal_plans() if p.is_gpu]
+    stock: dict[tuple[str, str], frozenset[str]] = {}
+
+    def in_stock(region: str, kind: str, plan_id: str) -> bool:
+        avail_type = METAL_AVAILABILITY_TYPE if kind == "metal" else CLOUD_AVAILABILITY_TYPE
+        key = (region, avail_type)
+        if key not in stock:  # one request per region and type, per call
+            stock[key] = frozenset(
+                client.region_availability(region, type=avail_type).available_plans)
+        return plan_id in stock[key]
+
+    plans: list[tuple[Literal["cloud", "metal"], Plan | MetalPlan]] = [
+        *(("cloud", p) for p in cloud), *(("metal", p) for p in metal)]
+    plans.sort(key=lambda kp: (_price(kp[1])[0], kp[1].id))
+    verdicts = []
+    for kind, plan in plans:
+        for region in requirement.regions:
+            offer = _offer(kind, plan, region, in_stock(region, kind, plan.id))
+            verdicts.append(Verdict(offer, judge(offer, regions[region], requirement)))
+    return OfferTable(requirement, tuple(verdicts))
+
+
+def _known_regions(client: VultrClient, wanted: Sequence[str]) -> dict[str, Region]:
+    if not wanted:
+        raise ConfigError("no regions to look in: give at least one region id")
+    known = {r.id: r for r in client.list_regions()}
+    unknown = [r for r in wanted if r not in known]
+    if unknown:
+        raise ConfigError(f"unknown region id(s): {', '.join(unknown)}; "
+                          f"Vultr knows {', '.join(sorted(known))}")
+    return {r: known[r] for r in wanted}
+
+
+def _price(plan: Plan | MetalPlan) -> tuple[float, Literal["hourly_cost", "monthly_cost/730"]]:
+    if plan.hourly_cost is not None and plan.hourly_cost > 0:
+        return plan.hourly_cost, "hourly_cost"
+    return plan.monthly_cost / HOURS_PER_MONTH, "monthly_cost/730"
+
+
+def derive_gpus(plan: Plan | MetalPlan, kind: str) -> tuple[int | None, float | None, bool]:
+    """``(gpu_count, vram_per_gpu_gb, fractional)`` by the rules of the module docstring;
+    ``(None, None, False)`` where they cannot be derived (unknown model, no VRAM figure, not a
+    whole number of cards)."""
+    full = FULL_CARD_VRAM_GB.get(card_model(plan.gpu_type) or "")
+    vram = plan.gpu_vram_gb
+    if full is None or not vram:
+        return None, None, False
+    whole_node = kind == "metal" or getattr(plan, "is_whole_node", False)
+    if vram < full:
+        return (None, None, False) if whole_node else (1, float(vram), True)
+    cards = round(vram / full)
+    if abs(vram - cards * full) > CARD_TOLERANCE * full:
+        return None, None, False
+    return cards, float(full), False
+
+
+def _offer(kind: Literal["cloud", "metal"], plan: Plan | MetalPlan, region: str,
+           in_stock: bool) -> Offer:
+    count, per_gpu, fractional = derive_gpus(plan, kind)
+    price, source = _price(plan)
+    vcpu = plan.cpu_threads if isinstance(plan, MetalPlan) else plan.vcpu_count
+    return Offer(
+        kind=kind, plan_id=plan.id, region=region, gpu_type=plan.gpu_type,
+        gpu_model=card_model(plan.gpu_type), gpu_count=count, vram_per_gpu_gb=per_gpu,
+        total_vram_gb=float(plan.gpu_vram_gb) if plan.gpu_vram_gb else None,
+        fractional=fractional,
+        whole_node=kind == "metal" or plan.type == "vdm" or (count or 0) > 1,
+        vcpu=vcpu, ram_mb=plan.ram, price_per_hour=round(price, 4), price_source=source,
+        in_stock=in_stock, offered=not plan.locations or region in plan.locations)
+
+
+def judge(offer: Offer, region: Region, req: Requirement) -> tuple[Reason, ...]:
+    """Every reason ``offer`` does not meet ``req`` in ``region`` (empty: eligible)."""
+    reasons = [*_gpu_reasons(offer, req)]
+    if req.max_price_per_hour is not None and offer.price_per_hour > req.max_price_per_hour:
+        reasons.append(Reason("over_price", f"${offer.price_per_hour:.2f}/h is over the "
+                                            f"${req.max_price_per_hour:.2f}/h maximum"))
+    if req.needs_nvme_block and offer.kind == "metal":
+        reasons.append(Reason("metal_no_block", "bare metal takes no block-storage volume "
+                                                "(Vultr attaches volumes to cloud instances)"))
+    if not offer.offered:
+        reasons.append(Reason("not_offered", f"not offered in {offer.region} at all"))
+    elif not offer.in_stock:
+        reasons.append(Reason("sold_out", f"not in stock in {offer.region}"))
+    if req.needs_nvme_block and not region.supports_nvme_block:
+        reasons.append(Reason("no_nvme_block", f"{offer.region} has no NVMe block storage "
+                                               "(no block_storage_high_perf)"))
+    return tuple(reasons)
+
+
+def _gpu_reasons(offer: Offer, req: Requirement) -> list[Reason]:
+    if offer.gpu_model is None:
+        return [Reason("unknown_model", f"GPU model of {offer.gpu_type!r} is unknown: its VRAM "
+                                        "per GPU cannot be derived")]
+    if offer.total_vram_gb is None:
+        return [Reason("no_vram", "the plan gives no gpu_vram_gb: its VRAM is unknown")]
+    if offer.gpu_count is None or offer.vram_per_gpu_gb is None:
+        full = FULL_CARD_VRAM_GB[offer.gpu_model]
+        return [Reason("partitioned", f"{offer.total_vram_gb:g} GB is not a whole number of "
+                                      f"{full} GB {offer.gpu_model} cards (mixed or "
+                                      "partitioned cards?)")]
+    reasons = []
+    wanted = card_model(req.gpu_model) or req.gpu_model.strip().upper()
+    if wanted and offer.gpu_model != wanted:
+        reasons.append(Reason("model_mismatch", f"{offer.gpu_model}, not the {wanted} asked for"))
+    if offer.vram_per_gpu_gb < req.min_vram_gb:
+        reasons.append(Reason("vram_too_small", f"{offer.vram_per_gpu_gb:g} GB per GPU, under "
+                                                f"the {req.min_vram_gb:g} GB needed"))
+    if offer.gpu_count < req.gpu_count:
+        reasons.append(Reason("too_few_gpus", f"{offer.gpu_count} GPU(s), fewer than the "
+                                              f"{req.gpu_count} needed"))
+    if offer.fractional and not req.allow_fractional:
+        reasons.append(Reason("fractional_not_allowed",
+                              "vGPU slice: fractional GPUs not allowed (allow_fractional)"))
+    if offer.fractional and not req.image_supports_vgpu:
+        reasons.append(Reason("image_lacks_grid",
+                              "vGPU slice: the image has no GRID driver (image.supports_vgpu)"))
+    return reasons

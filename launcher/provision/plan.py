@@ -1,0 +1,265 @@
+"""Plan a launch, read-only: the stage, the run id, the snapshot, the candidates in the order
+they will be tried (profile 1's offers, then profile 2's…), each with its volume and its
+worst-case cost. Nothing here creates, uploads or deletes anything.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from launcher.config import GpuProfile, StageConfig, resolve_stage, run_secrets
+from launcher.config.view import PLACEHOLDER_BUCKET
+from launcher.errors import ConfigError, NotFoundError
+from launcher.naming import parse_tags, volume_label
+from launcher.offers import Offer, Requirement, candidates, rank_offers
+from launcher.providers import RunResources, VolumeRef
+from launcher.providers.vultr import volume_ref
+from launcher.provision.deps import LaunchDeps
+from launcher.provision.model import (
+    Candidate,
+    CapacityExhaustedError,
+    Estimate,
+    LaunchPlan,
+    LaunchRequest,
+    RunStateError,
+    SnapshotChoice,
+    VolumePlan,
+    volume_usd_per_hour,
+)
+from launcher.render import render
+from launcher.render.stage import placeholder_facts, run_hours, run_id_for, stage_run_spec
+from launcher.runner.spec import RUN_ID
+from launcher.vultr import Snapshot, VultrClient
+
+
+def plan_launch(request: LaunchRequest, deps: LaunchDeps) -> LaunchPlan:
+    """Resolve everything a launch of ``request`` needs. Read-only; raises ConfigError for
+    bad input, RunStateError for a resumed run that cannot be reconciled."""
+    stage = resolve_stage(request.config_dir, request.stage, deps.account, request.overrides)
+    check_account(stage, deps)
+    run_id = choose_run_id(request, stage, deps.now())
+    existing = deps.provider.find_run(run_id)
+    if request.run_id is None and not existing.empty:
+        raise RunStateError(f"run {run_id} already exists (launched this very second?): "
+                            f"pass --run-id {run_id} to resume it, or try again")
+    check_existing(existing, stage)
+    snapshot = choose_snapshot(deps.client, stage)
+    reusable = reusable_volumes(deps.client, stage.volume.reuse_label, existing)
+    pairs = offers_for(deps.client, stage, existing)
+    chosen = tuple(candidate(stage, offer, profile, volume_plan(stage, run_id, offer.region,
+                                                                existing, reusable))
+                   for offer, profile in pairs)
+    if not chosen:
+        raise CapacityExhaustedError(_nothing_fits(stage, existing), ())
+    trial_render(chosen, deps)
+    return LaunchPlan(run_id=run_id, stage=stage, snapshot=snapshot, candidates=chosen,
+                      existing=existing, api_url=deps.account.vultr_api_url,
+                      code_dir=request.code_dir, ssh_key_ids=ssh_key_ids(deps.client, stage),
+                      notes=notes_for(stage, chosen, reusable, deps))
+
+
+def _nothing_fits(stage: StageConfig, existing: RunResources) -> str:
+    where = f"regions: {', '.join(stage.regions)}"
+    if existing.volumes:
+        kept = ", ".join(sorted({v.region for v in existing.volumes}))
+        where = (f"only {kept}, where run {existing.run_id}'s volume is; `launcher teardown "
+                 f"{existing.run_id}` or a new run id lifts that")
+    return (f"no offer fits stage {stage.name} in stock now (profiles: "
+            f"{', '.join(p.name for p in stage.profiles)}; {where})\nhint: launcher offers "
+            f"--stage {stage.name} --all shows what was excluded and why")
+
+
+def trial_render(chosen: tuple[Candidate, ...], deps: LaunchDeps) -> None:
+    """Render each profile's document once with placeholder ids, so a document that is too
+    big or would carry a secret in the open fails here, before anything exists."""
+    secrets = run_secrets(deps.account)
+    done: set[str] = set()
+    for cand in chosen:
+        if cand.profile.name not in done:
+            done.add(cand.profile.name)
+            facts = placeholder_facts(cand.stage, deps.now())
+            render(stage_run_spec(cand.stage, facts, deps.now()), secrets, deps.runner())
+
+
+# -- the account and the run id ------------------------------------------------------------
+
+def check_account(stage: StageConfig, deps: LaunchDeps) -> None:
+    """The keys and the bucket a run cannot do without, named by their variables."""
+    account = deps.account
+    missing = [name for name, value in (("VULTR_KEY", account.vultr_key),
+                                        ("B2_APPLICATION_KEY_ID", account.b2_key_id),
+                                        ("B2_APPLICATION_KEY", account.b2_key)) if not value]
+    if missing:
+        raise ConfigError(f"{', '.join(missing)} not set (environment or "
+                          f"{account.env_file.path}): a run needs the Vultr key to launch and "
+                          "tear down, and the B2 key for its code, data and outputs")
+    if stage.storage.bucket == PLACEHOLDER_BUCKET or not stage.storage.endpoint_url:
+        raise ConfigError(f"storage.bucket is the placeholder {PLACEHOLDER_BUCKET!r}: set "
+                          "B2_BUCKET and B2_S3_ENDPOINT, or edit configs/launcher.yaml")
+
+
+def choose_run_id(request: LaunchRequest, stage: StageConfig, now: float) -> str:
+    if request.run_id is None:
+        return run_id_for(stage, now)
+    if not RUN_ID.match(request.run_id):
+        raise ConfigError(f"--run-id {request.run_id!r}: expected 3-63 characters of a-z, 0-9 "
+                          "and '-', starting with a letter or digit")
+    return request.run_id
+
+
+def check_existing(existing: RunResources, stage: StageConfig) -> None:
+    """A resumed run must be this stage's, with at most one instance."""
+    if len(existing.instances) > 1:
+        ids = ", ".join(i.id for i in existing.instances)
+        raise RunStateError(f"run {existing.run_id} has {len(existing.instances)} instances "
+                            f"({ids}): remove them with `launcher teardown {existing.run_id}`")
+    for instance in existing.instances:
+        tagged = parse_tags(instance.tags).stage
+        if tagged and tagged != stage.name:
+            raise RunStateError(f"run {existing.run_id} is a {tagged} run, not {stage.name}")
+
+
+# -- the snapshot ----------------------------------------------------------------------------
+
+def choose_snapshot(client: VultrClient, stage: StageConfig) -> SnapshotChoice:
+    """``latest``: the newest complete snapshot described ``<snapshot_prefix>…``; an id: that
+    snapshot, which must exist and be complete."""
+    image = stage.image
+    if not image.wants_latest:
+        try:
+            snap = client.get_snapshot(image.snapshot)
+        except NotFoundError:
+            raise ConfigError(f"image.snapshot {image.snapshot}: no such snapshot in this "
+                              "account") from None
+        if snap.status != "complete":
+            raise ConfigError(f"image.snapshot {snap.id} ({snap.description}) is {snap.status},"
+                              " not complete: wait for it, or use another")
+        return SnapshotChoice(snap.id, snap.description, snap.date_created, "pinned by id")
+    named = [s for s in client.list_snapshots() if s.description.startswith(image.snapshot_prefix)]
+    done = [s for s in named if s.status == "complete"]
+    if not done:
+        pending = f" ({len(named)} not complete yet)" if named else ""
+        raise ConfigError(f"no complete snapshot described {image.snapshot_prefix}…{pending}: "
+                          "bake one, or set image.snapshot (--snapshot ID)")
+    newest = max(done, key=_created_key)
+    return SnapshotChoice(newest.id, newest.description, newest.date_created,
+                          f"newest complete of {len(done)} described {image.snapshot_prefix}…")
+
+
+def _created_key(snap: Snapshot) -> tuple[float, str]:
+    try:
+        return datetime.fromisoformat(snap.date_created).timestamp(), snap.id
+    except ValueError:
+        return 0.0, snap.id
+
+
+# -- offers and volumes ----------------------------------------------------------------------
+
+def offers_for(client: VultrClient, stage: StageConfig,
+               existing: RunResources) -> list[tuple[Offer, GpuProfile]]:
+    """Each profile's candidates in launch order, profile after profile, each offer once.
+    A resumed run stays where its instance or volume already is."""
+    if existing.instances:
+        return [_offer_of_instance(client, stage, existing)]
+    regions = {v.region for v in existing.volumes}
+    seen: set[tuple[str, str]] = set()
+    pairs = []
+    for profile in stage.profiles:
+        for offer in candidates(rank_offers(client, Requirement.from_config(stage, profile))):
+            key = (offer.plan_id, offer.region)
+            if key not in seen and (not regions or offer.region in regions):
+                seen.add(key)
+                pairs.append((offer, profile))
+    return pairs
+
+
+def _offer_of_instance(client: VultrClient, stage: StageConfig,
+                       existing: RunResources) -> tuple[Offer, GpuProfile]:
+    """The offer a resumed run's instance already holds (stock no longer matters)."""
+    instance = existing.instances[0]
+    for profile in stage.profiles:
+        requirement = Requirement.from_config(stage, profile, regions=(instance.region,))
+        for verdict in rank_offers(client, requirement).verdicts:
+            if (verdict.offer.plan_id, verdict.offer.region) == (instance.plan, instance.region):
+                return verdict.offer, profile
+    raise RunStateError(f"run {existing.run_id}'s instance {instance.id} runs plan "
+                        f"{instance.plan} in {instance.region}, which Vultr no longer lists")
+
+
+def reusable_volumes(client: VultrClient, label: str,
+                     existing: RunResources) -> tuple[VolumeRef, ...]:
+    """The volumes labelled ``label`` (none when it is ""), at most one per region, none of
+    them in use by another run."""
+    if not label:
+        return ()
+    found = tuple(volume_ref(b) for b in client.list_blocks(label=label))
+    ours = {i.id for i in existing.instances}
+    for volume in found:
+        if volume.attached_to and volume.attached_to not in ours:
+            raise ConfigError(f"volume {label} ({volume.id}, {volume.region}) is attached to "
+                              f"instance {volume.attached_to}: another run is using it; wait "
+                              "for it to end or choose another --reuse-volume")
+    regions = [v.region for v in found]
+    doubled = sorted({r for r in regions if regions.count(r) > 1})
+    if doubled:
+        raise ConfigError(f"more than one volume is labelled {label} in {', '.join(doubled)}: "
+                          "relabel or delete the extra ones")
+    return found
+
+
+def volume_plan(stage: StageConfig, run_id: str, region: str, existing: RunResources,
+                reusable: tuple[VolumeRef, ...]) -> VolumePlan:
+    """The run's own volume in ``region`` if it exists; else the reusable volume there; else
+    a new one: labelled ``reuse_label`` when one is configured (so the next run finds it),
+    ``<run_id>-cache`` otherwise."""
+    v = stage.volume
+    mine = [vol for vol in (*existing.volumes, *reusable) if vol.region == region]
+    attached = [vol for vol in mine if vol.attached_to]  # to this run's instance
+    if mine:
+        volume = (attached or mine)[0]
+        return VolumePlan("reuse", region, volume.label, volume.size_gb, v.block_type, volume)
+    return VolumePlan("create", region, v.reuse_label or volume_label(run_id), v.size_gb,
+                      v.block_type)
+
+
+def candidate(stage: StageConfig, offer: Offer, profile: GpuProfile,
+              volume: VolumePlan) -> Candidate:
+    launched = stage.for_profile(profile)
+    volume_cost = volume_usd_per_hour(volume.size_gb, volume.kind)
+    hours = run_hours(launched, offer.price_per_hour + volume_cost)
+    return Candidate(offer, profile, launched, volume,
+                     Estimate(offer.price_per_hour, volume_cost, hours))
+
+
+# -- SSH key and notes -----------------------------------------------------------------------
+
+def ssh_key_ids(client: VultrClient, stage: StageConfig) -> tuple[str, ...]:
+    """The account's SSH key matching ``access.ssh_public_key`` (none configured: none)."""
+    path = stage.access.ssh_public_key
+    if not path:
+        return ()
+    wanted = _key_body(Path(path).expanduser().read_text(encoding="utf-8"))
+    matches = tuple(k.id for k in client.list_ssh_keys() if _key_body(k.ssh_key) == wanted)
+    if not matches:
+        raise ConfigError(f"access.ssh_public_key {path}: no SSH key with this public key in "
+                          "the Vultr account; add it there (Account > SSH Keys) first")
+    return matches[:1]
+
+
+def _key_body(text: str) -> tuple[str, ...]:
+    return tuple(text.split()[:2])
+
+
+def notes_for(stage: StageConfig, chosen: tuple[Candidate, ...],
+              reusable: tuple[VolumeRef, ...], deps: LaunchDeps) -> tuple[str, ...]:
+    notes = []
+    first = chosen[0]
+    if stage.volume.reuse_label and first.volume.action == "create" and reusable:
+        where = ", ".join(sorted(v.region for v in reusable))
+        notes.append(f"{stage.volume.reuse_label} exists in {where}, not in "
+                     f"{first.offer.region}: a new one is created there (--regions {where} "
+                     "would reuse it)")
+    if not deps.account.wandb_api_key and stage.wandb.mode == "online":
+        notes.append("WANDB_API_KEY is not set: the run logs to W&B offline")
+    return tuple(notes)

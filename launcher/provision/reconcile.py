@@ -1,0 +1,323 @@
+"""Launch as a reconcile: find what the run already has, create only what is missing.
+
+Order (each step a function below): read the run back by tag (``find_run``); an instance
+already tagged is never created again, only waited for and given its volume. Otherwise:
+upload the code bundle (before any Vultr create, so an unreachable bucket costs nothing),
+then per candidate: the volume in its region (reused, or created and waited for), the
+document rendered with the real ids, the instance created from the snapshot with the run's
+tags, waited for, and the volume attached live.
+
+Failover: a capacity refusal of the instance create moves to the next candidate; leaving a
+region deletes the volume this launch created there. Every other failure, and Ctrl-C at any
+point, rolls back what this launch created (see :mod:`launcher.provision.ledger`).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from launcher.config import run_secrets
+from launcher.errors import ConflictError, InvalidRequestError, OutOfCapacityError
+from launcher.failover import FailoverPlan
+from launcher.naming import instance_tags, parse_tags
+from launcher.offers import Offer
+from launcher.providers import (
+    InstanceRef,
+    InstanceRequest,
+    Provider,
+    RunResources,
+    VolumeRef,
+    VolumeRequest,
+)
+from launcher.provision.code import bundle_code
+from launcher.provision.deps import BucketLike, LaunchDeps, Progress
+from launcher.provision.ledger import Entry, Ledger, delete_until, rollback
+from launcher.provision.model import (
+    ATTACH_S,
+    INSTANCE_READY_S,
+    VOLUME_READY_S,
+    Candidate,
+    CapacityExhaustedError,
+    CodeBundle,
+    LaunchPlan,
+    LaunchResult,
+    RollbackIncompleteError,
+    RunStateError,
+)
+from launcher.provision.preflight import check_reachable
+from launcher.render import RenderedDocument, render
+from launcher.render.stage import LaunchFacts, stage_run_spec
+from launcher.runner.spec import Placement, RunSpec
+
+
+@dataclass
+class Session:
+    """One launch in progress: the plan, where it creates things, and its ledger."""
+
+    plan: LaunchPlan
+    deps: LaunchDeps
+    provider: Provider
+    bucket: BucketLike
+    ledger: Ledger
+    workdir: Path
+    created: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    documents: list[RenderedDocument] = field(default_factory=list)
+
+    @property
+    def say(self) -> Progress:
+        return self.deps.progress
+
+
+def launch(plan: LaunchPlan, deps: LaunchDeps) -> LaunchResult:
+    """Reconcile ``plan`` against the provider; roll back this launch's creates on failure."""
+    return execute(plan, deps, deps.provider, deps.bucket_for(plan.stage.storage))[0]
+
+
+def execute(plan: LaunchPlan, deps: LaunchDeps, provider: Provider, bucket: BucketLike, *,
+            roll_back: bool = True) -> tuple[LaunchResult, Session]:
+    """The reconcile with the given provider and bucket (real, or a dry run's stand-ins)."""
+    existing = provider.find_run(plan.run_id)
+    if _ids(existing) != _ids(plan.existing):
+        raise RunStateError(f"run {plan.run_id} changed since it was planned: run the command "
+                            "again")
+    ledger = Ledger(plan.run_id, existing)
+    with tempfile.TemporaryDirectory(prefix="launcher-run-") as tmp:
+        session = Session(plan, deps, provider, bucket, ledger, Path(tmp))
+        try:
+            return reconcile(session), session
+        except BaseException as exc:
+            if not roll_back:
+                raise
+            remaining = rollback(ledger, deps, plan.api_url).remaining if ledger.entries \
+                else ()
+            for note in ledger.kept:
+                deps.progress.note(note)
+            if remaining:
+                raise RollbackIncompleteError(_incomplete(exc, remaining, plan), remaining,
+                                              exc) from None
+            raise
+
+
+def _ids(resources: RunResources) -> set[str]:
+    return {r.id for r in (*resources.instances, *resources.volumes)}
+
+
+def _incomplete(exc: BaseException, remaining: tuple[str, ...], plan: LaunchPlan) -> str:
+    cause = "interrupted" if isinstance(exc, KeyboardInterrupt) else \
+        (str(exc).splitlines() or [type(exc).__name__])[0]
+    lines = [f"launch failed ({cause}) and the rollback could not delete everything; "
+             "these may still bill:", *(f"  - {line}" for line in remaining),
+             f"  or remove the run's resources with: launcher teardown {plan.run_id}"]
+    return "\n".join(lines)
+
+
+def reconcile(session: Session) -> LaunchResult:
+    if session.ledger.before.instances:
+        return resume_instance(session, session.ledger.before.instances[0])
+    code = upload_code(session) if session.plan.stage.code.kind == "tarball" else None
+    return place(session, code)
+
+
+# -- steps ----------------------------------------------------------------------------------
+
+def upload_code(session: Session) -> CodeBundle:
+    """Pack the checkout and put it at ``runs/<run_id>/code.tar.gz``."""
+    plan, bucket = session.plan, session.bucket
+    check_reachable(bucket.address.endpoint_url)
+    bundle = bundle_code(plan.code_dir, session.workdir, bucket.address, plan.run_id)
+    if bundle.dirty:
+        session.say.warn(f"{plan.code_dir.resolve()} has uncommitted changes; the bundle packs "
+                         f"the last commit {bundle.git_sha[:12]} only (recorded as dirty)")
+    with session.say.waiting(f"uploading the code bundle ({bundle.size:,} bytes, sha256 "
+                             f"{bundle.sha256[:12]}…) to {bundle.url}"):
+        bucket.put_file(bundle.path, bundle.url)
+    session.ledger.kept.append(f"the code bundle {bundle.url} stays in the bucket (it bills "
+                               "next to nothing); delete it with s5cmd rm if you like")
+    return bundle
+
+
+def place(session: Session, code: CodeBundle | None) -> LaunchResult:
+    """Try the candidates in order until an instance is created, booted and attached."""
+    plan = session.plan
+    failover = FailoverPlan(c.offer for c in plan.candidates)
+    by_offer = {_key(c.offer): c for c in plan.candidates}
+    held: tuple[VolumeRef, Entry | None] | None = None
+    while (offer := failover.current) is not None:
+        cand = by_offer[_key(offer)]
+        if held is None or held[0].region != offer.region:
+            held = ensure_volume(session, cand)
+        volume, entry = held
+        spec, document = render_document(session, cand, volume, code)
+        try:
+            instance = create_instance(session, cand, spec, document)
+        except InvalidRequestError as exc:
+            if not is_capacity_refusal(exc):
+                raise
+            following = failover.next_after_capacity_error(offer, exc)
+            _say_failover(session, offer, following, exc)
+            if entry is not None and (following is None or following.region != offer.region):
+                drop_volume(session, volume, entry)
+                held = None
+            continue
+        return finish(session, cand, instance, volume, code, spec, failover)
+    raise CapacityExhaustedError(exhausted_message(failover, by_offer), failover.tried)
+
+
+def _key(offer: Offer) -> tuple[str, str]:
+    return offer.plan_id, offer.region
+
+
+def is_capacity_refusal(exc: Exception) -> bool:
+    """Out of capacity, or a refusal saying the plan cannot be had there right now."""
+    if isinstance(exc, OutOfCapacityError):
+        return True
+    text = str(exc).lower()
+    return not isinstance(exc, ConflictError) and "plan" in text and any(
+        p in text for p in ("not available", "unavailable", "sold out", "out of stock"))
+
+
+def _say_failover(session: Session, offer: Offer, following: Offer | None,
+                  exc: Exception) -> None:
+    reason = (str(exc).splitlines() or ["refused"])[0]
+    after = (f"trying next: {following.plan_id} in {following.region}" if following
+             else "no candidate left")
+    session.say.warn(f"{offer.plan_id} in {offer.region} refused ({reason}); {after}")
+
+
+def ensure_volume(session: Session, cand: Candidate) -> tuple[VolumeRef, Entry | None]:
+    """The candidate's volume, ready: reused (no ledger entry), or created and waited for."""
+    vp, provider = cand.volume, session.provider
+    if vp.volume is not None:
+        session.reused.append(f"volume {vp.volume.id} ({vp.volume.label}, {vp.region})")
+        volume = vp.volume
+        if not volume.ready:
+            with session.say.waiting(f"waiting for volume {volume.id} to become active"):
+                volume = provider.wait_volume_ready(volume.id, VOLUME_READY_S)
+        return volume, None
+    entry = session.ledger.sending("volume", vp.label, vp.region)
+    volume = provider.create_volume(VolumeRequest(vp.region, vp.size_gb, vp.label, vp.kind))
+    entry.id = volume.id
+    session.created.append(f"volume {volume.id} ({vp.label}, {vp.region})")
+    session.say.note(f"created volume {volume.id} ({vp.label}, {vp.size_gb} GB {vp.kind}, "
+                     f"{vp.region})")
+    with session.say.waiting(f"waiting for volume {volume.id} to become active"):
+        volume = provider.wait_volume_ready(volume.id, VOLUME_READY_S)
+    return volume, entry
+
+
+def drop_volume(session: Session, volume: VolumeRef, entry: Entry) -> None:
+    """Delete the volume this launch made in a region it is leaving."""
+    what = f"volume {volume.id} ({volume.label}, {volume.region})"
+    session.say.note(f"leaving {volume.region}: deleting {what}")
+    error = delete_until("volume", volume.id, session.deps, what)
+    if error is not None:
+        raise RunStateError(f"could not delete {what} before moving on: {error}")
+    session.ledger.forget(entry)
+    session.created.remove(f"volume {volume.id} ({volume.label}, {volume.region})")
+
+
+def render_document(session: Session, cand: Candidate, volume: VolumeRef,
+                    code: CodeBundle | None) -> tuple[RunSpec, RenderedDocument]:
+    """The run spec and document with the real volume ids, placement and code."""
+    plan, offer = session.plan, cand.offer
+    stage = cand.stage
+    git_sha = stage.code.git_commit
+    if code is not None:
+        git_sha = code.git_sha + ("-dirty" if code.dirty else "")
+    placement = Placement(provider=stage.provider, region=offer.region, plan=offer.plan_id,
+                          gpu_type=offer.gpu_type or "", gpu_count=offer.gpu_count or 0,
+                          snapshot_id=plan.snapshot.id,
+                          snapshot_description=plan.snapshot.description, git_sha=git_sha)
+    facts = LaunchFacts(run_id=plan.run_id, block_id=volume.id, mount_id=volume.mount_id,
+                        placement=placement, tarball_key=code.key if code else "",
+                        tarball_sha256=code.sha256 if code else "", api_url=plan.api_url,
+                        hourly_cost_usd=cand.estimate.usd_per_hour)
+    spec = stage_run_spec(stage, facts, session.deps.now())
+    document = render(spec, run_secrets(session.deps.account), session.deps.runner())
+    session.documents.append(document)
+    return spec, document
+
+
+def create_instance(session: Session, cand: Candidate, spec: RunSpec,
+                    document: RenderedDocument) -> InstanceRef:
+    """Create the instance; a definite refusal leaves no ledger entry behind."""
+    plan, offer = session.plan, cand.offer
+    request = InstanceRequest(offer.region, offer.plan_id, plan.snapshot.id, plan.run_id,
+                              instance_tags(plan.run_id, cand.stage.name, spec.deadline_epoch),
+                              user_data=document.text.encode("ascii"),
+                              ssh_key_ids=plan.ssh_key_ids)
+    entry = session.ledger.sending("instance", plan.run_id, offer.region)
+    try:
+        instance = session.provider.create_instance(request)
+    except InvalidRequestError:  # a 4xx answer: nothing was created
+        session.ledger.forget(entry)
+        raise
+    entry.id = instance.id
+    session.created.append(f"instance {instance.id} ({offer.plan_id}, {offer.region})")
+    session.say.note(f"created instance {instance.id} ({offer.plan_id} in {offer.region})")
+    return instance
+
+
+def finish(session: Session, cand: Candidate, instance: InstanceRef, volume: VolumeRef,
+           code: CodeBundle | None, spec: RunSpec, failover: FailoverPlan) -> LaunchResult:
+    instance = wait_instance(session, instance)
+    volume = attach_volume(session, volume, instance)
+    return LaunchResult(session.plan.run_id, cand.stage.name, cand, instance, volume,
+                        tuple(session.created), tuple(session.reused), code,
+                        spec.deadline_epoch, failover.tried, session.plan.notes)
+
+
+def wait_instance(session: Session, instance: InstanceRef) -> InstanceRef:
+    if instance.ready:
+        return instance
+    with session.say.waiting(f"waiting for instance {instance.id} ({instance.plan} in "
+                             f"{instance.region}) to boot"):
+        return session.provider.wait_instance_ready(instance.id, INSTANCE_READY_S)
+
+
+def attach_volume(session: Session, volume: VolumeRef, instance: InstanceRef) -> VolumeRef:
+    """Attach live (never a reboot); the provider retries a locked instance."""
+    if volume.attached_to == instance.id:
+        return volume
+    if volume.attached_to:
+        raise RunStateError(f"volume {volume.id} is attached to instance {volume.attached_to}, "
+                            f"not to the run's instance {instance.id}")
+    with session.say.waiting(f"attaching volume {volume.id} to instance {instance.id} (live)"):
+        return session.provider.attach_volume(volume.id, instance.id, ATTACH_S)
+
+
+def resume_instance(session: Session, instance: InstanceRef) -> LaunchResult:
+    """The run's instance exists: never create another; wait for it and attach its volume."""
+    plan = session.plan
+    cand = plan.first
+    if cand.volume.volume is None:
+        raise RunStateError(f"run {plan.run_id} has instance {instance.id} but its volume is "
+                            f"gone; remove the run with `launcher teardown {plan.run_id}` and "
+                            "launch again")
+    session.reused.append(f"instance {instance.id} ({instance.plan}, {instance.region})")
+    volume, _ = ensure_volume(session, cand)
+    session.say.note(f"run {plan.run_id} already has instance {instance.id}: nothing to create")
+    instance = wait_instance(session, instance)
+    volume = attach_volume(session, volume, instance)
+    return LaunchResult(plan.run_id, cand.stage.name, cand, instance, volume, (),
+                        tuple(session.reused), None, parse_tags(instance.tags).expires_epoch,
+                        (), plan.notes)
+
+
+def exhausted_message(failover: FailoverPlan, by_offer: dict[tuple[str, str], Candidate]) -> str:
+    """The final message: the summary and a table of every offer tried and why it failed."""
+    head = ("#", "profile", "plan", "region", "price", "why skipped")
+    rows = [head]
+    for number, skipped in enumerate(failover.tried, 1):
+        row = skipped.as_row()
+        profile = by_offer[_key(skipped.offer)].profile.name
+        rows.append((str(number), profile, row["plan"], row["region"], row["price"],
+                     row["why skipped"]))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head) - 1)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True))
+             + "  " + r[-1] for r in rows]
+    return "\n".join([f"nothing launched: {failover.summary()}", *lines,
+                      "nothing this launch created is left (see above)"])

@@ -1,0 +1,174 @@
+"""Bad input and an unreachable bucket stop a launch before anything exists; the dry run
+makes no mutating call; the command line end to end."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+from support.keys import ALL_FAKE_KEYS
+
+import launcher.commands.run as run_command
+from launcher.cli import main
+from launcher.config import Overrides
+from launcher.errors import ApiError, ConfigError
+from launcher.provision import DryRunResult, LaunchCancelledError, run_stage
+
+from .conftest import account_for
+
+SNAPSHOT = "5f0d2c1e-8a3b-4c6d-9e7f-0a1b2c3d4e5f"
+
+
+def untouched(bed) -> None:
+    assert bed.emulator.mutations() == []
+    assert bed.objects() == {}
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# -- bad input ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("changes", "account_env", "match"), [
+    ({"stage": "nope"}, {}, "nope"),
+    ({"overrides": Overrides(regions=("xyz",))}, {}, "unknown region"),
+    ({"overrides": Overrides(min_vram_gb=0)}, {}, "--min-vram"),
+    ({"overrides": Overrides(snapshot="0d0d0d0d-0000-4000-8000-000000000000")}, {},
+     "no such snapshot"),
+    ({"overrides": Overrides(max_price_per_hour=0.5)}, {}, "no offer fits"),
+    ({"run_id": "Not A Run"}, {}, "--run-id"),
+    ({}, {"VULTR_KEY": ""}, "VULTR_KEY"),
+    ({}, {"B2_APPLICATION_KEY": ""}, "B2_APPLICATION_KEY"),
+    ({}, {"B2_BUCKET": ""}, "placeholder"),
+])
+def test_bad_input_is_one_clear_error_and_nothing_is_created(bed, changes, account_env,
+                                                             match):
+    account = account_for(bed.emulator, bed.bucket, bed.tmp, **account_env)
+    request = bed.request(**{k: v for k, v in changes.items() if k == "stage"})
+    request = bed.request(stage=request.stage,
+                          **{k: v for k, v in changes.items() if k != "stage"})
+    with pytest.raises(Exception, match=match) as failed:
+        run_stage(request, bed.deps(account=account))
+    assert "\n" not in str(failed.value).split("hint:")[0].strip() or "no offer" in match
+    untouched(bed)
+
+
+def test_latest_skips_a_snapshot_still_in_progress_and_a_pinned_one_is_refused(bed):
+    from launcher.emulator import Timing
+    from launcher.emulator.state import InstanceSpec
+    from launcher.provision import plan_launch
+
+    store = bed.emulator.state
+    store.timing = Timing(snapshot_complete_s=3600)  # snapshots now take an hour
+    source = store.create_instance(InstanceSpec(region="sea", plan="vc2-1c-1gb", label="x",
+                                                os_id=2136))
+    baking = store.create_snapshot(source.id, "launcher-gpu-newer-still-baking")
+    store.delete_instance(source.id)
+    deps = bed.deps()
+    assert plan_launch(bed.request(), deps).snapshot.id == SNAPSHOT
+    with pytest.raises(ConfigError, match="not complete"):
+        run_stage(bed.request(overrides=Overrides(snapshot=baking.id)), deps)
+
+
+def test_a_secret_in_the_command_is_refused_before_anything_exists(bed):
+    from support.keys import FAKE_WANDB_KEY
+
+    leaky = Overrides(command=("python3", "train.py", "--key", FAKE_WANDB_KEY))
+    with pytest.raises(ConfigError, match="WANDB_API_KEY value appears") as failed:
+        run_stage(bed.request(overrides=leaky), bed.deps())
+    assert FAKE_WANDB_KEY not in str(failed.value)
+    untouched(bed)
+
+
+def test_a_code_directory_that_is_no_checkout_stops_before_any_create(bed, tmp_path):
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    with pytest.raises(ConfigError, match="git"):
+        run_stage(bed.request(code_dir=plain), bed.deps())
+    untouched(bed)
+
+
+def test_an_unreachable_bucket_stops_before_any_create(bed):
+    deps = bed.deps(endpoint=f"http://127.0.0.1:{closed_port()}")
+    with pytest.raises(ApiError, match="cannot reach .*nothing was created"):
+        run_stage(bed.request(), deps)
+    untouched(bed)
+
+
+def test_a_declined_plan_creates_nothing(bed):
+    with pytest.raises(LaunchCancelledError):
+        run_stage(bed.request(), bed.deps(confirm=lambda plan: False))
+    untouched(bed)
+
+
+# -- dry run --------------------------------------------------------------------------------
+
+def test_a_dry_run_lists_the_calls_and_makes_none(bed):
+    deps = bed.deps(confirm=lambda plan: pytest.fail("a dry run asks nothing"))
+    result = run_stage(bed.request(dry_run=True), deps)
+    assert isinstance(result, DryRunResult)
+    untouched(bed)
+    assert [(c.method, c.target) for c in result.calls] == [
+        ("PUT", f"s3://{bed.bucket}/runs/{result.plan.run_id}/code.tar.gz"),
+        ("POST", "/blocks"), ("POST", "/instances"),
+        ("POST", "/blocks/<new-volume-id>/attach")]
+    create = result.calls[2].body
+    assert create["user_data"].startswith("<rendered document, ")
+    assert create["snapshot_id"] == SNAPSHOT and "launcher" in create["tags"]
+    assert result.calls[0].body["sha256"] == result.code.sha256
+    assert "<secret:VULTR_KEY>" in result.document and "<new-mount-id>" in result.document
+    text = json.dumps(result.as_dict())
+    assert not any(key in text for key in ALL_FAKE_KEYS)
+
+
+# -- the command line -----------------------------------------------------------------------
+
+@pytest.fixture
+def cli(bed, monkeypatch):
+    """``launcher run`` with the bed's collaborators instead of the real ones."""
+
+    def deps(account, confirm, progress, environ=None):
+        made = bed.deps(confirm=confirm)
+        made.progress = progress
+        return made
+
+    monkeypatch.setattr(run_command, "real_deps", deps)
+    return ["run", "--stage", "smoke", "--config-dir", str(bed.config_dir),
+            "--code-dir", str(bed.code_dir)]
+
+
+def test_the_dry_run_command_prints_calls_estimate_and_masked_document(bed, cli, capsys):
+    assert main([*cli, "--dry-run"]) == 0
+    out = capsys.readouterr()
+    untouched(bed)
+    for marker in ("POST /instances", "POST /blocks", "<rendered document, ", "worst case",
+                   "<secret:VULTR_KEY>", "<secret:B2_APP_KEY>", "<secret:WANDB_API_KEY>",
+                   "#cloud-config", "nothing was created or uploaded"):
+        assert marker in out.out, marker
+    assert not any(key in out.out + out.err for key in ALL_FAKE_KEYS)
+
+
+def test_without_a_terminal_the_command_wants_yes(bed, cli, capsys):
+    assert main(cli) == 2
+    err = capsys.readouterr().err
+    assert "--yes" in err and "Traceback" not in err
+    untouched(bed)
+
+
+def test_the_command_launches_and_prints_json_only(bed, cli, capsys):
+    assert main([*cli, "--yes", "--json"]) == 0
+    out = capsys.readouterr()
+    result = json.loads(out.out)
+    assert result["status"] == "launched" and result["instance"]["region"] == "sjc"
+    assert f"launcher logs {result['run_id']} --follow" in result["follow"]
+    assert "created volume" in out.err
+
+
+def test_the_command_prints_how_to_follow_the_run(bed, cli, capsys):
+    assert main([*cli, "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert "launched" in out and "launcher status smoke-" in out and "--follow" in out

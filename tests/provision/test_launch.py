@@ -1,0 +1,139 @@
+"""``launcher run`` against the emulator and SeaweedFS: the happy path and the reconcile."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+
+import pytest
+
+from launcher.naming import parse_tags, volume_label
+from launcher.provision import LaunchResult, run_stage
+from launcher.vultr import BlockSpec
+
+from .conftest import NOW, git
+
+
+def user_data(bed, instance_id: str) -> str:
+    from conftest import client_for
+
+    with client_for(bed.emulator.url) as client:
+        return client.get_user_data(instance_id).decode()
+
+
+def test_a_launch_creates_tags_attaches_and_uploads(bed):
+    deps = bed.deps()
+    result = run_stage(bed.request(), deps)
+    assert isinstance(result, LaunchResult)
+    run_id = result.run_id
+    assert run_id == "smoke-20261118-110640"
+    tags = parse_tags(result.instance.tags)
+    assert (tags.run_id, tags.stage) == (run_id, "smoke")
+    assert tags.expires_epoch == int(NOW + 3600)  # smoke: max_hours 1
+    # one instance, one volume, attached live (no reboot), both found from the cloud alone
+    found = deps.provider.find_run(run_id)
+    assert [i.id for i in found.instances] == [result.instance.id]
+    assert [v.attached_to for v in found.volumes] == [result.instance.id]
+    assert found.volumes[0].label == volume_label(run_id)
+    assert not any(e.note and "reboot" in e.note for e in bed.emulator.events)
+    # the document carries the real ids and the bundle's sha
+    text = user_data(bed, result.instance.id)
+    volume = found.volumes[0]
+    assert volume.id in text and volume.mount_id in text
+    assert result.code is not None and result.code.sha256 in text
+    assert f"runs/{run_id}/code.tar.gz" in text
+    # the bundle in the bucket is the one the document names
+    assert bed.objects() == {f"runs/{run_id}/code.tar.gz": result.code.size}
+    fetched = bed.tmp / "fetched.tar.gz"
+    bed.s3.s5("cp", f"s3://{bed.bucket}/runs/{run_id}/code.tar.gz", str(fetched))
+    assert hashlib.sha256(fetched.read_bytes()).hexdigest() == result.code.sha256
+    names = subprocess.run(["tar", "tzf", str(fetched)], capture_output=True, text=True,
+                           check=True).stdout.split()
+    assert sorted(names) == ["README.md", "train.py"]
+    assert result.code.git_sha == git(bed.code_dir, "rev-parse", "HEAD")
+    assert not result.code.dirty
+    progress = deps.progress.text
+    for step in ("uploading the code bundle", "waiting for volume", "attaching volume"):
+        assert f"wait: {step}" in progress
+    assert f"launcher status {run_id}" in json.dumps(result.as_dict())
+
+
+def test_a_second_run_with_the_same_id_creates_nothing(bed):
+    first = run_stage(bed.request(), bed.deps())
+    mutations = len(bed.emulator.mutations())
+    again = run_stage(bed.request(run_id=first.run_id), bed.deps())
+    assert again.instance.id == first.instance.id and again.volume.id == first.volume.id
+    assert again.created == () and len(again.reused) == 2
+    assert len(bed.emulator.mutations()) == mutations  # not one create, attach or delete
+
+
+def test_resuming_a_run_whose_volume_exists_creates_only_the_instance(bed):
+    deps = bed.deps()
+    run_id = "smoke-20261118-000000"
+    block = deps.client.create_block(BlockSpec("sea", 10, volume_label(run_id)))
+    result = run_stage(bed.request(run_id=run_id, overrides=_regions("sjc,sea")), deps)
+    assert result.volume.id == block.id and result.instance.region == "sea"
+    assert [c.split()[0] for c in result.created] == ["instance"]
+    assert result.volume.attached_to == result.instance.id
+
+
+def test_a_dirty_checkout_is_packed_at_head_and_recorded_dirty(bed):
+    (bed.code_dir / "train.py").write_text("print('changed, not committed')\n")
+    deps = bed.deps()
+    result = run_stage(bed.request(), deps)
+    assert result.code.dirty and "uncommitted changes" in deps.progress.text
+    assert f"{result.code.git_sha}-dirty" in user_data(bed, result.instance.id)
+
+
+def test_a_reusable_volume_is_reused_and_never_rolled_back(bed):
+    deps = bed.deps()
+    cache = deps.client.create_block(BlockSpec("sjc", 50, "launcher-cache-ups"))
+    result = run_stage(bed.request(overrides=_reuse("ups")), deps)
+    assert result.volume.id == cache.id and result.volume.attached_to == result.instance.id
+    assert all("volume" not in c for c in result.created)
+
+
+def test_a_reusable_volume_is_created_under_its_label_when_missing(bed):
+    deps = bed.deps()
+    result = run_stage(bed.request(overrides=_reuse("ups")), deps)
+    assert result.volume.label == "launcher-cache-ups"
+    # the next run of the same reuse label finds it (here: once the first run is gone)
+    deps.provider.delete_instance(result.instance.id)
+    second = run_stage(bed.request(run_id="smoke-20261118-090000", overrides=_reuse("ups")),
+                       bed.deps())
+    assert second.volume.id == result.volume.id
+
+
+def test_a_volume_in_use_by_another_run_is_refused_before_anything(bed):
+    deps = bed.deps()
+    first = run_stage(bed.request(overrides=_reuse("ups")), deps)
+    before = len(bed.emulator.mutations())
+    from launcher.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="another run is using it"):
+        run_stage(bed.request(run_id="smoke-20261118-090000", overrides=_reuse("ups")),
+                  bed.deps())
+    assert len(bed.emulator.mutations()) == before and first.volume.attached_to
+
+
+def _regions(text: str):
+    from launcher.config import Overrides
+
+    return Overrides(regions=tuple(text.split(",")))
+
+
+def _reuse(name: str):
+    from launcher.config import Overrides
+
+    return Overrides(reuse_volume=name)
+
+
+def test_a_new_launch_never_adopts_a_run_that_already_exists(quick_bed):
+    from launcher.provision import RunStateError
+
+    run_stage(quick_bed.request(), quick_bed.deps())  # same stage, same second: same run id
+    before = len(quick_bed.emulator.mutations())
+    with pytest.raises(RunStateError, match="--run-id smoke-"):
+        run_stage(quick_bed.request(), quick_bed.deps())
+    assert len(quick_bed.emulator.mutations()) == before

@@ -129,8 +129,10 @@ class Phases:
 
         def harden(ctx: Context) -> Any:
             hardening = importlib.import_module("launcher.runner.hardening")
+            # A test host (the sandbox) may run without root: there the secrets file belongs
+            # to the user the runner runs as, and that is what "root-only" means.
             return hardening.harden(ctx, hardening.HardeningOptions(
-                cloud_dir=root / "var/lib/cloud"))
+                cloud_dir=root / "var/lib/cloud", owner_uid=os.geteuid()))
 
         return replace(cls.real(), prepare_volume=prepare_volume, harden=harden)
 

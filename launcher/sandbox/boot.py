@@ -1,0 +1,140 @@
+"""Booting one sandbox machine: from the instance's user data to the runner's argv and env.
+
+:func:`prepare` does what cloud-init and systemd do on a real instance, on disk only: parse
+the document, check the run spec may run here, write every file under the machine's host
+root (``run.json`` rewritten for the sandbox), and return the :class:`Launch` — the unit's
+``ExecStart`` with the instance's paths placed under the host root, and the environment the
+runner gets. Starting the process is the caller's business. Refusals raise
+:class:`BootRefused` with one line saying why.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from launcher.emulator.records import Instance
+from launcher.runner.s3 import BINARY_ENV
+from launcher.runner.spec import RunSpec, SpecError
+from launcher.runner.supervisor import TEST_HOST_ENV
+from launcher.sandbox.document import BootPlan, DocumentRefused, parse_document
+from launcher.sandbox.machine import (
+    SYSTEM_PATH,
+    host_path,
+    make_host,
+    write_files,
+    write_sandbox_json,
+)
+from launcher.sandbox.respec import SpecRefused, sandbox_spec
+
+ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+RESERVED_ENV = {"PATH", "HOME", "TMPDIR", "LANG", TEST_HOST_ENV, BINARY_ENV}
+NOT_EMULATED = (
+    "systemd: the runner is started directly, with the unit's ExecStart and Environment",
+    "the watchdog timer: no deadline watchdog runs next to a sandbox runner",
+    "a block device: the volume is a sparse file, mkfs/mount are sandbox fakes",
+    "the firewall: iptables is a sandbox fake that records the rule",
+    "the GPU: cpu_only documents only; the CPU matmul probe is simulated (no torch)",
+    "isolation: the runner and the training command are ordinary processes of the demo "
+    "machine, running as its users",
+    "the disk: once the runner has ended, the sandbox deletes the machine's secrets file and "
+    "cached user data; everything else stays for inspection",
+)
+
+
+class BootRefused(ValueError):
+    """The machine cannot boot this document; the message is the one-line reason."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The backend's choices every machine shares."""
+
+    root: Path
+    bin_dir: Path
+    python: str
+    s5cmd: str
+    trainer_user: str
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How to start the machine's runner: argv, environment, working directory, where its
+    ``state_dir`` is (for finding the training process), and the files holding secrets
+    (removed once the runner has ended: a deleted instance takes its disk along)."""
+
+    argv: tuple[str, ...]
+    env: dict[str, str]
+    cwd: Path
+    state_dir: Path
+    secret_files: tuple[Path, ...] = ()
+
+
+def prepare(instance: Instance, host: Path, settings: Settings, metadata_url: str) -> Launch:
+    """Materialise ``instance``'s document under ``host``; the runner's :class:`Launch`."""
+    try:
+        plan = parse_document(instance.user_data)
+        exec_start = runner_exec_start(plan)
+        spec_path = exec_start[4]
+        spec = load_spec(plan, spec_path)
+        sandboxed, rewrites = sandbox_spec(spec, host, metadata_url=metadata_url,
+                                           trainer_user=settings.trainer_user)
+        plan.file(spec.paths.secrets_file)  # the secrets must come with the document
+    except (DocumentRefused, SpecRefused) as exc:
+        raise BootRefused(str(exc)) from None
+    env = runner_env(plan, host, settings)
+    make_host(host, instance.id, base64.b64decode(instance.user_data))
+    replaced = {spec_path: (sandboxed.to_json() + "\n").encode("utf-8")}
+    files = write_files(host, plan.files, replaced)
+    argv = (settings.python, str(host_path(host, exec_start[1])), *exec_start[2:4],
+            str(host_path(host, spec_path)))
+    record = {
+        "instance_id": instance.id, "host_root": str(host), "unit": plan.unit,
+        "document_exec_start": list(exec_start), "sandbox_argv": list(argv),
+        "environment": env, "rewrites": [r.as_dict() for r in rewrites], "files": files,
+        "skipped_from_document": list(plan.ignored), "not_emulated": list(NOT_EMULATED),
+        "python": settings.python, "python_note": "the unit names the image's python3; a "
+        "sandbox runs the runner with this interpreter instead",
+    }
+    write_sandbox_json(host_path(host, spec_path).with_name("sandbox.json"), record)
+    secret_files = (Path(sandboxed.paths.secrets_file),
+                    host / "var/lib/cloud/instances" / instance.id / "user-data.txt")
+    return Launch(argv, env, host, Path(sandboxed.paths.state_dir), secret_files)
+
+
+def runner_exec_start(plan: BootPlan) -> tuple[str, ...]:
+    """The unit's ``ExecStart``: ``<python3> <runner.pyz> supervise --spec <run.json>``,
+    both paths written by the document; anything else is refused."""
+    argv = plan.exec_start
+    shape_ok = (len(argv) == 5 and PurePosixPath(argv[0]).name.startswith("python3")
+                and argv[2:4] == ("supervise", "--spec"))
+    if not shape_ok:
+        raise DocumentRefused(f"{plan.unit}: ExecStart {' '.join(argv)!r} is not "
+                              "'<python3> <runner.pyz> supervise --spec <run.json>'")
+    for path in (argv[1], argv[4]):
+        plan.file(path)
+    return argv
+
+
+def load_spec(plan: BootPlan, spec_path: str) -> RunSpec:
+    try:
+        return RunSpec.from_json(plan.file(spec_path).data.decode("utf-8"))
+    except (SpecError, UnicodeDecodeError) as exc:
+        raise DocumentRefused(f"{spec_path} is not a run spec this runner reads: {exc}"
+                              ) from None
+
+
+def runner_env(plan: BootPlan, host: Path, settings: Settings) -> dict[str, str]:
+    """A clean environment: the fake tools first on PATH, HOME and TMPDIR inside the
+    machine, the test-host root, s5cmd, and the unit's own ``Environment`` settings."""
+    env = {"PATH": f"{settings.bin_dir}:{SYSTEM_PATH}", "LANG": "C.UTF-8",
+           "HOME": str(host / "root"), "TMPDIR": str(host / "tmp"),
+           TEST_HOST_ENV: str(host), BINARY_ENV: settings.s5cmd}
+    for name, value in plan.environment:
+        if not ENV_NAME.match(name) or name in RESERVED_ENV:
+            raise BootRefused(f"{plan.unit}: Environment {name}= is not something a sandbox "
+                              "lets a document set")
+        env[name] = value
+    return env

@@ -38,10 +38,10 @@ FinalUpload = Callable[[Context], None]
 
 
 def default_final_upload(ctx: Context) -> None:
-    """Send status.json and the log to the bucket (the upload module's heartbeat)."""
+    """Send status.json and runner.log to the bucket; train.log stays as uploaded whole."""
     from launcher.runner import upload  # lazy: written apart, and only needed here
 
-    upload.upload_heartbeat(ctx)
+    upload.upload_final_status(ctx)
 
 
 @dataclass(frozen=True)

@@ -207,20 +207,33 @@ def upload_heartbeat(ctx: Context) -> bool:
     """Upload ``status.json`` and whatever of ``runner.log``/``train.log`` exists in the log
     dir (of a log, at most its last ``HEARTBEAT_LOG_BYTES``: the upload phase sends it
     whole); True unless something failed to go up. Failures are logged, never raised."""
-    state, logs = Path(ctx.spec.paths.state_dir), Path(ctx.spec.paths.log_dir)
-    files = [(state / "status.json", "status.json")]
-    files += [(logs / name, f"logs/{name}") for name in HEARTBEAT_LOGS]
+    logs = Path(ctx.spec.paths.log_dir)
+    files = [(logs / name, f"logs/{name}") for name in HEARTBEAT_LOGS]
+    return _send_status(ctx, files, HEARTBEAT_LOG_BYTES, "heartbeat")
+
+
+def upload_final_status(ctx: Context) -> bool:
+    """Teardown's last word: ``status.json`` and the whole ``runner.log``. ``train.log`` is
+    left as the upload phase sent it: a heartbeat-sized tail must never replace it."""
+    runner_log = Path(ctx.spec.paths.log_dir) / "runner.log"
+    return _send_status(ctx, [(runner_log, "logs/runner.log")], None, "final status")
+
+
+def _send_status(ctx: Context, logs: list[tuple[Path, str]], limit: int | None,
+                 what: str) -> bool:
+    state = Path(ctx.spec.paths.state_dir)
+    files = [(state / "status.json", "status.json"), *logs]
     try:
         tool = tool_for(ctx, timeout=HEARTBEAT_TIMEOUT, attempts=1)
         with tempfile.TemporaryDirectory(prefix="heartbeat-", dir=state) as tmp:
             for source, rel in files:
                 if source.is_file() and not source.is_symlink():
                     snapshot = Path(tmp) / source.name
-                    copy_tail(source, snapshot, HEARTBEAT_LOG_BYTES, ctx.secrets)
+                    copy_tail(source, snapshot, limit, ctx.secrets)
                     tool.cp_up(str(snapshot), run_url(ctx, rel))
         return True
-    except Exception as exc:  # the heartbeat must never stop training
-        ctx.log(f"heartbeat upload failed: {scrub(str(exc), ctx.secrets)}")
+    except Exception as exc:  # neither may stop training or a teardown
+        ctx.log(f"{what} upload failed: {scrub(str(exc), ctx.secrets)}")
         return False
 
 

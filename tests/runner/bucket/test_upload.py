@@ -182,3 +182,19 @@ def test_logs_are_scrubbed_before_they_go_up(ctx, s3_server, tmp_path):
         text = got.read_text()
         assert text.count("KEY=*** tail") == len(leaked)
         assert secret_free(text)
+
+
+def test_the_final_status_never_replaces_the_whole_train_log_with_a_tail(ctx, s3_server,
+                                                                          monkeypatch, tmp_path):
+    monkeypatch.setattr(upload, "HEARTBEAT_LOG_BYTES", 10)
+    train_log = Path(ctx.spec.paths.log_dir) / "train.log"
+    train_log.write_text("step 1\n" * 20)
+    assert upload.upload(ctx, OUTCOME).verified
+    ctx.reporter.note("teardown: deleting instance")
+    assert upload.upload_final_status(ctx)
+    found = remote(s3_server, ctx)
+    assert found["logs/train.log"] == len("step 1\n" * 20)  # still whole
+    got = tmp_path / "status.json"
+    s3_server.s5("cp", f"s3://{ctx.spec.storage.bucket}/{ctx.spec.run_prefix}/status.json",
+                 str(got))
+    assert "teardown: deleting instance" in got.read_text()

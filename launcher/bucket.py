@@ -15,14 +15,26 @@ import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from launcher.errors import ApiError, ConfigError
-from launcher.runner.s3 import BINARY_ENV, ObjectInfo, S3Tool, b2_region
+from launcher.runner.s3 import BINARY_ENV, NO_MATCH, ObjectInfo, S3Tool, b2_region, split_url
 from launcher.runner.spec import RunSecrets
 from launcher.runner.tools import ToolError
 
 DEFAULT_TIMEOUT_S = 600.0
+
+
+@dataclass(frozen=True)
+class ObjectStat:
+    """One object as a listing shows it: ``modified`` in epoch seconds (None when the
+    listing gave none), ``etag`` as the server gave it (changes whenever the object does)."""
+
+    key: str
+    size: int
+    modified: float | None
+    etag: str
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,15 @@ def s5cmd_binary(environ: Mapping[str, str]) -> str:
     return found
 
 
+def _epoch(text: object) -> float | None:
+    """``2026-11-29T09:58:54Z`` (s5cmd's ``last_modified``) -> epoch seconds, else None."""
+    try:
+        when = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+
+
 class Bucket:
     """One bucket with one B2 application key. Errors are :class:`ApiError` one-liners."""
 
@@ -74,6 +95,26 @@ class Bucket:
 
     def list(self, url: str) -> list[ObjectInfo]:
         return self._wrap(lambda: self._tool.ls(url), f"list {url}")
+
+    def stat(self, url: str) -> ObjectStat | None:
+        """The object at exactly ``url`` (a listing matches a prefix: only that key counts),
+        or None when there is none; a refused or failed listing raises."""
+        out = self._wrap(lambda: self._tool._call(["ls", url], what=f"ls {url}", quiet=False,
+                                                  skip=NO_MATCH), f"list {url}")
+        wanted = split_url(url)[1]
+        for line in out.splitlines():
+            try:
+                item = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(item, dict):
+                continue
+            key = str(item.get("key", ""))
+            if item.get("type") == "file" and key.startswith("s3://") \
+                    and split_url(key)[1] == wanted:
+                return ObjectStat(wanted, int(item.get("size", 0)),
+                                  _epoch(item.get("last_modified")), str(item.get("etag", "")))
+        return None
 
     def read_text(self, url: str) -> str:
         """The object's text; raises ApiError when it is missing or unreadable."""

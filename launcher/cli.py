@@ -17,10 +17,24 @@ from rich.console import Console
 from rich.markup import escape
 
 from launcher import __version__
-from launcher.commands import config, demo, emulator, offers, render
+from launcher.commands import (
+    config,
+    demo,
+    doctor,
+    emulator,
+    gc,
+    logs,
+    offers,
+    render,
+    run,
+    status,
+    teardown,
+)
 from launcher.errors import LauncherError
 
 COMMANDS = (offers, demo, emulator, render, config)
+COMMANDS += (status, logs, teardown, gc, doctor)
+COMMANDS += (run,)
 
 
 def build_parser() -> argparse.ArgumentParser:

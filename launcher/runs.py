@@ -1,0 +1,339 @@
+"""Runs as Vultr and the bucket see them, from any machine: no local state.
+
+A run is what carries its id: instances tagged ``run:<id>`` and volumes labelled
+``<id>-cache`` (read through the provider, :mod:`launcher.naming`), and the objects under
+``<runs_prefix>/<id>/`` in the bucket, where the runner's heartbeat puts ``status.json``
+(:mod:`launcher.runner.status`) and the log tails.
+
+- :func:`read_status`: a run's ``status.json``, or why there is none. "Not uploaded yet" and
+  "bucket unreachable" are different answers: a failed read is never shown as "no status".
+- :func:`list_views` / :func:`view`: :class:`RunView` s, with the heartbeat's age (the time
+  the bucket last received ``status.json``, which every heartbeat re-uploads, or its
+  ``updated`` field if later) and an estimate of what the run has cost so far.
+
+"Upload verified" (:attr:`RunStatus.upload_verified`) is read from ``status.json``: the
+supervisor's ``upload`` phase ends ``ok: true`` (detail ``verified``) only after every file it
+sent was listed back in the bucket with its size; a failed verification fails that phase. The
+status file itself is uploaded at the start of that phase and once more at teardown, so the
+copy in the bucket shows the verdict once teardown's final upload got through. (The
+watchdog's own upload is not a phase: a run it uploaded shows no verified upload here, so its
+volume is kept unless ``--force``; when that upload was verified the watchdog's teardown has
+deleted the volume itself.)
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from launcher.bucket import Bucket
+from launcher.errors import ApiError, LauncherError
+from launcher.naming import LAUNCHER_TAG, parse_tags, run_tag, volume_label
+from launcher.providers.base import InstanceRef, Provider, RunResources, VolumeRef
+from launcher.vultr import Plan, VultrClient
+
+FINAL_STATES = frozenset({"succeeded", "failed", "torn-down"})
+HOURS_PER_MONTH = 730
+STATUS_FILE = "status.json"
+UPLOAD_PHASE = "upload"
+NOT_UPLOADED = "not uploaded yet"
+UNREACHABLE = "bucket unreachable"
+NOT_CONFIGURED = "bucket not configured"
+STATUS_READERS = 8  # status.json reads in flight at once
+RUN_ID_SUFFIX = re.compile(r"-\d{8}-\d{6}$")  # <stage>-<yyyymmdd-hhmmss>
+
+Clock = Callable[[], float]
+
+
+def parse_time(text: str | None) -> float | None:
+    """Epoch seconds of an ISO 8601 time (``Z`` or an offset; naive means UTC), else None."""
+    if not text:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.timestamp()
+
+
+# -- the bucket's side -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RunStatus:
+    """``status.json`` as the bucket has it (``data``), or why there is none (``problem``).
+    ``unreachable``: the bucket itself could not be read (or is not configured)."""
+
+    data: dict[str, Any] | None = None
+    problem: str = ""
+    unreachable: bool = False
+    uploaded: float | None = None  # when the bucket last received it: the last heartbeat
+
+    @property
+    def state(self) -> str:
+        return str((self.data or {}).get("state") or "")
+
+    @property
+    def phase(self) -> str:
+        return str((self.data or {}).get("phase") or "")
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL_STATES
+
+    @property
+    def phases(self) -> list[dict[str, Any]]:
+        phases = (self.data or {}).get("phases")
+        return [p for p in phases if isinstance(p, dict)] if isinstance(phases, list) else []
+
+    @property
+    def upload_verified(self) -> bool:
+        """An ``upload`` phase ended ok (the runner lists the bucket back before saying so)."""
+        return any(p.get("name") == UPLOAD_PHASE and p.get("ok") is True for p in self.phases)
+
+    @property
+    def updated(self) -> float | None:
+        """The last sign of life: the later of the last upload (the heartbeat re-uploads an
+        unchanged file too) and the file's own ``updated`` (its last change)."""
+        times = [t for t in (self.uploaded, parse_time(str((self.data or {}).get("updated")
+                                                           or ""))) if t is not None]
+        return max(times) if times else None
+
+    def texts(self, name: str) -> list[str]:
+        """``notes`` or ``left_behind``: the list as written, strings only."""
+        items = (self.data or {}).get(name)
+        return [str(i) for i in items] if isinstance(items, list) else []
+
+    def label(self) -> str:
+        """``running (train)``, ``succeeded``, or the problem."""
+        if self.data is None:
+            return self.problem
+        return f"{self.state} ({self.phase})" if self.phase and not self.final else self.state
+
+
+@dataclass(frozen=True)
+class NoBucket:
+    """Stands in for the bucket when it is not configured; ``reason`` says what to set."""
+
+    reason: str = "set B2_BUCKET, B2_S3_ENDPOINT and the B2 keys"
+
+
+Store = Bucket | NoBucket
+
+
+def read_status(bucket: Store, run_id: str) -> RunStatus:
+    """The run's ``status.json``: listed first (so "not uploaded yet" and "the bucket cannot
+    be asked" differ, and the listing's time is the last heartbeat), then read. Never raises
+    for the bucket's sake; the answer says what went wrong."""
+    if isinstance(bucket, NoBucket):
+        return RunStatus(problem=f"{NOT_CONFIGURED}: {bucket.reason}", unreachable=True)
+    url = bucket.address.run_url(run_id, STATUS_FILE)
+    try:
+        found = bucket.stat(url)
+    except ApiError as exc:
+        return RunStatus(problem=f"{UNREACHABLE}: {exc.message}", unreachable=True)
+    if found is None:
+        return RunStatus(problem=NOT_UPLOADED)
+    try:
+        return RunStatus(data=bucket.read_json(url), uploaded=found.modified)
+    except ApiError as exc:
+        return RunStatus(problem=f"status.json unreadable: {exc.message}")
+
+
+def read_statuses(bucket: Store, run_ids: list[str]) -> dict[str, RunStatus]:
+    """:func:`read_status` of each run, several at a time (each is a round trip or two)."""
+    if len(run_ids) < 2:
+        return {r: read_status(bucket, r) for r in run_ids}
+    with ThreadPoolExecutor(min(STATUS_READERS, len(run_ids))) as pool:
+        return dict(zip(run_ids, pool.map(lambda r: read_status(bucket, r), run_ids),
+                        strict=True))
+
+
+# -- prices --------------------------------------------------------------------------------------
+
+class PriceBook:
+    """Plan prices in $/h, read once per call: GPU plans first, every plan type on a miss."""
+
+    def __init__(self, client: VultrClient) -> None:
+        self._client = client
+        self._plans: dict[str, float] = {}
+        self._loaded: set[str] = set()
+
+    def plan_per_hour(self, plan_id: str) -> float | None:
+        for plan_type in ("vcg", "all"):
+            if plan_id in self._plans:
+                break
+            if plan_type not in self._loaded:
+                self._loaded.add(plan_type)
+                self._plans.update((p.id, plan_price(p))
+                                   for p in self._client.list_plans(type=plan_type))
+        return self._plans.get(plan_id)
+
+
+def plan_price(plan: Plan) -> float:
+    """``hourly_cost`` when given, else ``monthly_cost / 730`` (as offers prices a plan)."""
+    if plan.hourly_cost is not None and plan.hourly_cost > 0:
+        return plan.hourly_cost
+    return plan.monthly_cost / HOURS_PER_MONTH
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the provider's records leave out: creation times and $/h per resource id."""
+
+    created: dict[str, float] = field(default_factory=dict)
+    per_hour: dict[str, float | None] = field(default_factory=dict)
+
+
+def read_facts(client: VultrClient, prices: PriceBook, *, run_id: str | None = None) -> Facts:
+    """Creation time and price of the launcher's instances and volumes (one run's, or all)."""
+    instances = client.list_instances(tag=run_tag(run_id) if run_id else LAUNCHER_TAG)
+    blocks = client.list_blocks(label=volume_label(run_id) if run_id else None)
+    created: dict[str, float] = {}
+    per_hour: dict[str, float | None] = {}
+    for instance in instances:
+        created[instance.id] = parse_time(instance.date_created) or 0.0
+        per_hour[instance.id] = prices.plan_per_hour(instance.plan)
+    for block in blocks:
+        created[block.id] = parse_time(block.date_created) or 0.0
+        per_hour[block.id] = block.cost / HOURS_PER_MONTH if block.cost else None
+    return Facts({k: v for k, v in created.items() if v}, per_hour)
+
+
+@dataclass(frozen=True)
+class Cost:
+    """An estimate: list price per hour × hours since each resource was created."""
+
+    usd: float | None  # None when some price or creation time was unknown
+    per_hour: float
+    parts: tuple[str, ...] = ()
+
+
+def estimate(resources: Iterable[tuple[str, str]], facts: Facts, now: float) -> Cost:
+    """``resources``: (id, what) pairs, e.g. ("<id>", "plan vcg-…")."""
+    total: float | None = 0.0
+    per_hour_total = 0.0
+    parts = []
+    for rid, what in resources:
+        rate, born = facts.per_hour.get(rid), facts.created.get(rid)
+        if rate is None or born is None:
+            total = None
+            parts.append(f"{what}: price or age unknown")
+            continue
+        hours = max(now - born, 0.0) / 3600
+        per_hour_total += rate
+        if total is not None:
+            total += rate * hours
+        parts.append(f"{what} ${rate:.3f}/h × {hours:.1f} h")
+    return Cost(None if total is None else round(total, 2), round(per_hour_total, 3),
+                tuple(parts))
+
+
+# -- views ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RunView:
+    """One run: what Vultr holds for it and what its status in the bucket says."""
+
+    run_id: str
+    stage: str
+    expires: int | None
+    instances: tuple[InstanceRef, ...]
+    volumes: tuple[VolumeRef, ...]
+    status: RunStatus
+    cost: Cost
+    created: float | None
+    now: float
+
+    @property
+    def heartbeat_age_s(self) -> float | None:
+        updated = self.status.updated
+        return None if updated is None else max(self.now - updated, 0.0)
+
+    @property
+    def expires_in_s(self) -> float | None:
+        return None if self.expires is None else self.expires - self.now
+
+    @property
+    def exists(self) -> bool:
+        return bool(self.instances or self.volumes)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id, "stage": self.stage,
+            "state": self.status.state or None, "phase": self.status.phase or None,
+            "final": self.status.final,
+            "status_problem": self.status.problem or None,
+            "bucket_unreachable": self.status.unreachable,
+            "upload_verified": self.status.upload_verified,
+            "heartbeat_age_s": _round(self.heartbeat_age_s),
+            "expires_epoch": self.expires, "expires_in_s": _round(self.expires_in_s),
+            "instances": [{"id": i.id, "label": i.label, "region": i.region, "plan": i.plan,
+                           "state": i.state, "ready": i.ready, "tags": list(i.tags)}
+                          for i in self.instances],
+            "volumes": [{"id": v.id, "label": v.label, "region": v.region,
+                         "size_gb": v.size_gb, "attached_to": v.attached_to}
+                        for v in self.volumes],
+            "cost_estimate_usd": self.cost.usd, "cost_per_hour_usd": self.cost.per_hour,
+            "cost_parts": list(self.cost.parts),
+            "status": self.status.data,
+        }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def stage_of(run_id: str, instances: Iterable[InstanceRef]) -> str:
+    """The ``stage:`` tag, else what the run id says (``<stage>-<yyyymmdd-hhmmss>``)."""
+    for instance in instances:
+        stage = parse_tags(instance.tags).stage
+        if stage:
+            return stage
+    return RUN_ID_SUFFIX.sub("", run_id) if RUN_ID_SUFFIX.search(run_id) else ""
+
+
+def make_view(resources: RunResources, status: RunStatus, facts: Facts, now: float) -> RunView:
+    expiries = [e for e in (parse_tags(i.tags).expires_epoch for i in resources.instances)
+                if e is not None]
+    parts = [(i.id, f"plan {i.plan}") for i in resources.instances]
+    parts += [(v.id, f"volume {v.label}") for v in resources.volumes]
+    born = [facts.created[rid] for rid, _ in parts if rid in facts.created]
+    return RunView(resources.run_id, stage_of(resources.run_id, resources.instances),
+                   min(expiries) if expiries else None, resources.instances, resources.volumes,
+                   status, estimate(parts, facts, now), min(born) if born else None, now)
+
+
+def list_views(provider: Provider, bucket: Store, client: VultrClient, *,
+               now: Clock = time.time) -> list[RunView]:
+    """Every run that has an instance or a volume, oldest first. A provider failure raises;
+    a bucket failure is each run's status problem (``bucket unreachable: …``)."""
+    runs = provider.list_runs()
+    facts = read_facts(client, PriceBook(client)) if runs else Facts()
+    statuses = read_statuses(bucket, [r.run_id for r in runs])
+    views = [make_view(run, statuses[run.run_id], facts, now()) for run in runs]
+    return sorted(views, key=lambda v: (v.created or 0.0, v.run_id))
+
+
+class NoSuchRun(LauncherError):
+    """Nothing in Vultr and nothing in the bucket carries this run id."""
+
+
+def view(run_id: str, provider: Provider, bucket: Store, client: VultrClient, *,
+         now: Clock = time.time) -> RunView:
+    """One run; :class:`NoSuchRun` when neither Vultr nor the bucket knows it."""
+    resources = provider.find_run(run_id)
+    status = read_status(bucket, run_id)
+    if resources.empty and status.problem == NOT_UPLOADED:
+        raise NoSuchRun(f"no run {run_id}: nothing in Vultr is tagged {run_tag(run_id)} or "
+                        f"labelled {volume_label(run_id)}, and the bucket has no status for it",
+                        hint="`launcher status` lists the runs that have resources")
+    facts = read_facts(client, PriceBook(client), run_id=run_id) if not resources.empty \
+        else Facts()
+    return make_view(resources, status, facts, now())

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from launcher.errors import ApiError, ConfigError
-from launcher.runner.s3 import BINARY_ENV, NO_MATCH, ObjectInfo, S3Tool, b2_region, split_url
+from launcher.runner.s3 import BINARY_ENV, ObjectInfo, S3Tool, b2_region, split_url
 from launcher.runner.spec import RunSecrets
 from launcher.runner.tools import ToolError
 
@@ -99,21 +99,10 @@ class Bucket:
     def stat(self, url: str) -> ObjectStat | None:
         """The object at exactly ``url`` (a listing matches a prefix: only that key counts),
         or None when there is none; a refused or failed listing raises."""
-        out = self._wrap(lambda: self._tool._call(["ls", url], what=f"ls {url}", quiet=False,
-                                                  skip=NO_MATCH), f"list {url}")
         wanted = split_url(url)[1]
-        for line in out.splitlines():
-            try:
-                item = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(item, dict):
-                continue
-            key = str(item.get("key", ""))
-            if item.get("type") == "file" and key.startswith("s3://") \
-                    and split_url(key)[1] == wanted:
-                return ObjectStat(wanted, int(item.get("size", 0)),
-                                  _epoch(item.get("last_modified")), str(item.get("etag", "")))
+        for item in self.list(url):
+            if item.key == wanted:
+                return ObjectStat(wanted, item.size, _epoch(item.last_modified), item.etag)
         return None
 
     def read_text(self, url: str) -> str:

@@ -13,11 +13,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
+from launcher.config import ImageConfig
 from launcher.emulator import Emulator, Timing
-from launcher.errors import ConflictError, LauncherError
+from launcher.errors import LauncherError
 from launcher.offers import DEFAULT_REGIONS, Offer, Requirement, candidates, rank_offers
+from launcher.providers.vultr import VultrProvider
+from launcher.provision.plan import choose_snapshot
 from launcher.secrets import Secret
-from launcher.vultr import BlockSpec, InstanceSpec, Snapshot, VultrClient, VultrHttp, wait_for
+from launcher.vultr import BlockSpec, InstanceSpec, VultrClient, VultrHttp
 
 SNAPSHOT_PREFIX = "launcher-gpu-"
 VOLUME_GB = 1000
@@ -96,7 +99,7 @@ def _launch(s: Session, regions: tuple[str, ...], min_vram_gb: int) -> None:
         out.append(f"{offer.plan_id} ({offer.gpu_type}, {offer.gpu_count} × "
                    f"{offer.vram_per_gpu_gb:g} GB, {offer.label}) in {region}")
     with s.step("snapshot") as out:
-        snapshot = _newest_image(s.client.list_snapshots())
+        snapshot = choose_snapshot(s.client, ImageConfig(snapshot_prefix=SNAPSHOT_PREFIX))
         out.append(f"{snapshot.description} ({snapshot.id})")
     with s.step("volume") as out:
         block = s.client.create_block(BlockSpec(region, VOLUME_GB, s.label, "high_perf"))
@@ -110,8 +113,8 @@ def _launch(s: Session, regions: tuple[str, ...], min_vram_gb: int) -> None:
         s.client.wait_block_active(block.id, deadline_s=60)
         out.append(f"{ready.id} {ready.state}")
     with s.step("attach") as out:
-        _attach_when_unlocked(s.client, block.id, s.instance_id)
-        out.append(f"live, attached_to {s.client.get_block(block.id).attached_to}")
+        attached = VultrProvider(s.client).attach_volume(block.id, s.instance_id, deadline_s=60)
+        out.append(f"live, attached_to {attached.attached_to}")
 
 
 def _pick_offer(client: VultrClient, requirement: Requirement) -> Offer:
@@ -121,28 +124,6 @@ def _pick_offer(client: VultrClient, requirement: Requirement) -> Offer:
         raise LauncherError(f"no GPU plan with {requirement.min_vram_gb:g} GB per GPU is in "
                             f"stock in {', '.join(requirement.regions)}")
     return found[0]
-
-
-def _newest_image(snapshots: tuple[Snapshot, ...]) -> Snapshot:
-    baked = [s for s in snapshots if s.description.startswith(SNAPSHOT_PREFIX)
-             and s.status == "complete"]
-    if not baked:
-        raise LauncherError(f"no complete snapshot described {SNAPSHOT_PREFIX}*: bake one first")
-    return max(baked, key=lambda s: s.date_created)
-
-
-def _attach_when_unlocked(client: VultrClient, block_id: str, instance_id: str) -> None:
-    """Attach live; an instance still locked after boot answers "Instance is locked": retry."""
-
-    def attempt() -> bool:
-        try:
-            client.attach_block(block_id, instance_id, live=True)
-        except ConflictError:
-            return False
-        return True
-
-    wait_for(attempt, bool, deadline_s=60, what=f"attaching {block_id}",
-             poll=client.poll, sleep=client.http.sleep, clock=client.http.clock)
 
 
 def _teardown(s: Session) -> None:

@@ -18,6 +18,7 @@ from launcher.bucket import Bucket, s5cmd_binary
 from launcher.config import Account, ImageConfig, StageConfig
 from launcher.errors import AuthError, ConfigError, LauncherError
 from launcher.offers import Requirement, candidates, rank_offers
+from launcher.provision.plan import choose_snapshot
 from launcher.runner.s3 import MASTER_KEY_HINT
 from launcher.vultr import VultrClient
 
@@ -133,21 +134,10 @@ def _acls(client: VultrClient) -> Check:
 
 
 def _snapshot(client: VultrClient, image: ImageConfig) -> Check:
-    if not image.wants_latest:
-        snap = client.get_snapshot(image.snapshot)
-        if snap.status != "complete":
-            return Check("snapshot", FAIL, f"{snap.id} is {snap.status}, not complete",
-                         "wait for it, or pin another snapshot (image.snapshot)")
-        return Check("snapshot", OK, f"{snap.description} ({snap.id})")
-    found = [s for s in client.list_snapshots()
-             if s.description.startswith(image.snapshot_prefix) and s.status == "complete"]
-    if not found:
-        return Check("snapshot", FAIL, f"no complete snapshot whose description starts with "
-                     f"{image.snapshot_prefix!r}",
-                     "bake the image (make bake-image), or set image.snapshot to an id")
-    newest = max(found, key=lambda s: (s.date_created, s.description))
-    return Check("snapshot", OK, f"{newest.description} ({newest.id}), the newest of "
-                 f"{len(found)}")
+    """The snapshot a launch would boot, chosen as ``launcher run`` chooses it (a refusal
+    becomes a failed check through :func:`_guard`)."""
+    choice = choose_snapshot(client, image)
+    return Check("snapshot", OK, f"{choice.description} ({choice.id}), {choice.why}")
 
 
 def _stock(client: VultrClient, requirement: Requirement, stage_name: str | None) -> Check:

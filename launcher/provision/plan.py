@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from launcher.config import GpuProfile, StageConfig, resolve_stage, run_secrets
+from launcher.config import GpuProfile, ImageConfig, StageConfig, resolve_stage, run_secrets
 from launcher.config.view import PLACEHOLDER_BUCKET
 from launcher.errors import ConfigError, NotFoundError
 from launcher.naming import parse_tags, volume_label
@@ -44,7 +44,7 @@ def plan_launch(request: LaunchRequest, deps: LaunchDeps) -> LaunchPlan:
         raise RunStateError(f"run {run_id} already exists (launched this very second?): "
                             f"pass --run-id {run_id} to resume it, or try again")
     check_existing(existing, stage)
-    snapshot = choose_snapshot(deps.client, stage)
+    snapshot = choose_snapshot(deps.client, stage.image)
     reusable = reusable_volumes(deps.client, stage.volume.reuse_label, existing)
     pairs = offers_for(deps.client, stage, existing)
     chosen = tuple(candidate(stage, offer, profile, volume_plan(stage, run_id, offer.region,
@@ -122,10 +122,9 @@ def check_existing(existing: RunResources, stage: StageConfig) -> None:
 
 # -- the snapshot ----------------------------------------------------------------------------
 
-def choose_snapshot(client: VultrClient, stage: StageConfig) -> SnapshotChoice:
+def choose_snapshot(client: VultrClient, image: ImageConfig) -> SnapshotChoice:
     """``latest``: the newest complete snapshot described ``<snapshot_prefix>…``; an id: that
-    snapshot, which must exist and be complete."""
-    image = stage.image
+    snapshot, which must exist and be complete. Raises ConfigError saying what to do."""
     if not image.wants_latest:
         try:
             snap = client.get_snapshot(image.snapshot)

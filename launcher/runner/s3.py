@@ -23,7 +23,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from launcher.runner.context import Context
 from launcher.runner.spec import RunSecrets, scrub
@@ -45,10 +45,14 @@ NOT_REGULAR = "is not a regular file"  # s5cmd's word for a FIFO, socket or devi
 
 @dataclass(frozen=True)
 class ObjectInfo:
-    """One object: its key (without ``s3://bucket/``) and size in bytes."""
+    """One object: its key (without ``s3://bucket/``), size in bytes, and as the listing
+    gave them its ``etag`` (changes whenever the object does) and ``last_modified`` text."""
 
     key: str
     size: int
+    # Listing metadata: two listings of the same object compare equal by key and size.
+    etag: str = field(default="", compare=False)
+    last_modified: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -133,7 +137,9 @@ class S3Tool:
             except ValueError:
                 continue
             if isinstance(item, dict) and item.get("type") == "file" and "key" in item:
-                objects.append(ObjectInfo(split_url(item["key"])[1], int(item.get("size", 0))))
+                objects.append(ObjectInfo(split_url(item["key"])[1], int(item.get("size", 0)),
+                                          str(item.get("etag", "")),
+                                          str(item.get("last_modified", ""))))
         return objects
 
     def sync_down(self, prefix_url: str, local_dir: str) -> Transfer:

@@ -1,4 +1,4 @@
-"""The command line end to end: version, help, the error funnel, offers and the demo."""
+"""The command line end to end: version, help, the error funnel and offers."""
 
 from __future__ import annotations
 
@@ -84,12 +84,3 @@ def test_offers_table_and_an_unknown_region(emulator, monkeypatch, capsys):
     assert "GPU offers" in capsys.readouterr().out
     assert main(["offers", "--regions", "sea,atlantis"]) == 2
     assert "unknown region id(s): atlantis" in capsys.readouterr().err
-
-
-def test_the_demo_launches_and_leaves_nothing_behind(capsys):
-    assert main(["demo", "--instant", "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
-    assert [s["name"] for s in report["steps"]] == [
-        "offer", "snapshot", "volume", "instance", "attach", "teardown"]
-    assert report["region"] == "sjc" and report["left_over"] == 0
-    assert report["mutating_calls"] == 5  # volume, instance, attach, and their two deletes

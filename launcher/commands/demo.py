@@ -1,43 +1,58 @@
-"""``launcher demo``: the offline demo against an in-process emulator (no account needed)."""
+"""``launcher demo``: the offline demo (no account, nothing leaves 127.0.0.1)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 
-from launcher.demo import Step, run_demo
+from launcher.demo import DemoReport, run_demo
 from launcher.emulator import Timing
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "demo",
-        help="walk a launch and teardown against an emulated Vultr on 127.0.0.1",
-        description="Start a Vultr emulator in this process and walk a session through it: "
-        "GPU plans with stock (sjc, sea, lax), the baked snapshot, a 1 TB volume, an instance, "
-        "a live attach, then delete everything. No account, no traffic off this machine.",
-    )
+        "demo", help="launch the example stage on an emulated Vultr, end to end, offline",
+        description="Start an emulated Vultr whose instances run the real on-instance runner "
+        "as local processes, and a local S3 server with a small data set; then run the "
+        "example stage with the real commands (offers, run, status, logs, gc) and wait for "
+        "the instance to train, upload and delete its volume and itself. Ends by counting "
+        "what is left (0). No account, no traffic off this machine.")
+    parser.add_argument("--example-dir", type=Path, default=Path("examples/tiny-train"),
+                        metavar="DIR", help="the example stage's code (default: "
+                        "examples/tiny-train)")
+    parser.add_argument("--config-dir", type=Path, default=Path("configs"), metavar="DIR",
+                        help="configuration directory with stages/example.yaml "
+                        "(default: configs)")
     parser.add_argument("--instant", action="store_true",
-                        help="resources change state at once (default: a few seconds each)")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+                        help="emulated resources change state at once (default: a few "
+                        "seconds each, as on Vultr but shorter)")
+    parser.add_argument("--json", action="store_true",
+                        help="print only the report, as JSON")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console()
+    console = Console(highlight=False, soft_wrap=True)
+    show = (lambda line: None) if args.json else (lambda line: console.print(escape(line)))
     timing = Timing.instant() if args.instant else Timing.realistic()
-    on_step = (lambda step: None) if args.json else (lambda step: _show(console, step))
-    report = run_demo(timing=timing, on_step=on_step)
+    report = run_demo(args.example_dir, args.config_dir, timing=timing, show=show,
+                      columns=max(console.width, 100))
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
-        console.print(f"{report.api_calls} API calls ({report.mutating_calls} mutating); "
-                      f"{report.left_over} resources left behind")
-    return 0 if report.left_over == 0 else 1
+        _summary(console, report)
+    return 0 if report.left_over == 0 and report.state == "succeeded" else 1
 
 
-def _show(console: Console, step: Step) -> None:
-    console.print(f"[bold]{step.name:>9}[/] {escape(step.detail)} [dim]({step.seconds:.1f}s)[/]")
+def _summary(console: Console, report: DemoReport) -> None:
+    typed = ", ".join(f"{c.argv[0]} {c.seconds:.1f}s" for c in report.commands)
+    console.print(f"\ncommands: {typed}")
+    console.print(f"run {report.run_id}: {report.state}; {len(report.artifacts)} objects in "
+                  f"the bucket; {report.api_calls} API calls ({report.mutating_calls} "
+                  f"mutating); {report.seconds:.1f}s")
+    left = ", ".join(f"{n} {what}" for what, n in report.left.items())
+    console.print(f"[bold]{report.left_over} resources left[/] ({left})")

@@ -1,0 +1,172 @@
+"""The demo's machine room, all on 127.0.0.1: a Vultr emulator whose instances are local
+processes running the real runner (:class:`~launcher.sandbox.ProcessHypervisor`), a SeaweedFS
+S3 server standing in for the B2 bucket, a seeded data set, and the example stage's code as a
+git checkout. :meth:`DemoBed.env` is the environment a user's shell would have for it.
+
+Everything is created under one temporary directory and stopped by :meth:`DemoBed.close`
+(processes by PID, bounded), on success and on every failure path.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from launcher.emulator import Emulator, Timing
+from launcher.errors import ConfigError
+from launcher.sandbox import ProcessHypervisor
+from launcher.sandbox.s3server import Identity, S3Server, start_s3_server
+from launcher.secrets import Secret
+
+BUCKET = "launcher-demo"
+DATA_PREFIX = "datasets/example"
+STAGE = "example"
+GIT_TIMEOUT_S = 60.0
+# Never inherited by the demo's commands: they get the demo's own keys and endpoints.
+ACCOUNT_PREFIXES = ("VULTR_", "B2_", "WANDB_", "AWS_", "LAUNCHER_")
+
+
+@dataclass(frozen=True)
+class DemoKeys:
+    """The demo account's keys; fresh random ones unless a caller (a test) hands some in."""
+
+    vultr: Secret = field(repr=False)
+    b2_key_id: str = field(repr=False)
+    b2_key: Secret = field(repr=False)
+    wandb: Secret = field(repr=False)
+
+    @classmethod
+    def fresh(cls) -> DemoKeys:
+        return cls(Secret(secrets.token_urlsafe(32)), f"demo{secrets.token_hex(8)}",
+                   Secret(secrets.token_urlsafe(30)), Secret(secrets.token_hex(20)))
+
+    def values(self) -> tuple[str, ...]:
+        return (self.vultr.reveal(), self.b2_key_id, self.b2_key.reveal(), self.wandb.reveal())
+
+
+def dataset_rows(files: int = 4, rows: int = 50) -> dict[str, str]:
+    """CSV files of points on y = 2x + 1 (what the example stage should learn)."""
+    made = {}
+    for index in range(files):
+        xs = [n / 100 for n in range(index * rows, (index + 1) * rows)]
+        lines = ["x,y"] + [f"{x:.2f},{2 * x + 1:.2f}" for x in xs]
+        made[f"part-{index:02d}.csv"] = "\n".join(lines) + "\n"
+    return made
+
+
+class DemoBed:
+    """Start with :meth:`open` (or ``with DemoBed.open(...) as bed``); stop with :meth:`close`."""
+
+    def __init__(self, root: Path, keys: DemoKeys) -> None:
+        self.root, self.keys = root, keys
+        self.s3: S3Server | None = None
+        self.emulator: Emulator | None = None
+        self.hypervisor: ProcessHypervisor | None = None
+        self.code_dir = root / "code"
+        self.config_dir = root / "configs"
+        self.machine_log: list[str] = []
+
+    @classmethod
+    def open(cls, example_dir: Path, config_dir: Path, keys: DemoKeys | None = None,
+             timing: Timing | None = None) -> DemoBed:
+        """Build everything; on any failure stop what was started and re-raise."""
+        _check_inputs(example_dir, config_dir)
+        root = Path(tempfile.mkdtemp(prefix="launcher-demo-"))
+        root.chmod(0o755)  # a root-run demo trains as `nobody`, which must reach the code
+        bed = cls(root, keys or DemoKeys.fresh())
+        try:
+            bed._start(example_dir, config_dir, timing or Timing.realistic())
+        except BaseException:
+            bed.close()
+            raise
+        return bed
+
+    def _start(self, example_dir: Path, config_dir: Path, timing: Timing) -> None:
+        shutil.copytree(config_dir, self.config_dir)
+        _git_checkout(example_dir, self.code_dir)
+        admin = Identity("demo", self.keys.b2_key_id, self.keys.b2_key)
+        self.s3 = start_s3_server(self.root / "s3", [admin])
+        self.s3.make_bucket(BUCKET)
+        seed = self.root / "seed"
+        seed.mkdir()
+        for name, text in dataset_rows().items():
+            (seed / name).write_text(text)
+            self.s3.put(BUCKET, f"{DATA_PREFIX}/{name}", seed / name)
+        machines = self.root / "machines"
+        machines.mkdir(mode=0o755)
+        self.hypervisor = ProcessHypervisor(machines, log=self.machine_log.append)
+        self.emulator = Emulator(api_key=self.keys.vultr.reveal(), timing=timing,
+                                 hypervisor=self.hypervisor, seed=None)
+        self.emulator.start()
+
+    def env(self) -> dict[str, str]:
+        """The environment of the demo's ``launcher`` commands: this process's, without any
+        account settings, plus the demo account (an empty ``.env`` so none is read)."""
+        assert self.emulator is not None and self.s3 is not None
+        env = {k: v for k, v in os.environ.items() if not k.startswith(ACCOUNT_PREFIXES)}
+        empty_env_file = self.root / "empty.env"
+        empty_env_file.touch()
+        env.update(VULTR_KEY=self.keys.vultr.reveal(), VULTR_API_URL=self.emulator.url,
+                   B2_APPLICATION_KEY_ID=self.keys.b2_key_id,
+                   B2_APPLICATION_KEY=self.keys.b2_key.reveal(), B2_BUCKET=BUCKET,
+                   B2_S3_ENDPOINT=self.s3.endpoint, WANDB_API_KEY=self.keys.wandb.reveal(),
+                   LAUNCHER_ENV_FILE=str(empty_env_file),
+                   LAUNCHER_CONFIG_DIR=str(self.config_dir))
+        return env
+
+    def left(self) -> dict[str, int]:
+        """What still exists: instances and volumes in the emulator, machines still running."""
+        state = self.emulator.state if self.emulator else None
+        machines = self.hypervisor.machines() if self.hypervisor else []
+        running = [m for m in machines if m.state in ("booting", "running")]
+        return {"instances": len(state.instances) if state else 0,
+                "volumes": len(state.blocks) if state else 0, "machines": len(running)}
+
+    def close(self) -> None:
+        """Stop the machines, the emulator and the S3 server; remove the directory."""
+        try:
+            if self.hypervisor is not None:
+                self.hypervisor.close()
+            if self.emulator is not None:
+                self.emulator.stop()
+        finally:
+            if self.s3 is not None:
+                self.s3.stop()
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> DemoBed:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _check_inputs(example_dir: Path, config_dir: Path) -> None:
+    if not (example_dir / "train.py").is_file():
+        raise ConfigError(f"{example_dir}/train.py not found: run the demo from the "
+                          "project's checkout or pass --example-dir")
+    if not (config_dir / "stages" / f"{STAGE}.yaml").is_file():
+        raise ConfigError(f"{config_dir}/stages/{STAGE}.yaml not found: run the demo from "
+                          "the project's checkout or pass --config-dir")
+
+
+def _git_checkout(source: Path, dest: Path) -> None:
+    """``source`` copied to ``dest`` as a one-commit git repository (the code bundle is made
+    with ``git archive``), so the demo works from any tree, committed or not."""
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    env = {**os.environ, "GIT_AUTHOR_NAME": "launcher demo", "GIT_COMMITTER_NAME": "launcher demo",
+           "GIT_AUTHOR_EMAIL": "demo@localhost", "GIT_COMMITTER_EMAIL": "demo@localhost",
+           "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(dest)}
+    for argv in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "example stage"]):
+        try:
+            subprocess.run(["git", "-C", str(dest), *argv], env=env, capture_output=True,
+                           check=True, timeout=GIT_TIMEOUT_S)
+        except FileNotFoundError:
+            raise ConfigError("the demo needs git (the code bundle is a git archive)") from None
+        except subprocess.CalledProcessError as exc:
+            raise ConfigError(f"git {argv[0]} failed: {exc.stderr.decode()[-300:]}") from None

@@ -42,7 +42,7 @@ def bundle_code(code_dir: Path, dest: Path, address: BucketAddress, run_id: str)
     if not code_dir.is_dir():
         raise ConfigError(f"code directory {code_dir} does not exist")
     git_sha = _git(code_dir, "rev-parse", "--verify", "HEAD^{commit}")
-    dirty = bool(_git(code_dir, "status", "--porcelain"))
+    dirty = bool(_git(code_dir, "status", "--porcelain", "--", "."))
     path = dest / BUNDLE_NAME
     _git(code_dir, "archive", "--format=tar.gz", "-o", str(path.resolve()), "HEAD")
     digest = hashlib.sha256()

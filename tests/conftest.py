@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from support.contract import (
@@ -30,9 +31,15 @@ from launcher.vultr import PollPolicy, RetryPolicy, Timeouts, VultrClient, Vultr
 SCAN = {"phases": 0, "leaks": 0}
 
 
+@pytest.fixture(scope="session")
+def lock_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("run-locks")
+
+
 @pytest.fixture(autouse=True)
-def sealed(monkeypatch: pytest.MonkeyPatch) -> None:
+def sealed(monkeypatch: pytest.MonkeyPatch, lock_dir: Path) -> None:
     seal(monkeypatch)
+    monkeypatch.setenv("LAUNCHER_LOCK_DIR", str(lock_dir))  # launches lock here, not in ~
 
 
 @pytest.fixture

@@ -116,6 +116,7 @@ class DemoBed:
                    B2_APPLICATION_KEY=self.keys.b2_key.reveal(), B2_BUCKET=BUCKET,
                    B2_S3_ENDPOINT=self.s3.endpoint, WANDB_API_KEY=self.keys.wandb.reveal(),
                    LAUNCHER_ENV_FILE=str(empty_env_file),
+                   LAUNCHER_LOCK_DIR=str(self.root / "locks"),
                    LAUNCHER_CONFIG_DIR=str(self.config_dir))
         return env
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from launcher.provision.deps import LaunchDeps, Progress, RecordingProgress, real_deps
 from launcher.provision.dryrun import dry_run
+from launcher.provision.lock import run_lock
 from launcher.provision.model import (
     VOLUME_USD_PER_GB_MONTH,
     Candidate,
@@ -45,10 +46,19 @@ __all__ = [
 
 def run_stage(request: LaunchRequest, deps: LaunchDeps) -> LaunchResult | DryRunResult:
     """Plan ``request``; then either the dry run, or ``deps.confirm(plan)`` and the launch.
-    Nothing mutating happens before the confirmation (or at all in a dry run)."""
-    plan = plan_launch(request, deps)
+    Nothing mutating happens before the confirmation (or at all in a dry run). A launch of a
+    given ``--run-id`` holds that run's lock (:mod:`.lock`) from planning to the end."""
     if request.dry_run:
-        return dry_run(plan, deps)
+        return dry_run(plan_launch(request, deps), deps)
+    if request.run_id:
+        with run_lock(request.run_id):
+            return _confirm_and_launch(plan_launch(request, deps), deps)
+    plan = plan_launch(request, deps)
+    with run_lock(plan.run_id):
+        return _confirm_and_launch(plan, deps)
+
+
+def _confirm_and_launch(plan: LaunchPlan, deps: LaunchDeps) -> LaunchResult:
     if not deps.confirm(plan):
         raise LaunchCancelledError("not launched: the plan was declined; nothing was created")
     return launch(plan, deps)

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: install test lint demo emulator clean
+.PHONY: install test lint demo emulator clean bake-image validate-image
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,26 @@ demo:
 
 emulator:
 	$(VENV)/bin/launcher emulator
+
+# The GPU image (docs/bake.md). bake-image creates a billed build instance on Vultr and leaves a
+# snapshot; the vultr plugin reads the key from VULTR_API_KEY, taken from VULTR_KEY when unset
+# (export it: make does not read .env). Extra inputs: BAKE_VARS='-var base_os=ubuntu2404'.
+PACKER    ?= packer
+BAKE_VARS ?=
+
+bake-image:
+	@test -n "$${VULTR_API_KEY:-$${VULTR_KEY:-}}" || \
+		{ echo "bake-image: set VULTR_KEY (or VULTR_API_KEY) in the environment" >&2; exit 2; }
+	@$(PACKER) version 2>/dev/null | grep -Eq '^Packer v(1\.(1[0-9]|[2-9][0-9])|[2-9][0-9]*)\.' || \
+		{ echo "bake-image: needs Packer >= 1.10 from HashiCorp (found: $$($(PACKER) version 2>/dev/null | head -n 1))" >&2; exit 2; }
+	cd packer && $(PACKER) init .
+	cd packer && VULTR_API_KEY="$${VULTR_API_KEY:-$$VULTR_KEY}" $(PACKER) build $(BAKE_VARS) .
+	$(VENV)/bin/launcher images --manifest packer/manifest.json
+
+# Offline checks of the template and scripts: packer fmt / validate where packer supports the
+# template, shellcheck, and a parse of the template (each skipped, with the reason, without its tool).
+validate-image:
+	$(PY) -m pytest -q -rs tests/bake/test_template.py tests/bake/test_scripts.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage htmlcov *.egg-info

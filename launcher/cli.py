@@ -23,6 +23,7 @@ from launcher.commands import (
     doctor,
     emulator,
     gc,
+    images,
     logs,
     offers,
     render,
@@ -34,6 +35,7 @@ from launcher.errors import LauncherError
 
 COMMANDS = (offers, demo, emulator, render, config)
 COMMANDS += (status, logs, teardown, gc, doctor)
+COMMANDS += (images,)
 COMMANDS += (run,)
 
 

@@ -23,6 +23,7 @@ from launcher.emulator import catalogue as cat
 from launcher.emulator.errors import HypervisorError, Refusal
 from launcher.emulator.hypervisor import Hypervisor
 from launcher.emulator.records import (
+    NEVER,
     Block,
     Instance,
     Phase,
@@ -247,6 +248,17 @@ class Store:
             snap = Snapshot(id=self.new_id(), description=description,
                             size=inst.disk * 1024**3 // 4, os_id=inst.os_id, app_id=0,
                             date_created=_utc_now(), created_t=self.now())
+            self.snapshots[snap.id] = snap
+            return snap
+
+    def seed_snapshot(self, description: str, date_created: str, *, complete: bool = True,
+                      size: int = 32 * 1024**3, os_id: int = 1743) -> Snapshot:
+        """Tests only: add a snapshot dated ``date_created`` (ISO 8601) that is ``complete``
+        from the start, or ``pending`` for ever (``complete=False``), whatever the timing."""
+        with self.lock:
+            snap = Snapshot(id=self.new_id(), description=description, size=size, os_id=os_id,
+                            app_id=0, date_created=date_created,
+                            created_t=NEVER if complete else math.inf)
             self.snapshots[snap.id] = snap
             return snap
 

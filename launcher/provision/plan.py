@@ -141,12 +141,13 @@ def choose_snapshot(client: VultrClient, image: ImageConfig) -> SnapshotChoice:
         pending = f" ({len(named)} not complete yet)" if named else ""
         raise ConfigError(f"no complete snapshot described {image.snapshot_prefix}…{pending}: "
                           "bake one, or set image.snapshot (--snapshot ID)")
-    newest = max(done, key=_created_key)
+    newest = max(done, key=snapshot_created_key)
     return SnapshotChoice(newest.id, newest.description, newest.date_created,
                           f"newest complete of {len(done)} described {image.snapshot_prefix}…")
 
 
-def _created_key(snap: Snapshot) -> tuple[float, str]:
+def snapshot_created_key(snap: Snapshot) -> tuple[float, str]:
+    """Sort key of snapshots by creation (then id); an unreadable date sorts oldest."""
     try:
         return datetime.fromisoformat(snap.date_created).timestamp(), snap.id
     except ValueError:

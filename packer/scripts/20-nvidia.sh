@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# 20-nvidia.sh: the NVIDIA datacenter driver (Ubuntu's -server branch, open kernel modules
+# where packaged), nvidia-fabricmanager for NVSwitch systems, and persistence mode.
+#
+# INSTALL_NVIDIA=0 skips this step. NVIDIA_DRIVER_BRANCH (default 550) picks the branch.
+# Compute-only ("headless") packages: the kernel modules, CUDA user-space driver and
+# nvidia-smi of nvidia-driver-<branch>-server(-open), without the X server parts.
+# Services are only enabled, never started, so this also works in a chroot. On a machine that
+# has an NVIDIA GPU (a GPU build plan), the driver is loaded and checked with nvidia-smi.
+set -euo pipefail
+
+NAME=20-nvidia
+INSTALL_NVIDIA="${INSTALL_NVIDIA:-1}"
+BRANCH="${NVIDIA_DRIVER_BRANCH:-550}"
+export DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a
+APT=(apt-get -y -q -o DPkg::Lock::Timeout=600
+     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
+PRESENT=/usr/local/sbin/launcher-nvidia-present
+
+log() { printf '[%s] %s\n' "$NAME" "$*"; }
+die() { printf '[%s] error: %s\n' "$NAME" "$*" >&2; exit 1; }
+os_field() { sed -n "s/^$1=//p" /etc/os-release | tr -d '"'; }
+
+in_chroot() {
+    if command -v systemd-detect-virt >/dev/null 2>&1; then
+        systemd-detect-virt --chroot --quiet
+        return
+    fi
+    [ "$(stat -c %d:%i /)" != "$(stat -c %d:%i /proc/1/root/. 2>/dev/null || echo none)" ]
+}
+
+systemd_running() { [ -d /run/systemd/system ] && ! in_chroot; }
+
+has_candidate() {
+    local candidate
+    candidate="$(apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2}')"
+    [ -n "$candidate" ] && [ "$candidate" != "(none)" ]
+}
+
+upstream_version() { dpkg-query -W -f='${Version}' "$1" | sed 's/-.*//'; }
+
+check_inputs() {
+    case "$INSTALL_NVIDIA" in
+        0) log "INSTALL_NVIDIA=0: skipping the NVIDIA driver"; exit 0 ;;
+        1) ;;
+        *) die "INSTALL_NVIDIA must be 1 or 0, not '$INSTALL_NVIDIA'" ;;
+    esac
+    [[ "$BRANCH" =~ ^[0-9]{3}$ ]] ||
+        die "NVIDIA_DRIVER_BRANCH must be a three-digit branch such as 550, not '$BRANCH'"
+    [ "$(id -u)" -eq 0 ] || die "run as root"
+    [ "$(os_field ID)" = ubuntu ] ||
+        die "the driver comes from Ubuntu's nvidia-*-server packages; on $(os_field PRETTY_NAME) run with INSTALL_NVIDIA=0"
+}
+
+install_presence_probe() {
+    # Used by the units below (ExecCondition) and by this script: is an NVIDIA GPU / NVSwitch
+    # on the PCI bus? Read from sysfs, which the kernel fills before any service starts.
+    cat >"$PRESENT" <<'EOF'
+#!/bin/sh
+# launcher-nvidia-present gpu|nvswitch: exit 0 when the PCI bus has such an NVIDIA device.
+for dev in /sys/bus/pci/devices/*; do
+    [ "$(cat "$dev/vendor" 2>/dev/null)" = 0x10de ] || continue
+    case "$1:$(cat "$dev/class" 2>/dev/null)" in
+        gpu:0x0300* | gpu:0x0302* | nvswitch:0x0680*) exit 0 ;;
+    esac
+done
+exit 1
+EOF
+    chmod 0755 "$PRESENT"
+}
+
+install_driver() {
+    local flavour
+    "${APT[@]}" update
+    if has_candidate "nvidia-headless-${BRANCH}-server-open"; then
+        flavour=server-open
+    elif has_candidate "nvidia-headless-${BRANCH}-server"; then
+        flavour=server
+    else
+        die "no nvidia-headless-${BRANCH}-server(-open) package for $(os_field PRETTY_NAME); is branch ${BRANCH} still packaged? (apt-cache search nvidia-headless)"
+    fi
+    has_candidate "nvidia-fabricmanager-${BRANCH}" ||
+        die "no nvidia-fabricmanager-${BRANCH} package for $(os_field PRETTY_NAME)"
+    log "installing the ${BRANCH}-${flavour} driver and nvidia-fabricmanager-${BRANCH}"
+    "${APT[@]}" install --no-install-recommends "linux-headers-$(uname -r)" dkms \
+        "nvidia-headless-${BRANCH}-${flavour}" "nvidia-utils-${BRANCH}-server" \
+        "nvidia-fabricmanager-${BRANCH}"
+    local driver fabric
+    driver="$(upstream_version "nvidia-utils-${BRANCH}-server")"
+    fabric="$(upstream_version "nvidia-fabricmanager-${BRANCH}")"
+    [ "$driver" = "$fabric" ] ||
+        die "nvidia-fabricmanager ${fabric} does not match the driver ${driver}: they must be equal"
+    # Held: a later apt run must not split the driver, its libraries and the fabric manager.
+    dpkg-query -W -f='${Package}\n' | grep -E "^(lib)?nvidia-.*${BRANCH}" | xargs -r apt-mark hold
+    log "driver ${driver} (${flavour}) installed and held"
+}
+
+enable_services() {
+    # Persistence mode keeps the driver initialised between processes (no per-process start-up
+    # cost, no lost clocks/ECC state). Ubuntu's own unit starts the daemon with
+    # --no-persistence-mode, so this unit replaces it; on a machine without an NVIDIA GPU it is
+    # skipped, not failed.
+    local user_flag=""
+    getent passwd nvidia-persistenced >/dev/null && user_flag="--user nvidia-persistenced"
+    cat >/etc/systemd/system/nvidia-persistenced.service <<EOF
+[Unit]
+Description=NVIDIA Persistence Daemon (persistence mode on)
+After=systemd-modules-load.service
+
+[Service]
+Type=forking
+ExecCondition=${PRESENT} gpu
+ExecStartPre=/sbin/modprobe nvidia
+ExecStart=/usr/bin/nvidia-persistenced ${user_flag} --verbose
+ExecStopPost=/bin/rm -rf /var/run/nvidia-persistenced
+
+[Install]
+WantedBy=multi-user.target
+EOF
+    # The fabric manager is needed (and able to start) only where NVSwitches are present.
+    mkdir -p /etc/systemd/system/nvidia-fabricmanager.service.d
+    cat >/etc/systemd/system/nvidia-fabricmanager.service.d/launcher.conf <<EOF
+[Service]
+ExecCondition=${PRESENT} nvswitch
+EOF
+    systemctl enable nvidia-persistenced.service nvidia-fabricmanager.service
+    log "nvidia-persistenced and nvidia-fabricmanager enabled (each runs only where its hardware is)"
+}
+
+verify_on_gpu() {
+    if ! "$PRESENT" gpu; then
+        log "no NVIDIA GPU on this machine: the driver is checked by the runner's health phase"
+        return
+    fi
+    if ! systemd_running; then
+        log "inside a chroot: not loading the driver"
+        return
+    fi
+    modprobe nvidia || die "the nvidia kernel module does not load (see dmesg)"
+    nvidia-smi -L ||
+        die "nvidia-smi sees no GPU: a fractional (vGPU) plan needs the GRID driver, see docs/bake.md"
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+}
+
+check_inputs
+install_presence_probe
+install_driver
+enable_services
+verify_on_gpu
+log "done"

@@ -28,13 +28,14 @@ from launcher.commands import (
     offers,
     render,
     run,
+    ssh,
     status,
     teardown,
 )
 from launcher.errors import LauncherError
 
 COMMANDS = (offers, demo, emulator, render, config)
-COMMANDS += (status, logs, teardown, gc, doctor)
+COMMANDS += (status, logs, ssh, teardown, gc, doctor)
 COMMANDS += (images,)
 COMMANDS += (run,)
 

@@ -151,6 +151,12 @@ def show_plan(console: Console, plan: LaunchPlan) -> None:
         have = [f"instance {i.id}" for i in plan.existing.instances] + \
                [f"volume {v.id}" for v in plan.existing.volumes]
         console.print(f"resuming run {plan.run_id}: it already has {', '.join(have)}")
+    if plan.ssh_key is not None:
+        k = plan.ssh_key
+        action = f"register it as {k.name} (an account key, kept)" if k.must_register \
+            else f"the account has it ({k.key_id})"
+        console.print(f"SSH key: {escape(k.path)} {k.fingerprint}: {escape(action)}",
+                      soft_wrap=True)
     e = plan.first.estimate
     console.print(f"first choice: ${e.plan_usd_per_hour:,.2f}/h plan + "
                   f"${e.volume_usd_per_hour:,.3f}/h volume for at most {e.hours:g} h: worst "

@@ -13,6 +13,9 @@ Promises every provider keeps (the tests in ``tests/providers`` hold Vultr to th
    first when it is attached.
 5. **Reads never mutate**, and a failed read raises: it is never turned into "nothing there"
    (a reconcile would then buy duplicates, or a teardown report success while things bill).
+6. **SSH keys are the account's, not a run's.** ``register_ssh_key`` returns the id of the
+   account's key with the same key body (whatever its name), else registers one; nothing
+   the launcher does deletes it.
 """
 
 from __future__ import annotations
@@ -106,6 +109,10 @@ class Provider(Protocol):
         ...
 
     def delete_instance(self, instance_id: str) -> bool: ...
+
+    def register_ssh_key(self, name: str, public_key: str) -> str:
+        """The id of the account's key with this key body, or of a new one named ``name``."""
+        ...
 
     def delete_volume(self, volume_id: str) -> bool:
         """Detach (live) if attached, then delete."""

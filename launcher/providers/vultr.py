@@ -19,6 +19,7 @@ from launcher.providers.base import (
     VolumeRef,
     VolumeRequest,
 )
+from launcher.sshkeys import body_of
 from launcher.vultr import Block, BlockSpec, Instance, InstanceSpec, VultrClient, wait_for
 
 RUN_VOLUME_SUFFIX = "-cache"
@@ -127,3 +128,12 @@ class VultrProvider:
 
     def delete_instance(self, instance_id: str) -> bool:
         return self.client.delete_instance(instance_id)
+
+    # -- account SSH keys -------------------------------------------------------------------
+
+    def register_ssh_key(self, name: str, public_key: str) -> str:
+        wanted = body_of(public_key)
+        for key in self.client.list_ssh_keys():  # read again: another launch may have added it
+            if body_of(key.ssh_key) == wanted:
+                return key.id
+        return self.client.create_ssh_key(name, public_key).id

@@ -33,6 +33,7 @@ from launcher.vultr import BlockSpec, InstanceSpec
 NEW_VOLUME = "<new-volume-id>"
 NEW_MOUNT = "<new-mount-id>"
 NEW_INSTANCE = "<new-instance-id>"
+NEW_SSH_KEY = "<new-ssh-key-id>"
 
 
 class RecordingProvider:
@@ -91,6 +92,11 @@ class RecordingProvider:
     def delete_volume(self, volume_id: str) -> bool:
         self.calls.append(PlannedCall("DELETE", f"/blocks/{volume_id}"))
         return True
+
+    def register_ssh_key(self, name: str, public_key: str) -> str:
+        self.calls.append(PlannedCall("POST", "/ssh-keys", {"name": name, "ssh_key": public_key},
+                                      "an account key: kept by rollback and teardown"))
+        return NEW_SSH_KEY
 
 
 class RecordingBucket:

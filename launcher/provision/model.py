@@ -120,6 +120,26 @@ class Candidate:
 
 
 @dataclass(frozen=True)
+class SshKeyPlan:
+    """The key from ``path``: ``key_id`` of the account's key with the same body, or None
+    when the reconcile must register it as ``name``. A public key is not a secret."""
+
+    path: str
+    public_key: str
+    name: str
+    fingerprint: str
+    key_id: str | None = None
+
+    @property
+    def must_register(self) -> bool:
+        return self.key_id is None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "fingerprint": self.fingerprint, "name": self.name,
+                "key_id": self.key_id, "action": "register" if self.must_register else "reuse"}
+
+
+@dataclass(frozen=True)
 class LaunchPlan:
     """Everything a launch needs, resolved read-only. ``existing`` is what the provider
     already holds for ``run_id``; ``notes`` are warnings to show before confirming."""
@@ -131,7 +151,7 @@ class LaunchPlan:
     existing: RunResources
     api_url: str
     code_dir: Path
-    ssh_key_ids: tuple[str, ...] = ()
+    ssh_key: SshKeyPlan | None = None
     notes: tuple[str, ...] = ()
 
     @property
@@ -149,6 +169,7 @@ class LaunchPlan:
                 "candidates": [c.as_dict() for c in self.candidates],
                 "existing": {"instances": [i.id for i in self.existing.instances],
                              "volumes": [v.id for v in self.existing.volumes]},
+                "ssh_key": self.ssh_key.as_dict() if self.ssh_key else None,
                 "notes": list(self.notes)}
 
 

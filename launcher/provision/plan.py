@@ -6,7 +6,6 @@ worst-case cost. Nothing here creates, uploads or deletes anything.
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 
 from launcher.config import GpuProfile, ImageConfig, StageConfig, resolve_stage, run_secrets
 from launcher.config.view import PLACEHOLDER_BUCKET
@@ -27,6 +26,7 @@ from launcher.provision.model import (
     VolumePlan,
     volume_usd_per_hour,
 )
+from launcher.provision.sshkey import plan_ssh_key
 from launcher.render import render
 from launcher.render.stage import placeholder_facts, run_hours, run_id_for, stage_run_spec
 from launcher.runner.spec import RUN_ID
@@ -55,7 +55,7 @@ def plan_launch(request: LaunchRequest, deps: LaunchDeps) -> LaunchPlan:
     trial_render(chosen, deps)
     return LaunchPlan(run_id=run_id, stage=stage, snapshot=snapshot, candidates=chosen,
                       existing=existing, api_url=deps.account.vultr_api_url,
-                      code_dir=request.code_dir, ssh_key_ids=ssh_key_ids(deps.client, stage),
+                      code_dir=request.code_dir, ssh_key=plan_ssh_key(deps.client, stage),
                       notes=notes_for(stage, chosen, reusable, deps))
 
 
@@ -232,24 +232,7 @@ def candidate(stage: StageConfig, offer: Offer, profile: GpuProfile,
                      Estimate(offer.price_per_hour, volume_cost, hours))
 
 
-# -- SSH key and notes -----------------------------------------------------------------------
-
-def ssh_key_ids(client: VultrClient, stage: StageConfig) -> tuple[str, ...]:
-    """The account's SSH key matching ``access.ssh_public_key`` (none configured: none)."""
-    path = stage.access.ssh_public_key
-    if not path:
-        return ()
-    wanted = _key_body(Path(path).expanduser().read_text(encoding="utf-8"))
-    matches = tuple(k.id for k in client.list_ssh_keys() if _key_body(k.ssh_key) == wanted)
-    if not matches:
-        raise ConfigError(f"access.ssh_public_key {path}: no SSH key with this public key in "
-                          "the Vultr account; add it there (Account > SSH Keys) first")
-    return matches[:1]
-
-
-def _key_body(text: str) -> tuple[str, ...]:
-    return tuple(text.split()[:2])
-
+# -- notes -----------------------------------------------------------------------------------
 
 def notes_for(stage: StageConfig, chosen: tuple[Candidate, ...],
               reusable: tuple[VolumeRef, ...], deps: LaunchDeps) -> tuple[str, ...]:

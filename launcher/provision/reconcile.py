@@ -3,9 +3,10 @@
 Order (each step a function below): read the run back by tag (``find_run``); an instance
 already tagged is never created again, only waited for and given its volume. Otherwise:
 upload the code bundle (before any Vultr create, so an unreachable bucket costs nothing),
-then per candidate: the volume in its region (reused, or created and waited for), the
-document rendered with the real ids, the instance created from the snapshot with the run's
-tags, waited for, and the volume attached live.
+register the stage's SSH key when the account does not have it yet (once; an account key,
+never rolled back), then per candidate: the volume in its region (reused, or created and
+waited for), the document rendered with the real ids, the instance created from the snapshot
+with the run's tags, waited for, and the volume attached live.
 
 Failover: a capacity refusal of the instance create moves to the next candidate; leaving a
 region deletes the volume this launch created there. Every other failure, and Ctrl-C at any
@@ -47,6 +48,7 @@ from launcher.provision.model import (
     RunStateError,
 )
 from launcher.provision.preflight import check_reachable
+from launcher.provision.sshkey import ensure_ssh_key
 from launcher.render import RenderedDocument, render
 from launcher.render.stage import LaunchFacts, stage_run_spec
 from launcher.runner.spec import Placement, RunSpec
@@ -65,6 +67,7 @@ class Session:
     created: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
     documents: list[RenderedDocument] = field(default_factory=list)
+    ssh_key_ids: tuple[str, ...] = ()
 
     @property
     def say(self) -> Progress:
@@ -118,6 +121,8 @@ def reconcile(session: Session) -> LaunchResult:
     if session.ledger.before.instances:
         return resume_instance(session, session.ledger.before.instances[0])
     code = upload_code(session) if session.plan.stage.code.kind == "tarball" else None
+    session.ssh_key_ids = ensure_ssh_key(session.plan.ssh_key, session.provider, session.say,
+                                         session.created, session.reused, session.ledger.kept)
     return place(session, code)
 
 
@@ -248,7 +253,7 @@ def create_instance(session: Session, cand: Candidate, spec: RunSpec,
     request = InstanceRequest(offer.region, offer.plan_id, plan.snapshot.id, plan.run_id,
                               instance_tags(plan.run_id, cand.stage.name, spec.deadline_epoch),
                               user_data=document.text.encode("ascii"),
-                              ssh_key_ids=plan.ssh_key_ids)
+                              ssh_key_ids=session.ssh_key_ids)
     entry = session.ledger.sending("instance", plan.run_id, offer.region)
     try:
         instance = session.provider.create_instance(request)

@@ -1,8 +1,9 @@
 """The supervisor: runs the phases in order, then always uploads and tears down.
 
-``harden → volume → code → data → health → train`` each inside ``reporter.phase(name)``; the
-first :class:`PhaseFailed`, other exception, non-zero training exit or SIGTERM/SIGINT ends
-that sequence. Then, whatever happened: stop any training still running, ``upload`` (what
+``harden → volume → code → data → health → train`` each inside ``reporter.phase(name)``
+(between harden and volume, the SSH host keys go to the bucket: never fatal); the first
+:class:`PhaseFailed`, other exception, non-zero training exit or SIGTERM/SIGINT ends that
+sequence. Then, whatever happened: stop any training still running, ``upload`` (what
 exists is worth uploading: logs and status at least), record the final state, ``teardown``.
 Exit status 0 only when training exited 0 and the upload was verified.
 
@@ -88,9 +89,14 @@ def _real_train(ctx: Context, code_dir: Path, heartbeat: Callable[[], None]) -> 
     return _bind("train", "run")(ctx, code_dir, heartbeat, reserve_s=reserve)
 
 
+def _skip(ctx: Context) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Phases:
-    """The supervisor's collaborators; :meth:`real` binds the runner's modules lazily."""
+    """The supervisor's collaborators; :meth:`real` binds the runner's modules lazily.
+    ``publish_host_keys`` is no phase: it never fails the run (see ``hostkeys.publish``)."""
 
     harden: Callable[[Context], Any]
     prepare_volume: Callable[[Context], Any]
@@ -101,6 +107,7 @@ class Phases:
     upload: Callable[[Context, Outcome], Any]  # returns an object with a bool ``.verified``
     upload_heartbeat: Callable[[Context], None]
     teardown: Callable[[Context, bool], list[str]]
+    publish_host_keys: Callable[[Context], Any] = _skip
 
     @classmethod
     def real(cls) -> Phases:
@@ -112,14 +119,16 @@ class Phases:
                    train=_real_train,
                    upload=real_upload,
                    upload_heartbeat=_bind("upload", "upload_heartbeat"),
-                   teardown=_bind("teardown", "teardown"))
+                   teardown=_bind("teardown", "teardown"),
+                   publish_host_keys=_bind("hostkeys", "publish"))
 
     @classmethod
     def on_test_host(cls, root: Path) -> Phases:
         """:meth:`real`, except that the volume phase finds the device, the mounts table and
         fstab under ``root`` (``dev/disk/by-id``, ``sys/block``, ``dev``, ``proc/mounts``,
-        ``etc/fstab``; plain files stand in for block devices) and hardening removes
-        cloud-init's cached user data from ``root/var/lib/cloud``. End-to-end tests only."""
+        ``etc/fstab``; plain files stand in for block devices), hardening removes
+        cloud-init's cached user data from ``root/var/lib/cloud`` and the SSH host keys are
+        read from ``root/etc/ssh``. End-to-end tests only."""
         def prepare_volume(ctx: Context) -> Any:
             volume = importlib.import_module("launcher.runner.volume")
             host = volume.HostPaths(by_id=root / "dev/disk/by-id", sys_block=root / "sys/block",
@@ -134,7 +143,12 @@ class Phases:
             return hardening.harden(ctx, hardening.HardeningOptions(
                 cloud_dir=root / "var/lib/cloud", owner_uid=os.geteuid()))
 
-        return replace(cls.real(), prepare_volume=prepare_volume, harden=harden)
+        def publish_host_keys(ctx: Context) -> Any:
+            hostkeys = importlib.import_module("launcher.runner.hostkeys")
+            return hostkeys.publish(ctx, hostkeys.HostKeyOptions(ssh_dir=root / "etc/ssh"))
+
+        return replace(cls.real(), prepare_volume=prepare_volume, harden=harden,
+                       publish_host_keys=publish_host_keys)
 
 
 class Terminated(BaseException):
@@ -293,6 +307,7 @@ def _run_phases(ctx: Context, phases: Phases, run: _Run, heartbeat: Callable[[],
     try:
         with phase("harden"):
             phases.harden(ctx)
+        _publish_host_keys(ctx, phases)
         with phase("volume"):
             phases.prepare_volume(ctx)
         with phase("code"):
@@ -310,6 +325,14 @@ def _run_phases(ctx: Context, phases: Phases, run: _Run, heartbeat: Callable[[],
         run.fail(exc.phase, exc.reason)
     except Exception as exc:  # a bug in a phase ends the run like a failure: upload, teardown
         run.fail(ctx.reporter.status.phase, f"{type(exc).__name__}: {exc}")
+
+
+def _publish_host_keys(ctx: Context, phases: Phases) -> None:
+    """For ``launcher ssh``; whatever goes wrong is a note, never the run's failure."""
+    try:
+        phases.publish_host_keys(ctx)
+    except Exception as exc:  # e.g. the module failed to import
+        ctx.reporter.note(f"ssh: host keys not published ({type(exc).__name__}: {exc})")
 
 
 def _stop_training(ctx: Context, state: StateDir) -> None:

@@ -25,6 +25,7 @@ from launcher.sandbox.machine import (
     host_path,
     make_host,
     write_files,
+    write_host_key,
     write_sandbox_json,
 )
 from launcher.sandbox.respec import SpecRefused, sandbox_spec
@@ -39,6 +40,7 @@ NOT_EMULATED = (
     "the GPU: cpu_only documents only; the CPU matmul probe is simulated (no torch)",
     "isolation: the runner and the training command are ordinary processes of the demo "
     "machine, running as its users",
+    "sshd: an SSH host key is made (and published by the runner), but nothing listens",
     "the disk: once the runner has ended, the sandbox deletes the machine's secrets file and "
     "cached user data; everything else stays for inspection",
 )
@@ -86,6 +88,7 @@ def prepare(instance: Instance, host: Path, settings: Settings, metadata_url: st
         raise BootRefused(str(exc)) from None
     env = runner_env(plan, host, settings)
     make_host(host, instance.id, base64.b64decode(instance.user_data))
+    host_key = write_host_key(host, instance.id)
     replaced = {spec_path: (sandboxed.to_json() + "\n").encode("utf-8")}
     files = write_files(host, plan.files, replaced)
     argv = (settings.python, str(host_path(host, exec_start[1])), *exec_start[2:4],
@@ -95,6 +98,7 @@ def prepare(instance: Instance, host: Path, settings: Settings, metadata_url: st
         "document_exec_start": list(exec_start), "sandbox_argv": list(argv),
         "environment": env, "rewrites": [r.as_dict() for r in rewrites], "files": files,
         "skipped_from_document": list(plan.ignored), "not_emulated": list(NOT_EMULATED),
+        "ssh_host_key": host_key,
         "python": settings.python, "python_note": "the unit names the image's python3; a "
         "sandbox runs the runner with this interpreter instead",
     }

@@ -6,7 +6,8 @@ Layout under the backend's ``root_dir``::
     blocks/<block-id>.img       each block volume's backing file (sparse; kept across detach)
     <instance-id>/console.log   the runner's stdout and stderr (journald's stand-in)
     <instance-id>/host/         the machine's "/": what the document writes, /dev, /sys/block,
-                                /proc/mounts, /etc/fstab, cloud-init's cache, /root, /tmp
+                                /proc/mounts, /etc/fstab, cloud-init's cache, /root, /tmp,
+                                an SSH host key in /etc/ssh (no SSH server listens)
 
 ``<host>/etc/launcher/sandbox.json`` (next to ``run.json``) says how this machine differs from
 a real instance: the spec rewrites, the runner's argv and environment, what is not emulated.
@@ -18,6 +19,7 @@ import json
 import os
 import shutil
 import stat
+import subprocess
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
@@ -34,6 +36,11 @@ DIR_MODE = 0o755
 # what the run writes "to the volume" lands in the mount point, a plain directory. Small, so
 # a filesystem without sparse files pays little.
 IMAGE_BYTES = 16 * 2**20
+HOST_KEY = "etc/ssh/ssh_host_ed25519_key"
+# Used when ssh-keygen is missing: a real public key, whose private half nobody kept.
+FIXED_HOST_KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG0OKnUAf/Sse7PYf6DgynlDrCYq0ndlWbwbUTx6"
+                  "F1LF root@sandbox")
+KEYGEN_TIMEOUT_S = 20.0
 
 
 def make_dirs(path: Path, mode: int = DIR_MODE) -> Path:
@@ -89,6 +96,25 @@ def make_host(host: Path, instance_id: str, user_data: bytes) -> None:
     link = host / "var/lib/cloud/instance"
     if not link.is_symlink():
         link.symlink_to(f"instances/{instance_id}")
+
+
+def write_host_key(host: Path, instance_id: str) -> str:
+    """What cloud-init does before the runner starts: an ed25519 host key pair in
+    ``etc/ssh``, made by ssh-keygen when there is one (else a fixed public key). Returns how
+    it was made, for ``sandbox.json``."""
+    key = host / HOST_KEY
+    make_dirs(key.parent)
+    for path in (key, key.with_name(key.name + ".pub")):
+        path.unlink(missing_ok=True)
+    keygen = shutil.which("ssh-keygen")
+    if keygen:
+        done = subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-C",
+                               f"root@{instance_id}", "-f", str(key)], capture_output=True,
+                              timeout=KEYGEN_TIMEOUT_S, check=False, stdin=subprocess.DEVNULL)
+        if done.returncode == 0 and key.with_name(key.name + ".pub").is_file():
+            return "ssh-keygen"
+    key.with_name(key.name + ".pub").write_text(FIXED_HOST_KEY + "\n", encoding="ascii")
+    return "fixed"
 
 
 def write_files(host: Path, entries: Iterable[FileEntry],

@@ -4,7 +4,7 @@ Methods return the typed records of :mod:`launcher.vultr.records` (lists as tupl
 read, so a failed page raises here instead of half-way through a caller's loop). Creates
 resolve ambiguous failures by themselves (see :mod:`launcher.vultr.mutations`): an instance is
 looked up by label, region, plan and tags, a block by label, region and size, a snapshot by
-description. Labels and descriptions should therefore be unique per run.
+description, an SSH key by name and key. Labels and descriptions should therefore be unique per run.
 """
 
 from __future__ import annotations
@@ -49,6 +49,11 @@ def _only(matches: list[dict], what: str) -> dict | None:
         ids = ", ".join(str(m.get("id")) for m in matches)
         raise ApiError(f"{len(matches)} resources match the {what}: {ids}")
     return matches[0] if matches else None
+
+
+def _key_body(public_key: str) -> tuple[str, ...]:
+    """An OpenSSH public key without its comment: ``(type, base64)``."""
+    return tuple(public_key.split()[:2])
 
 
 class VultrClient:
@@ -276,6 +281,33 @@ class VultrClient:
 
     def list_ssh_keys(self) -> tuple[SshKey, ...]:
         return tuple(SshKey.from_api(d) for d in self.http.paginate("/ssh-keys", "ssh_keys"))
+
+    def create_ssh_key(self, name: str, public_key: str) -> SshKey:
+        """Register an SSH public key (201); never two, even after a timeout: an ambiguous
+        create is resolved by looking for a key with this name and this key body."""
+        if not name or not public_key.strip():
+            raise ConfigError("an SSH key needs a name and a public key")
+        body = _key_body(public_key)
+        what = f"SSH key named {name!r}"
+
+        def lookup() -> dict | None:
+            found = [
+                d
+                for d in self.http.paginate("/ssh-keys", "ssh_keys")
+                if d.get("name") == name and _key_body(str(d.get("ssh_key") or "")) == body
+            ]
+            return _only(found, what)
+
+        data = create_resolved(
+            self.http,
+            "/ssh-keys",
+            {"name": name, "ssh_key": public_key.strip()},
+            key="ssh_key",
+            lookup=lookup,
+            what=what,
+            expect=(201,),
+        )
+        return SshKey.from_api(data)
 
     def get_account(self) -> Account:
         return Account.from_api(self._get("/account", "account"))

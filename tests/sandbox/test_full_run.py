@@ -52,10 +52,19 @@ def test_a_document_boots_trains_uploads_and_deletes_itself(make_bed, tmp_path):
     train_pid = int((host / "var/lib/launcher/train.pid").read_text().split()[0])
     assert pid_gone(train_pid)
     assert_sandbox_record(host)
+    assert_host_key_published(bed, host, prefix, tmp_path)
     assert_fakes_used(host)
     assert_no_secret(bed, view.console, host / "etc/launcher/sandbox.json")
     assert not (host / "var/lib/cloud/instance/user-data.txt").exists()  # hardening ran
     assert not (host / "etc/launcher/secrets.env").exists()  # gone with the machine
+
+
+def assert_host_key_published(bed: Bed, host: Path, prefix: str, tmp_path: Path) -> None:
+    """The host key the machine got at boot reached the bucket, its comment dropped."""
+    kind, blob = (host / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split()[:2]
+    assert bed.fetch(f"{prefix}ssh_host_keys.pub", tmp_path).decode() == f"{kind} {blob}\n"
+    record = json.loads((host / "etc/launcher/sandbox.json").read_text())
+    assert record["ssh_host_key"] in ("ssh-keygen", "fixed")
 
 
 def assert_sandbox_record(host: Path) -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from launcher.errors import (
     AmbiguousCreateError,
+    ConfigError,
     ConflictError,
     InvalidRequestError,
     TransientError,
@@ -229,3 +230,35 @@ def test_detach_after_ambiguous_failure_reads_back(stub, client):
     client.detach_block("b-1")
     assert stub.received[0].json() == {"live": True}
     assert len(stub.calls("POST", "/blocks/b-1/detach")) == 1
+
+
+# -- SSH keys ----------------------------------------------------------------------------------
+
+PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKeyBodyForTests me@laptop"
+SSH_KEY = {"id": "k-1", "name": "launcher-abc", "ssh_key": PUBLIC_KEY,
+           "date_created": "2026-01-05T10:00:00+00:00"}
+
+
+def test_ssh_key_create_sends_name_and_key(stub, client):
+    stub.add("POST", "/ssh-keys", stub.Reply(201, {"ssh_key": SSH_KEY}))
+    created = client.create_ssh_key("launcher-abc", f"  {PUBLIC_KEY}\n")
+    assert (created.id, created.name, created.ssh_key) == ("k-1", "launcher-abc", PUBLIC_KEY)
+    assert stub.calls("POST", "/ssh-keys")[0].json() == {"name": "launcher-abc",
+                                                        "ssh_key": PUBLIC_KEY}
+
+
+def test_ssh_key_create_resolves_by_name_and_key_body(stub, client):
+    lookalikes = [{**SSH_KEY, "id": "k-0", "name": "other"},
+                  {**SSH_KEY, "id": "k-9", "ssh_key": "ssh-ed25519 AAAAdifferent me@laptop"},
+                  {**SSH_KEY, "ssh_key": PUBLIC_KEY.replace("me@laptop", "renamed")}]
+    stub.add("POST", "/ssh-keys", stub.error(500, "internal error"))
+    stub.add("GET", "/ssh-keys", stub.Reply(200, listing("ssh_keys", *lookalikes)))
+    assert client.create_ssh_key("launcher-abc", PUBLIC_KEY).id == "k-1"
+    assert len(stub.calls("POST", "/ssh-keys")) == 1
+
+
+def test_ssh_key_create_needs_a_name_and_a_key(client):
+    with pytest.raises(ConfigError, match="needs a name and a public key"):
+        client.create_ssh_key("", PUBLIC_KEY)
+    with pytest.raises(ConfigError, match="needs a name and a public key"):
+        client.create_ssh_key("launcher-abc", "  ")

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 from support.keys import FAKE_B2_APP_KEY, FAKE_B2_KEY_ID, FAKE_VULTR_KEY, FAKE_WANDB_KEY
+from support.sshkeys import ed25519_public
 
 from launcher.render import build_runner_zipapp
 from launcher.runner.spec import (
@@ -307,7 +308,8 @@ def make_bed(runner_pyz: bytes, s3_server: S3Server, bucket: str, client, emulat
 
 def _fake_host(host: Path, mount_id: str, instance_id: str) -> Path:
     """The machine's edge: ``/dev/vdb`` (a plain file) with its by-id link and sysfs serial,
-    the mounts table, fstab, and cloud-init's cache holding copies of the user data."""
+    the mounts table, fstab, an SSH host key, and cloud-init's cache holding copies of the
+    user data."""
     (host / "dev/disk/by-id").mkdir(parents=True)
     (host / "dev/vdb").write_bytes(b"")
     (host / "dev/disk/by-id" / f"virtio-{mount_id}").symlink_to("../../vdb")
@@ -317,6 +319,8 @@ def _fake_host(host: Path, mount_id: str, instance_id: str) -> Path:
     (host / "proc/mounts").write_text("proc /proc proc rw 0 0\n/dev/vda1 / ext4 rw 0 0\n")
     (host / "etc").mkdir()
     (host / "etc/fstab").write_text("# /etc/fstab\nLABEL=root / ext4 defaults 0 1\n")
+    (host / "etc/ssh").mkdir()
+    (host / "etc/ssh/ssh_host_ed25519_key.pub").write_text(ed25519_public(instance_id) + "\n")
     cloud = host / "var/lib/cloud"
     current = cloud / "instances" / instance_id
     current.mkdir(parents=True)

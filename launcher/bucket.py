@@ -24,6 +24,9 @@ from launcher.runner.spec import RunSecrets
 from launcher.runner.tools import ToolError
 
 DEFAULT_TIMEOUT_S = 600.0
+# s5cmd's own retries per call: its default (10) backs off for ~50 s against a dead endpoint,
+# which `status`/`logs`/`ssh` would multiply by their attempts; the runner keeps the patient one.
+RETRY_COUNT = 3
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,8 @@ class Bucket:
         env = dict(os.environ if environ is None else environ)
         self.address = address
         self._tool = S3Tool(s5cmd_binary(env), address.endpoint_url, secrets, env, timeout_s,
-                            region=b2_region(address.endpoint_url), attempts=3)
+                            region=b2_region(address.endpoint_url), attempts=3,
+                            retry_count=RETRY_COUNT)
 
     def __repr__(self) -> str:
         return f"Bucket(s3://{self.address.bucket} at {self.address.endpoint_url})"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from launcher.bucket import Bucket, BucketAddress, s5cmd_binary
@@ -34,6 +36,17 @@ def test_a_missing_object_and_a_wrong_key_are_one_line_errors(address, s3_server
     with pytest.raises(ApiError) as refused:
         Bucket(address, stranger).read_text(address.run_url("r-2", "logs/runner.log"))
     assert "master key" in str(refused.value) and "wrong-secret-0001" not in str(refused.value)
+
+
+def test_an_endpoint_that_refuses_connections_is_an_error_soon(tmp_path):
+    # s5cmd's default retries would take ~50 s per attempt here (3 attempts: past the suite's
+    # 120 s test timeout); the launcher's bucket gives up after a few short retries.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # bound, never listening: connections are refused
+        dead = BucketAddress(f"http://127.0.0.1:{port}", "b")
+        with pytest.raises(ApiError, match="bucket: list"):
+            Bucket(dead, SECRETS).list(dead.run_url("r-1", "*"))
 
 
 def test_an_unconfigured_bucket_says_what_to_set():

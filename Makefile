@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: install test lint demo emulator clean bake-image validate-image
+.PHONY: install test e2e vm-image lint demo emulator clean bake-image validate-image
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -11,9 +11,19 @@ install:
 	$(PY) -m pip install --quiet -e '.[test]'
 
 # The test command the README and CI use. The API layer must keep >= 90 % line coverage.
+# The VM end-to-end tests (marker e2e) are left out here: `make e2e` runs them.
 test:
-	$(PY) -m pytest --cov=launcher --cov-report=term-missing:skip-covered
+	$(PY) -m pytest -m "not e2e" --cov=launcher --cov-report=term-missing:skip-covered
 	$(PY) -m coverage report --include='launcher/vultr/*' --fail-under=90
+
+# The end-to-end tests alone: each run boots a QEMU virtual machine (root, qemu-system-x86,
+# qemu-utils, debootstrap; the guest image is built once, then cached). -rP shows the timings.
+e2e: vm-image
+	$(PY) -m pytest -m e2e -rP tests/vm
+
+# Build (or find) the cached guest image of the e2e tests; LAUNCHER_VM_CACHE moves the cache.
+vm-image:
+	$(PY) -m launcher.vmhost
 
 lint:
 	$(PY) -m ruff check .

@@ -5,30 +5,56 @@ machine's ``run.json`` gets ``metadata_url = http://127.0.0.1:<port>/<instance-i
 so its ``<metadata_url>/v1.json`` is ``/<instance-id>/v1.json`` here. One server per backend,
 started on first use, in a daemon thread; :meth:`MetadataServer.stop` ends it. A machine that
 was deleted is forgotten (404), as its real metadata service would be gone.
+
+A virtual machine asks the real address, so it needs ``/v1.json`` at the root of a port of
+its own: :meth:`MetadataServer.serve_instance` starts one more server pinned to one instance
+(its document registered with :meth:`MetadataServer.register`, e.g. :func:`vultr_v1`, which
+carries what cloud-init's Vultr datasource reads: the MAC of the first interface and the
+user data), reached through the VM's forward of 169.254.169.254:80.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HOST = "127.0.0.1"
 
 
+def vultr_v1(instance_id: str, *, region: str, hostname: str, mac: str,
+             user_data: str) -> dict:
+    """Vultr's ``/v1.json`` as cloud-init's Vultr datasource reads it: ``user_data`` is the
+    decoded document (plain text), ``mac`` the first interface's (lower case)."""
+    return {
+        "instance-v2-id": instance_id, "instanceid": instance_id, "hostname": hostname,
+        "region": {"regioncode": region.upper()},
+        "interfaces": [{"mac": mac.lower(), "network-type": "public",
+                        "ipv4": {"additional": []}, "ipv6": {"additional": []}}],
+        "user-data": user_data, "vendor-data": "",
+    }
+
+
 class _Handler(BaseHTTPRequestHandler):
     documents: dict[str, dict]  # set on the subclass made per server
     lock: threading.Lock
+    pinned: str = ""  # a server of one instance: /v1.json is that instance's
+    served: dict[str, list[float]]  # instance id -> when its v1.json was served (epoch s)
     server_version = "launcher-sandbox-metadata"
     timeout = 10
 
     def do_GET(self) -> None:  # noqa: N802 - the base class's name
         parts = self.path.split("?", 1)[0].strip("/").split("/")
+        if self.pinned:
+            parts = [self.pinned, *parts]
         with self.lock:
             document = self.documents.get(parts[0]) if len(parts) == 2 else None
         if document is None or parts[1] != "v1.json":
             self.send_error(404)
             return
+        with self.lock:
+            self.served.setdefault(parts[0], []).append(time.time())
         body = json.dumps(document).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -49,6 +75,8 @@ class MetadataServer:
         self._documents: dict[str, dict] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._pinned: dict[str, tuple[ThreadingHTTPServer, threading.Thread]] = {}
+        self._served: dict[str, list[float]] = {}
 
     def url_for(self, instance_id: str, region: str = "", hostname: str = "") -> str:
         """Start the server if needed (bind is immediate), register, return the URL."""
@@ -60,29 +88,66 @@ class MetadataServer:
             server = self._server or self._start()
         return f"http://{HOST}:{server.server_address[1]}/{instance_id}"
 
+    def register(self, instance_id: str, document: dict) -> None:
+        """Serve ``document`` as ``instance_id``'s ``v1.json`` (replacing any earlier one)."""
+        with self._lock:
+            self._documents[instance_id] = document
+
+    def served(self, instance_id: str) -> list[float]:
+        """When ``instance_id``'s ``v1.json`` was answered (epoch seconds), oldest first."""
+        with self._lock:
+            return list(self._served.get(instance_id, ()))
+
+    def serve_instance(self, instance_id: str) -> int:
+        """Start (once) a server answering ``/v1.json`` with ``instance_id``'s document;
+        its port on 127.0.0.1."""
+        with self._lock:
+            if instance_id not in self._pinned:
+                self._pinned[instance_id] = self._serve(instance_id)
+            return self._pinned[instance_id][0].server_address[1]
+
     def _start(self) -> ThreadingHTTPServer:
+        self._server, self._thread = self._serve("")
+        return self._server
+
+    def _serve(self, pinned: str) -> tuple[ThreadingHTTPServer, threading.Thread]:
         handler = type("MetadataHandler", (_Handler,),
-                       {"documents": self._documents, "lock": self._lock})
+                       {"documents": self._documents, "lock": self._lock, "pinned": pinned,
+                        "served": self._served})
         server = ThreadingHTTPServer((HOST, 0), handler)
         server.daemon_threads = True
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="sandbox-metadata", daemon=True)
-        self._thread.start()
-        self._server = server
-        return server
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                  name=f"sandbox-metadata{'-' if pinned else ''}{pinned}",
+                                  daemon=True)
+        thread.start()
+        return server, thread
 
     def forget(self, instance_id: str) -> None:
+        """Answer 404 for ``instance_id`` from now on (quick: its server stops later)."""
         with self._lock:
             self._documents.pop(instance_id, None)
+
+    def stop_instance(self, instance_id: str, timeout: float = 5.0) -> None:
+        """Stop the server :meth:`serve_instance` started for ``instance_id`` (bounded)."""
+        with self._lock:
+            pinned = self._pinned.pop(instance_id, None)
+        if pinned is not None:
+            _shut(*pinned, timeout)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop serving and close the socket (bounded)."""
         with self._lock:
             server, thread = self._server, self._thread
             self._server = self._thread = None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout)
+            pinned = list(self._pinned.values())
+            self._pinned.clear()
+        for each in pinned:
+            _shut(*each, timeout)
+        if server is not None and thread is not None:
+            _shut(server, thread, timeout)
+
+
+def _shut(server: ThreadingHTTPServer, thread: threading.Thread, timeout: float) -> None:
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout)

@@ -108,7 +108,7 @@ def test_a_key_pasted_into_a_stage_is_masked_in_the_output(config_dir, workdir, 
     (["--stage", "smoke", "--max-price", "-3"], "--max-price: expected a number > 0, got -3.0"),
     (["--stage", "smoke", "--regions", ""], "--regions: expected at least 1 item"),
     (["--stage", "smoke", "--snapshot", "yesterday"], "--snapshot: expected a string matching"),
-    (["--stage", "nope"], "no such stage (known: diffusion, full, operator, smoke)"),
+    (["--stage", "nope"], "no such stage (known: diffusion, example, full, operator, smoke)"),
 ])
 def test_bad_input_is_one_line_and_exit_2(workdir, capsys, argv, expected):
     assert main(_show(*argv)) == 2

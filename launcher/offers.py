@@ -24,6 +24,10 @@ Where this can be wrong: a node with mixed or partitioned (MIG) cards; Vultr cha
 ``gpu_vram_gb`` means; a model missing from the table. ECC-reserved memory means a process sees
 about 6 % less than the card's VRAM: the health phase on the instance checks the real number.
 
+More GPUs than the run uses (``gpu_count``) are not bought by default: a plan with more is
+excluded (``too_many_gpus``) unless ``max_gpu_count`` admits it, so a 1-GPU stage never lands
+on a whole 8-GPU node because that node is first in region order.
+
 Price per hour: ``hourly_cost`` when the API gives one (> 0), else ``monthly_cost / 730``
 (``Offer.price_source`` says which). It is the plan's price only, without the volume.
 
@@ -56,6 +60,7 @@ class Requirement:
 
     min_vram_gb: float = 0
     gpu_count: int = 1
+    max_gpu_count: int | None = None  # None: exactly gpu_count (no idle GPUs bought)
     gpu_model: str = ""
     allow_fractional: bool = False
     max_price_per_hour: float | None = None
@@ -75,6 +80,7 @@ class Requirement:
         values = {
             "min_vram_gb": getattr(profile, "min_vram_gb", 0) or 0,
             "gpu_count": getattr(profile, "gpu_count", getattr(profile, "count", 1)) or 1,
+            "max_gpu_count": getattr(profile, "max_gpu_count", 0) or None,
             "gpu_model": getattr(profile, "gpu_model", getattr(profile, "model", "")) or "",
             "allow_fractional": bool(getattr(profile, "allow_fractional", False)),
             "max_price_per_hour": getattr(config, "max_price_per_hour", None),
@@ -313,6 +319,11 @@ def _gpu_reasons(offer: Offer, req: Requirement) -> list[Reason]:
     if offer.gpu_count < req.gpu_count:
         reasons.append(Reason("too_few_gpus", f"{offer.gpu_count} GPU(s), fewer than the "
                                               f"{req.gpu_count} needed"))
+    most = max(req.max_gpu_count or req.gpu_count, req.gpu_count)
+    if offer.gpu_count > most:
+        reasons.append(Reason("too_many_gpus", f"{offer.gpu_count} GPUs, more than the {most} "
+                                               "the run uses: the rest would bill idle "
+                                               "(max_gpu_count)"))
     if offer.fractional and not req.allow_fractional:
         reasons.append(Reason("fractional_not_allowed",
                               "vGPU slice: fractional GPUs not allowed (allow_fractional)"))

@@ -53,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="VRAM per GPU, at least")
     parser.add_argument("--gpu-count", type=int, default=None, metavar="N",
                         help="GPUs per instance, at least")
+    parser.add_argument("--max-gpu-count", type=int, default=None, metavar="N",
+                        help="GPUs per instance, at most (default: --gpu-count: a plan with "
+                        "more bills for idle GPUs)")
     parser.add_argument("--max-price", type=float, default=None, metavar="USD",
                         help="most dollars per hour for the plan")
     parser.add_argument("--regions", type=parse_regions, default=None, metavar="A,B,C",
@@ -65,6 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def requirement_from_args(args: argparse.Namespace) -> Requirement:
     flags = {"min_vram_gb": args.min_vram, "gpu_count": args.gpu_count,
+             "max_gpu_count": args.max_gpu_count,
              "max_price_per_hour": args.max_price, "regions": args.regions}
     if args.stage:
         config_dir = config_dir_for(args.config_dir, os.environ)

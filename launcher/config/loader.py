@@ -118,11 +118,17 @@ def profiles(items: list[dict[str, Any]], file: str) -> tuple[GpuProfile, ...]:
         overrides = item.get("overrides", {})
         result.append(GpuProfile(
             min_vram_gb=int(item["min_vram_gb"]), gpu_count=int(item.get("gpu_count", 1)),
+            max_gpu_count=int(item.get("max_gpu_count", 0)),
             gpu_model=item.get("gpu_model", ""),
             allow_fractional=bool(item.get("allow_fractional", False)),
             name=item.get("name") or ("preferred" if index == 0 else f"fallback-{index}"),
             overrides=ProfileOverrides(args=tuple(overrides.get("args", ())),
                                        env=tuple(sorted(overrides.get("env", {}).items())))))
+    for index, profile in enumerate(result):
+        if profile.max_gpu_count and profile.max_gpu_count < profile.gpu_count:
+            raise ConfigError(f"{file}: field gpu_profiles.{index}.max_gpu_count: expected at "
+                              f"least gpu_count ({profile.gpu_count}), got "
+                              f"{profile.max_gpu_count}")
     names = [p.name for p in result]
     for index, name in enumerate(names):
         if name in names[:index]:

@@ -24,10 +24,12 @@ class ProfileOverrides:
 class GpuProfile:
     """One acceptable GPU configuration. ``min_vram_gb`` is per GPU as the training process
     sees it (a vGPU slice counts its share); ``allow_fractional`` admits vGPU slices, which
-    need the GRID driver (``ImageConfig.supports_vgpu``)."""
+    need the GRID driver (``ImageConfig.supports_vgpu``). A plan may have at most
+    ``max_gpu_count`` GPUs (0: exactly ``gpu_count``), so idle GPUs are not bought by default."""
 
     min_vram_gb: int
     gpu_count: int = 1
+    max_gpu_count: int = 0
     gpu_model: str = ""
     allow_fractional: bool = False
     name: str = "preferred"

@@ -32,10 +32,17 @@ def test_candidates_are_ordered_by_region_priority_then_price(client):
     table = rank_offers(client, Requirement(min_vram_gb=40, regions=("sjc", "sea", "lax")))
     order = [(o.region, o.plan_id) for o in candidates(table)]
     assert order == [("sjc", L40S), ("sjc", A40_48),
-                     ("sea", A100_80), ("sea", H100_NODE),
+                     ("sea", A100_80),
                      ("lax", A40_48), ("lax", A100_80)]
     prices = [o.price_per_hour for o in candidates(table) if o.region == "sjc"]
     assert prices == sorted(prices)
+    # the 8-GPU node fits 40 GB per GPU, but a 1-GPU run would leave 7 idle
+    node = next(v for v in table.verdicts if v.offer.plan_id == H100_NODE
+                and v.offer.region == "sea")
+    assert [r.code for r in node.reasons] == ["too_many_gpus"]
+    assert "8 GPUs, more than the 1 the run uses" in node.reasons[0].text
+    table = rank_offers(client, Requirement(min_vram_gb=40, max_gpu_count=8))
+    assert ("sea", H100_NODE) in [(o.region, o.plan_id) for o in candidates(table)]
     # the same plans, other priority: sea first
     table = rank_offers(client, Requirement(min_vram_gb=40, regions=("sea", "sjc")))
     assert candidates(table)[0].region == "sea"

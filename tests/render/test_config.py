@@ -71,7 +71,7 @@ def test_every_config_field_is_described_and_closed(name):
      "field gpu_profiles.0.gpu_count: expected integer, got string"),
     ("stages/diffusion.yaml", "name: diffusion\ncommand: [python]\ngpu_profiles: [{vram: 80}]\n",
      "field gpu_profiles.0.vram: unknown field (expected one of allow_fractional, gpu_count, "
-     "gpu_model, min_vram_gb, name, overrides)"),
+     "gpu_model, max_gpu_count, min_vram_gb, name, overrides)"),
     ("stages/diffusion.yaml", "name: diffusion\ncommand: [python]\ngpu: {min_vram_gb: 80}\n",
      "field gpu: unknown field (expected one of "),
     ("stages/diffusion.yaml", "name: diffusion\n", "field command: missing (required)"),
@@ -91,6 +91,9 @@ def test_every_config_field_is_described_and_closed(name):
      "field regions: expected array, got string"),
     ("launcher.yaml", ("provider: vultr", "provider: aws"),
      "field provider: expected one of vultr"),
+    ("stages/diffusion.yaml", "name: diffusion\ncommand: [python]\ngpu_profiles: "
+     "[{min_vram_gb: 8, gpu_count: 2, max_gpu_count: 1}]\n",
+     "field gpu_profiles.0.max_gpu_count: expected at least gpu_count (2), got 1"),
     ("launcher.yaml", ("  size_gb: 1024", "  size_gb: 5"),
      "field volume.size_gb: expected a number >= 10, got 5"),
     ("launcher.yaml", ("  bucket: your-b2-bucket", "  bucket: Bad_Bucket"),

@@ -73,20 +73,25 @@ class DemoBed:
 
     @classmethod
     def open(cls, example_dir: Path, config_dir: Path, keys: DemoKeys | None = None,
-             timing: Timing | None = None) -> DemoBed:
-        """Build everything; on any failure stop what was started and re-raise."""
+             timing: Timing | None = None, *, machines: bool = True,
+             latency_s: float = 0.0) -> DemoBed:
+        """Build everything; on any failure stop what was started and re-raise. Without
+        ``machines`` instances do not boot (API state only); ``latency_s`` delays every API
+        answer (benchmarks)."""
         _check_inputs(example_dir, config_dir)
         root = Path(tempfile.mkdtemp(prefix="launcher-demo-"))
         root.chmod(0o755)  # a root-run demo trains as `nobody`, which must reach the code
         bed = cls(root, keys or DemoKeys.fresh())
         try:
-            bed._start(example_dir, config_dir, timing or Timing.realistic())
+            bed._start(example_dir, config_dir, timing or Timing.realistic(), machines,
+                       latency_s)
         except BaseException:
             bed.close()
             raise
         return bed
 
-    def _start(self, example_dir: Path, config_dir: Path, timing: Timing) -> None:
+    def _start(self, example_dir: Path, config_dir: Path, timing: Timing, machines: bool,
+               latency_s: float) -> None:
         shutil.copytree(config_dir, self.config_dir)
         _git_checkout(example_dir, self.code_dir)
         admin = Identity("demo", self.keys.b2_key_id, self.keys.b2_key)
@@ -97,11 +102,12 @@ class DemoBed:
         for name, text in dataset_rows().items():
             (seed / name).write_text(text)
             self.s3.put(BUCKET, f"{DATA_PREFIX}/{name}", seed / name)
-        machines = self.root / "machines"
-        machines.mkdir(mode=0o755)
-        self.hypervisor = ProcessHypervisor(machines, log=self.machine_log.append)
+        if machines:
+            (self.root / "machines").mkdir(mode=0o755)
+            self.hypervisor = ProcessHypervisor(self.root / "machines",
+                                                log=self.machine_log.append)
         self.emulator = Emulator(api_key=self.keys.vultr.reveal(), timing=timing,
-                                 hypervisor=self.hypervisor, seed=None)
+                                 hypervisor=self.hypervisor, seed=None, latency_s=latency_s)
         self.emulator.start()
 
     def env(self) -> dict[str, str]:

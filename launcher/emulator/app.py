@@ -48,8 +48,9 @@ class App:
     """Turns a :class:`Request` into an :class:`Answer` (or None: drop the connection)."""
 
     def __init__(self, store: Store, api_key: str, limiter: Limiter, faults: FaultPlan,
-                 stopping: threading.Event) -> None:
+                 stopping: threading.Event, latency_s: float = 0.0) -> None:
         self.store = store
+        self.latency_s = latency_s
         self._key = api_key.encode("utf-8")
         self.limiter = limiter
         self.faults = faults
@@ -79,7 +80,10 @@ class App:
             return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
 
     def handle(self, req: Request) -> Answer | None:
-        """Answer one request; record its event and notify listeners first."""
+        """Answer one request; record its event and notify listeners first. With a latency,
+        every answer waits that long first (a network round trip; cut short by ``stop``)."""
+        if self.latency_s:
+            self.stopping.wait(self.latency_s)
         seen = _Seen(authorized=self._authorized(req.headers))
         response = self._respond(req, seen)
         answer = None

@@ -81,21 +81,25 @@ class Emulator:
     ``api_key`` is the only accepted bearer token; ``timing`` how fast resources change state
     (read lazily from ``clock``, default ``time.monotonic``); ``hypervisor`` is told about
     instances and volumes; ``rate_limit`` caps requests per client IP; ``seed`` makes ids,
-    passwords and mount ids reproducible (None: random). Use as a context manager to stop it.
+    passwords and mount ids reproducible (None: random); ``latency_s`` delays every answer
+    (a network round trip, for benchmarks). Use as a context manager to stop it.
     """
 
     def __init__(self, api_key: str = "test-key", timing: Timing | None = None,
                  clock: Callable[[], float] | None = None, hypervisor: Hypervisor | None = None,
-                 rate_limit: RateLimit | None = None, seed: int | None = 0, port: int = 0) -> None:
+                 rate_limit: RateLimit | None = None, seed: int | None = 0, port: int = 0,
+                 latency_s: float = 0.0) -> None:
         if not api_key:
             raise ValueError("the emulator needs a non-empty api_key")
+        if latency_s < 0:
+            raise ValueError("the emulator's latency_s must not be negative")
         self._stopping = threading.Event()
         self._port = port
         self._faults = FaultPlan(set(ROUTE_KEYS))
         store = Store(clock or time.monotonic, timing or Timing.realistic(),
                       hypervisor or NoopHypervisor(), seed)
         limiter = Limiter(rate_limit or RateLimit())
-        self._app = App(store, api_key, limiter, self._faults, self._stopping)
+        self._app = App(store, api_key, limiter, self._faults, self._stopping, latency_s)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 

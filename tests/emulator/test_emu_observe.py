@@ -124,3 +124,29 @@ def test_a_failing_hook_is_a_500_and_nothing_half_applied(fail_at):
         assert emulator.state.get_instance(inst["id"])
         assert emulator.state.get_block(block["id"]).attached_to == inst["id"]
         assert "instance_deleted" in emulator.internal_errors[0]
+
+
+def test_a_latency_delays_every_answer_and_stop_cuts_it_short(make_emulator):
+    import contextlib
+    import threading
+    import time
+
+    slow = make_emulator(api_key=EMU_KEY, latency_s=0.2)
+    started = time.monotonic()
+    assert Api(slow.url).get("/regions").status_code == 200
+    assert time.monotonic() - started >= 0.2  # at least the latency: a lower bound, not a race
+    hung = make_emulator(api_key=EMU_KEY, latency_s=600)
+
+    def call() -> None:
+        with contextlib.suppress(Exception):  # stop() may cut the connection: fine here
+            Api(hung.url).get("/regions")
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    time.sleep(0.1)
+    hung.stop(timeout=5)
+    caller.join(10)
+    assert not caller.is_alive()
+    with pytest.raises(ValueError, match="latency_s"):
+        Emulator(api_key=EMU_KEY, latency_s=-1)
+

@@ -32,9 +32,10 @@ Price per hour: ``hourly_cost`` when the API gives one (> 0), else ``monthly_cos
 (``Offer.price_source`` says which). It is the plan's price only, without the volume.
 
 Bare metal: stock is read with ``availability?type=vbm`` (the OpenAPI document's type for Bare
-Metal; the emulator files metal plans under it too). Bare metal cannot take a block-storage
-volume (Vultr attaches volumes to cloud instances only), so metal offers are excluded
-(``metal_no_block``) whenever the requirement needs a volume, which a launch always does.
+Metal; the emulator files metal plans under it too), and only when no volume is needed. Bare
+metal cannot take a block-storage volume (Vultr attaches volumes to cloud instances only), so
+metal offers are excluded (``metal_no_block``) whenever the requirement needs a volume, which a
+launch always does.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ class Offer:
     ram_mb: int
     price_per_hour: float
     price_source: Literal["hourly_cost", "monthly_cost/730"]
-    in_stock: bool
+    in_stock: bool | None  # None: not asked (bare metal while a volume is needed)
     offered: bool  # the plan lists this region (or lists no locations at all)
 
     @property
@@ -211,7 +212,9 @@ def rank_offers(client: VultrClient, requirement: Requirement) -> OfferTable:
     metal = [p for p in client.list_metal_plans() if p.is_gpu]
     stock: dict[tuple[str, str], frozenset[str]] = {}
 
-    def in_stock(region: str, kind: str, plan_id: str) -> bool:
+    def in_stock(region: str, kind: str, plan_id: str) -> bool | None:
+        if kind == "metal" and requirement.needs_nvme_block:
+            return None  # excluded whatever its stock (metal_no_block): three calls saved
         avail_type = METAL_AVAILABILITY_TYPE if kind == "metal" else CLOUD_AVAILABILITY_TYPE
         key = (region, avail_type)
         if key not in stock:  # one request per region and type, per call
@@ -265,7 +268,7 @@ def derive_gpus(plan: Plan | MetalPlan, kind: str) -> tuple[int | None, float | 
 
 
 def _offer(kind: Literal["cloud", "metal"], plan: Plan | MetalPlan, region: str,
-           in_stock: bool) -> Offer:
+           in_stock: bool | None) -> Offer:
     count, per_gpu, fractional = derive_gpus(plan, kind)
     price, source = _price(plan)
     vcpu = plan.cpu_threads if isinstance(plan, MetalPlan) else plan.vcpu_count
@@ -290,7 +293,7 @@ def judge(offer: Offer, region: Region, req: Requirement) -> tuple[Reason, ...]:
                                                 "(Vultr attaches volumes to cloud instances)"))
     if not offer.offered:
         reasons.append(Reason("not_offered", f"not offered in {offer.region} at all"))
-    elif not offer.in_stock:
+    elif offer.in_stock is False:
         reasons.append(Reason("sold_out", f"not in stock in {offer.region}"))
     if req.needs_nvme_block and not region.supports_nvme_block:
         reasons.append(Reason("no_nvme_block", f"{offer.region} has no NVMe block storage "

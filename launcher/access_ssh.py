@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from launcher.bucket import Bucket
+from launcher.cachedir import user_cache_dir
 from launcher.errors import ApiError, LauncherError
 from launcher.naming import run_tag
 from launcher.runner.hostkeys import HOST_KEYS_OBJECT
@@ -115,9 +116,7 @@ def target_for(client: VultrClient, bucket: Bucket, run_id: str) -> SshTarget:
 
 def known_hosts_path(run_id: str, environ: Mapping[str, str]) -> Path:
     """``$XDG_CACHE_HOME/launcher/known_hosts/<run-id>`` (``~/.cache`` by default)."""
-    cache = environ.get("XDG_CACHE_HOME") or str(Path(environ.get("HOME") or Path.home(),
-                                                       ".cache"))
-    return Path(cache) / "launcher" / "known_hosts" / run_id
+    return user_cache_dir(environ) / "known_hosts" / run_id
 
 
 def write_known_hosts(path: Path, target: SshTarget) -> Path:

@@ -32,14 +32,15 @@ SCAN = {"phases": 0, "leaks": 0}
 
 
 @pytest.fixture(scope="session")
-def lock_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("run-locks")
+def user_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("xdg-cache")
 
 
 @pytest.fixture(autouse=True)
-def sealed(monkeypatch: pytest.MonkeyPatch, lock_dir: Path) -> None:
+def sealed(monkeypatch: pytest.MonkeyPatch, user_cache: Path) -> None:
     seal(monkeypatch)
-    monkeypatch.setenv("LAUNCHER_LOCK_DIR", str(lock_dir))  # launches lock here, not in ~
+    # run locks, pinned host keys and the built runner go here, not under ~/.cache
+    monkeypatch.setenv("XDG_CACHE_HOME", str(user_cache))
 
 
 @pytest.fixture

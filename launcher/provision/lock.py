@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from launcher.cachedir import user_cache_dir
 from launcher.provision.model import RunStateError
 
 LOCK_DIR_VARIABLE = "LAUNCHER_LOCK_DIR"
@@ -30,8 +31,7 @@ def default_lock_dir(environ: Mapping[str, str] | None = None) -> Path:
     env = os.environ if environ is None else environ
     if env.get(LOCK_DIR_VARIABLE):
         return Path(env[LOCK_DIR_VARIABLE])
-    cache = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "launcher" / "locks"
+    return user_cache_dir(env) / "locks"
 
 
 @contextmanager

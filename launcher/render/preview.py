@@ -22,7 +22,7 @@ from launcher.config import (
 )
 from launcher.render.pipeline import RenderedDocument, render
 from launcher.render.stage import placeholder_facts, stage_run_spec
-from launcher.render.zipapp import build_runner_zipapp, zipapp_listing
+from launcher.render.zipapp import cached_runner_zipapp, zipapp_listing
 from launcher.runner.spec import SECRET_NAMES, RunSpec
 
 
@@ -60,7 +60,7 @@ def render_stage(config_dir: Path, name: str, account: Account,
     stage = stage.for_profile(stage.gpu)
     spec = stage_run_spec(stage, placeholder_facts(stage, now), now)
     secrets = run_secrets(account)
-    runner = build_runner_zipapp()
+    runner = cached_runner_zipapp()
     document = render(spec, secrets, runner)
     sources = instance_secret_sources(account)
     unset = tuple(n for n in SECRET_NAMES if not secrets.get(n))

@@ -16,17 +16,25 @@ modes, sorted entries, stored uncompressed so the document's gzip sees across fi
                            ``__doc__`` keeps its docstrings.
 
 The instance runs it with the image's system interpreter: ``python3 runner.pyz supervise ...``.
+
+Slimming parses every module twice (the proof above), which costs seconds on a small machine,
+so :func:`cached_runner_zipapp` keeps the built bytes under the user's cache directory, keyed
+by the runner's sources, this Python and the launcher version: a changed source is a new key.
 """
 
 from __future__ import annotations
 
 import ast
+import hashlib
 import io
+import os
+import sys
 import tokenize
 import zipfile
 from pathlib import Path
 
 from launcher import __version__
+from launcher.cachedir import user_cache_dir
 
 RUNNER_DIR = Path(__file__).resolve().parents[1] / "runner"
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
@@ -77,6 +85,36 @@ def build_runner_zipapp(runner_dir: Path = RUNNER_DIR, *, slim: bool = True) -> 
             info.compress_type = zipfile.ZIP_STORED
             archive.writestr(info, entries[name])
     return buffer.getvalue()
+
+
+def cached_runner_zipapp(runner_dir: Path = RUNNER_DIR, cache_dir: Path | None = None) -> bytes:
+    """:func:`build_runner_zipapp`'s bytes, built once per source state and kept in
+    ``cache_dir`` (default ``<user cache>/runner``); an unwritable cache only costs the build."""
+    directory = cache_dir or user_cache_dir() / "runner"
+    path = directory / f"runner-{_sources_key(runner_dir)}.pyz"
+    try:
+        return path.read_bytes()
+    except OSError:
+        pass
+    data = build_runner_zipapp(runner_dir)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+        partial.write_bytes(data)
+        os.replace(partial, path)  # atomic: a reader sees the whole file or none
+    except OSError:
+        pass
+    return data
+
+
+def _sources_key(runner_dir: Path) -> str:
+    digest = hashlib.sha256(f"{__version__} {sys.version_info[:2]}".encode())
+    digest.update(MAIN.encode() + PACKAGE_INIT.encode())
+    for path in sorted(runner_dir.rglob("*.py")):
+        if "__pycache__" not in path.parts:
+            digest.update(path.relative_to(runner_dir).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:24]
 
 
 def zipapp_listing(data: bytes) -> list[str]:

@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from launcher.render import zipapp
 from launcher.render.zipapp import (
     FIXED_TIME,
     MAIN,
     RUNNER_DIR,
     build_runner_zipapp,
+    cached_runner_zipapp,
     slim_source,
     zipapp_listing,
 )
@@ -138,3 +140,28 @@ def test_no_file_in_the_zip_comes_from_outside_the_runner(runner_bytes):
                and not n.startswith("launcher/runner/")]
     assert outside == []
     assert Path(RUNNER_DIR).name == "runner"
+
+
+def test_the_built_runner_is_cached_by_its_sources(tmp_path, monkeypatch):
+    runner_dir = tmp_path / "runner"
+    shutil.copytree(RUNNER_DIR, runner_dir, ignore=shutil.ignore_patterns("__pycache__"))
+    cache = tmp_path / "cache"
+    first = cached_runner_zipapp(runner_dir, cache)
+    assert first == build_runner_zipapp(runner_dir)
+    assert len(list(cache.glob("runner-*.pyz"))) == 1
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("built again although the sources did not change")
+
+    monkeypatch.setattr(zipapp, "build_runner_zipapp", no_build)
+    assert cached_runner_zipapp(runner_dir, cache) == first
+    monkeypatch.undo()
+    (runner_dir / "cli.py").write_text((runner_dir / "cli.py").read_text() + "\n# changed\n")
+    assert cached_runner_zipapp(runner_dir, cache) != first  # a new key, a new build
+    assert len(list(cache.glob("runner-*.pyz"))) == 2
+
+
+def test_an_unwritable_cache_only_costs_the_build(tmp_path):
+    blocked = tmp_path / "file-not-dir"
+    blocked.write_text("")
+    assert cached_runner_zipapp(cache_dir=blocked / "runner") == build_runner_zipapp()

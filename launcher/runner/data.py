@@ -5,15 +5,18 @@ under ``datasets/v1/`` (never ``datasets/v10/...``); the object ``datasets/v1/a/
 lands at ``<mount>/data/a/b.bin``. An empty prefix (the whole bucket, run outputs included)
 and s5cmd wildcard characters are refused.
 
-On a reused volume only what changed is fetched: s5cmd ``sync`` fetches an object when its
-size differs or it is newer than the local copy (whose mtime is its download time), so a
-same-size rewrite is fetched too (``--size-only`` would miss it). S3 times have whole
-seconds: a rewrite in the very second of the previous download, or hidden by clock skew,
-would be missed; a new dataset version belongs under a new prefix anyway.
+On a reused volume only what changed is fetched. After each successful sync the volume keeps
+``<mount>/.launcher-data.json``: every file's size and ETag as the listing gave them. Before
+the next sync, a local file whose object now lists another size or ETag — or that the record
+does not vouch for — is deleted, so ``sync`` fetches it again. s5cmd ``sync`` alone compares
+size and modification time, which misses a same-size rewrite whose time does not show it
+(the same second as the download, clock skew; measured in ``docs/sync-tool.md``); the ETag
+does not. Without a record (a volume from before it) ``sync``'s own rule is all there is.
 Local files that are not in the bucket listing (an older dataset version, a half-written
 file, a stray link) are deleted by this module, after a successful, non-empty listing and
 before the download (which frees their space first) — not by ``sync --delete``, which
-empties the destination when its source matches nothing.
+empties the destination when its source matches nothing. Into an empty directory the first
+fetch is ``cp``, not ``sync``: on many small files it is several times faster.
 
 Afterwards the local tree must hold exactly the listed keys with the listed sizes; if not,
 the phase lists, prunes and syncs once more, then fails. Files end up world-readable (the
@@ -22,6 +25,7 @@ trainer reads them; root owns them, so the trainer cannot change them).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -33,6 +37,7 @@ from launcher.runner.status import PhaseFailed
 from launcher.runner.tools import ToolError
 
 PHASE = "data"
+STATE_FILE = ".launcher-data.json"
 WILDCARDS = set("*?[]{}")
 ATTEMPTS = 2
 SHOW = 5
@@ -83,14 +88,13 @@ def sync(ctx: Context) -> Manifest:
     tool = tool_for(ctx, timeout=max(600.0, ctx.seconds_left()), attempts=3)
     problems: list[str] = []
     for attempt in range(1, ATTEMPTS + 1):
-        expected = listing(tool, source, prefix)
-        removed = prune(target, expected)
-        try:
-            fetched = tool.sync_down(source + "*", str(target)).copied
-        except ToolError as exc:
-            raise PhaseFailed(PHASE, str(exc)) from None
+        remote = listing(tool, source, prefix)
+        expected = {rel: size for rel, (size, _) in remote.items()}
+        removed = prune(target, expected) + drop_changed(target, remote, read_state(ctx.mount))
+        fetched = fetch(tool, source, target, expected)
         problems = compare(target, expected)
         if not problems:
+            write_state(ctx.mount, source, remote)
             manifest = Manifest(len(expected), sum(expected.values()), source, fetched, removed)
             ctx.log(f"data: {manifest.files} files, {manifest.bytes} bytes from {source} "
                     f"(fetched {fetched}, removed {removed} stale)")
@@ -101,21 +105,64 @@ def sync(ctx: Context) -> Manifest:
                              + "; ".join(problems[:SHOW]))
 
 
-def listing(tool: S3Tool, source: str, prefix: str) -> dict[str, int]:
-    """``{relative path: size}`` of every object under ``source``; refuses an empty prefix,
-    keys that are not plain relative paths, and keys a filesystem cannot hold."""
+def fetch(tool: S3Tool, source: str, target: Path, expected: dict[str, int]) -> int:
+    """Download what is missing or changed; the number of files fetched."""
+    present, _ = local_files(target)
+    try:
+        if not present:  # nothing to compare against: copy, don't sync
+            tool.cp_down(source + "*", str(target))
+            return len(expected)
+        return tool.sync_down(source + "*", str(target)).copied
+    except ToolError as exc:
+        raise PhaseFailed(PHASE, str(exc)) from None
+
+
+def read_state(mount: Path) -> dict[str, tuple[int, str]] | None:
+    """The last successful sync's ``{relative path: (size, etag)}``; None when there is no
+    readable record."""
+    try:
+        files = json.loads((mount / STATE_FILE).read_text())["files"]
+        return {rel: (int(size), str(etag)) for rel, (size, etag) in files.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def write_state(mount: Path, source: str, remote: dict[str, tuple[int, str]]) -> None:
+    """Record what ``data/`` now holds (atomically: a reader sees the old or the new)."""
+    path = mount / STATE_FILE
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps({"source": source, "files": remote}, sort_keys=True))
+    os.replace(partial, path)
+
+
+def drop_changed(root: Path, remote: dict[str, tuple[int, str]],
+                 saved: dict[str, tuple[int, str]] | None) -> int:
+    """Delete local files whose object changed since the recorded sync (another size or
+    ETag), or that the record does not list; nothing without a record. The count deleted."""
+    if saved is None:
+        return 0
+    present, _ = local_files(root)
+    changed = [rel for rel in present if saved.get(rel) != remote.get(rel)]
+    for rel in changed:
+        (root / rel).unlink()
+    return len(changed)
+
+
+def listing(tool: S3Tool, source: str, prefix: str) -> dict[str, tuple[int, str]]:
+    """``{relative path: (size, etag)}`` of every object under ``source``; refuses an empty
+    prefix, keys that are not plain relative paths, and keys a filesystem cannot hold."""
     try:
         objects = tool.ls(source + "*")
     except ToolError as exc:
         raise PhaseFailed(PHASE, str(exc)) from None
-    expected: dict[str, int] = {}
+    expected: dict[str, tuple[int, str]] = {}
     for obj in objects:
         if not obj.key.startswith(prefix) or obj.key.endswith("/"):
             continue  # folder markers carry no data
         rel = obj.key[len(prefix):]
         if not is_safe_relative(rel):
             raise PhaseFailed(PHASE, f"object key {obj.key!r} is not a safe relative path")
-        expected[rel] = obj.size
+        expected[rel] = (obj.size, obj.etag)
     if not expected:
         raise PhaseFailed(PHASE, f"no objects under {source}: check storage.data_prefix")
     clashes = sorted(p for rel in expected for p in _parents(rel) if p in expected)

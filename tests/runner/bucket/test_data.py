@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import time
@@ -84,6 +85,40 @@ def test_resync_fetches_only_what_changed_including_same_size_rewrites(
         assert (after.st_ino, after.st_mtime_ns) == (before[rel].st_ino, before[rel].st_mtime_ns)
 
 
+def test_a_same_size_rewrite_its_time_does_not_show_is_caught_by_its_etag(
+        ctx, dataset, s3_server, tmp_path):
+    data.sync(ctx)
+    local = ctx.mount / "data"
+    put(s3_server, ctx.spec.storage.bucket, "datasets/v1/a.bin", b"ALPHA-1", tmp_path)
+    future = time.time() + 3600  # the local copy looks newer than the rewrite: sync skips it
+    os.utime(local / "a.bin", (future, future))
+    manifest = data.sync(ctx)
+    assert (local / "a.bin").read_bytes() == b"ALPHA-1"
+    assert (manifest.fetched, manifest.removed) == (1, 1)
+    state = json.loads((ctx.mount / data.STATE_FILE).read_text())
+    assert set(state["files"]) == set(dataset) and state["source"].endswith("/datasets/v1/")
+
+
+def test_a_file_the_record_does_not_vouch_for_is_fetched_again(ctx, dataset):
+    data.sync(ctx)
+    local = ctx.mount / "data"
+    record = ctx.mount / data.STATE_FILE
+    state = json.loads(record.read_text())
+    del state["files"]["sub/b.bin"]  # e.g. fetched by a run that died before recording it
+    record.write_text(json.dumps(state))
+    (local / "sub" / "b.bin").write_bytes(b"BRAVO-22")  # same size, unknown content
+    assert data.sync(ctx).fetched == 1
+    assert (local / "sub" / "b.bin").read_bytes() == dataset["sub/b.bin"]
+
+
+def test_an_unreadable_record_falls_back_to_size_and_time(ctx, dataset):
+    data.sync(ctx)
+    (ctx.mount / data.STATE_FILE).write_text("{not json")
+    manifest = data.sync(ctx)
+    assert (manifest.fetched, manifest.removed) == (0, 0)
+    assert json.loads((ctx.mount / data.STATE_FILE).read_text())["files"]  # rewritten
+
+
 def test_stale_local_files_are_removed_so_the_volume_matches_the_bucket(ctx, dataset):
     local = ctx.mount / "data"
     (local / "old" / "nested").mkdir(parents=True)
@@ -138,7 +173,8 @@ def test_keys_a_filesystem_cannot_hold_safely_are_refused(keys, why):
 
 
 def test_folder_markers_are_not_files():
-    assert data.listing(FakeTool(["p/dir/", "p/dir/f"]), "s3://b/p/", "p/") == {"dir/f": 1}
+    assert data.listing(FakeTool(["p/dir/", "p/dir/f"]), "s3://b/p/", "p/") == {
+        "dir/f": (1, "")}
 
 
 def test_compare_reports_every_kind_of_difference(tmp_path):

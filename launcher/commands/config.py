@@ -5,15 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import yaml
 from rich.console import Console
 from rich.markup import escape
 
+from launcher.commands.runcommon import add_config_dir
 from launcher.config import (
-    CONFIG_DIR_VARIABLE,
     add_override_flags,
     config_dir_for,
     config_report,
@@ -34,9 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "env, .env file or unset) and, with --stage, the stage merged over the defaults, the "
         "account's bucket/endpoint/W&B settings and the override flags.")
     show.add_argument("--stage", default=None, help="stage name (configs/stages/NAME.yaml)")
-    show.add_argument("--config-dir", type=Path, default=None, metavar="DIR",
-                      help=f"configuration directory (default: ${CONFIG_DIR_VARIABLE} "
-                      "or ./configs)")
+    add_config_dir(show)
     show.add_argument("--json", action="store_true", help="print JSON instead of text")
     add_override_flags(show)
     show.set_defaults(handler=run_show)

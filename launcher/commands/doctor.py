@@ -6,15 +6,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from launcher.commands import runcommon
-from launcher.commands.runcommon import account_for, config_dir
-from launcher.config import CONFIG_DIR_VARIABLE
+from launcher.commands.runcommon import account_for, add_config_dir, config_dir
 from launcher.doctor import FAIL, OK, SKIP, WARN, Check, passed, run_checks
 
 MARKS = {OK: "[green]✔[/]", WARN: "[yellow]![/]", FAIL: "[red]✘[/]", SKIP: "[dim]–[/]"}
@@ -29,9 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "when no check failed (a warning does not fail).")
     parser.add_argument("--stage", default=None,
                         help="check for this stage (default: configs/launcher.yaml's defaults)")
-    parser.add_argument("--config-dir", type=Path, default=None, metavar="DIR",
-                        help=f"configuration directory (default: ${CONFIG_DIR_VARIABLE} or "
-                        "./configs)")
+    add_config_dir(parser)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(handler=run)
 

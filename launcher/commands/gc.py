@@ -11,7 +11,7 @@ from rich.table import Table
 
 from launcher.cleanup import Action, execute, plan_gc
 from launcher.commands import runcommon
-from launcher.commands.runcommon import account_for, add_config_dir, bucket_for
+from launcher.commands.runcommon import BUCKET_PURPOSE, account_for, add_config_dir, bucket_for
 from launcher.commands.teardown import show_outcomes
 from launcher.providers.vultr import VultrProvider
 
@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--force", action="store_true",
                         help="also delete orphan volumes without a verified upload")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    add_config_dir(parser)
+    add_config_dir(parser, BUCKET_PURPOSE)
     parser.set_defaults(handler=run)
 
 

@@ -12,8 +12,7 @@ from rich.table import Table
 
 from launcher.access import stage_for
 from launcher.commands import runcommon
-from launcher.commands.runcommon import account_for, config_dir
-from launcher.config import CONFIG_DIR_VARIABLE
+from launcher.commands.runcommon import account_for, add_config_dir, config_dir
 from launcher.errors import ConfigError
 from launcher.images import BakedImage, BakeRecord, ImageListing, last_bake, list_images
 
@@ -31,9 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "last bake recorded in packer's manifest instead, without calling Vultr.")
     parser.add_argument("--stage", default=None,
                         help="use this stage's image settings (default: configs/launcher.yaml's)")
-    parser.add_argument("--config-dir", type=Path, default=None, metavar="DIR",
-                        help=f"configuration directory (default: ${CONFIG_DIR_VARIABLE} or "
-                        "./configs)")
+    add_config_dir(parser)
     parser.add_argument("--all", action="store_true",
                         help="also list snapshots whose description lacks the prefix")
     parser.add_argument("--manifest", type=Path, default=None, metavar="FILE",

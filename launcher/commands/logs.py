@@ -8,6 +8,7 @@ import sys
 
 from launcher.access import open_bucket
 from launcher.commands.runcommon import (
+    BUCKET_PURPOSE,
     account_for,
     add_config_dir,
     config_dir,
@@ -38,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-wait", type=parse_duration, default=DEFAULT_MAX_WAIT_S,
                         metavar="DURATION", help="with --follow: give up after this long "
                         "(e.g. 30m, 12h; default 12h)")
-    add_config_dir(parser)
+    add_config_dir(parser, BUCKET_PURPOSE)
     parser.set_defaults(handler=run, which="train")
 
 

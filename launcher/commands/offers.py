@@ -6,12 +6,12 @@ import argparse
 import json
 import os
 from dataclasses import asdict
-from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from launcher.commands.runcommon import add_config_dir
 from launcher.config import config_dir_for, load_account, load_stage, vultr_settings
 from launcher.offers import (
     DEFAULT_REGIONS,
@@ -46,9 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Read-only, public endpoints: no key needed. Exit code 1 when nothing fits.")
     parser.add_argument("--stage", help="take the needs from this stage (default: any whole "
                         "GPU, in sjc,sea,lax)")
-    parser.add_argument("--config-dir", type=Path, default=None, metavar="DIR",
-                        help=f"configuration directory (default: ${CONFIG_DIR_VARIABLE} "
-                        "or ./configs)")
+    add_config_dir(parser)
     parser.add_argument("--min-vram", type=float, default=None, metavar="GB",
                         help="VRAM per GPU, at least")
     parser.add_argument("--gpu-count", type=int, default=None, metavar="N",

@@ -10,8 +10,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from launcher.commands.runcommon import add_config_dir
 from launcher.config import (
-    CONFIG_DIR_VARIABLE,
     Account,
     add_override_flags,
     config_dir_for,
@@ -29,9 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "launched with, and print it with every secret replaced by <secret:NAME>. Ids that "
         "only a launch knows are shown as <created-at-launch> / <chosen-at-launch>.")
     parser.add_argument("--stage", required=True, help="stage name (configs/stages/NAME.yaml)")
-    parser.add_argument("--config-dir", type=Path, default=None, metavar="DIR",
-                        help=f"configuration directory (default: ${CONFIG_DIR_VARIABLE} "
-                        "or ./configs)")
+    add_config_dir(parser)
     parser.add_argument("--out", type=Path, default=None, metavar="FILE",
                         help="write the masked document to FILE instead of printing it")
     parser.add_argument("--json", action="store_true",

@@ -21,8 +21,8 @@ from rich.markup import escape
 from rich.prompt import Confirm
 from rich.table import Table
 
+from launcher.commands.runcommon import add_config_dir
 from launcher.config import (
-    CONFIG_DIR_VARIABLE,
     add_override_flags,
     config_dir_for,
     load_account,
@@ -49,9 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "refusal moves on to the next offer; any other failure or Ctrl-C deletes what this "
         "command created. --run-id resumes a run: what it already has is never created twice.")
     parser.add_argument("--stage", required=True, help="stage name (configs/stages/NAME.yaml)")
-    parser.add_argument("--config-dir", type=Path, default=None, metavar="DIR",
-                        help=f"configuration directory (default: ${CONFIG_DIR_VARIABLE} "
-                        "or ./configs)")
+    add_config_dir(parser)
     parser.add_argument("--code-dir", type=Path, default=Path(), metavar="DIR",
                         help="the git checkout packed as the code bundle (default: .); only "
                         "committed files travel")

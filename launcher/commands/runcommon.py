@@ -30,11 +30,14 @@ def run_id(text: str) -> str:
     return text
 
 
-def add_config_dir(parser: argparse.ArgumentParser) -> None:
+BUCKET_PURPOSE = ", for the bucket when B2_BUCKET / B2_S3_ENDPOINT are unset; optional"
+
+
+def add_config_dir(parser: argparse.ArgumentParser, purpose: str = "") -> None:
+    """The ``--config-dir DIR`` flag every command that reads configs shares."""
     parser.add_argument("--config-dir", type=Path, default=None, metavar="DIR",
-                        help=f"configuration directory, for the bucket when B2_BUCKET / "
-                        f"B2_S3_ENDPOINT are unset (default: ${CONFIG_DIR_VARIABLE} or "
-                        "./configs; optional)")
+                        help=f"configuration directory{purpose} (default: "
+                        f"${CONFIG_DIR_VARIABLE} or ./configs)")
 
 
 def account_for(args: argparse.Namespace) -> Account:

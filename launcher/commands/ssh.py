@@ -19,7 +19,13 @@ from launcher.access_ssh import (
     write_known_hosts,
 )
 from launcher.commands import runcommon
-from launcher.commands.runcommon import account_for, add_config_dir, config_dir, run_id
+from launcher.commands.runcommon import (
+    BUCKET_PURPOSE,
+    account_for,
+    add_config_dir,
+    config_dir,
+    run_id,
+)
 from launcher.config import DEFAULTS_FILE, load_checked
 from launcher.errors import ConfigError
 
@@ -32,7 +38,7 @@ def _own_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--print", action="store_true",
                         help="print the ssh command and the known_hosts file instead of "
                         "running it")
-    add_config_dir(parser)
+    add_config_dir(parser, BUCKET_PURPOSE)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from launcher.commands import runcommon
 from launcher.commands.runcommon import (
+    BUCKET_PURPOSE,
     account_for,
     add_config_dir,
     bucket_for,
@@ -35,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and anything left behind.")
     parser.add_argument("run", nargs="?", type=run_id, metavar="RUN", help="one run id")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    add_config_dir(parser)
+    add_config_dir(parser, BUCKET_PURPOSE)
     parser.set_defaults(handler=run)
 
 

@@ -13,6 +13,7 @@ from rich.table import Table
 from launcher.cleanup import Action, Outcome, execute, plan_teardown
 from launcher.commands import runcommon
 from launcher.commands.runcommon import (
+    BUCKET_PURPOSE,
     account_for,
     add_config_dir,
     bucket_for,
@@ -39,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("-y", "--yes", action="store_true",
                         help="do not ask (required when stdin is not a terminal)")
     parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
-    add_config_dir(parser)
+    add_config_dir(parser, BUCKET_PURPOSE)
     parser.set_defaults(handler=run)
 
 

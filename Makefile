@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: install test e2e vm-image lint demo emulator clean bake-image validate-image
+.PHONY: install test e2e vm-image lint demo emulator clean bake-image validate-image bench bench-hydration
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -57,3 +57,10 @@ validate-image:
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage htmlcov *.egg-info
+
+# Benchmarks, not tests (bench/README.md): each bench/*.py prints a table and a verdict.
+bench:
+	@for script in bench/[!_]*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+bench-hydration:
+	$(PY) bench/hydration.py

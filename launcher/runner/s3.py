@@ -147,23 +147,23 @@ class S3Tool:
         s5cmd's default strategy: an object is fetched when its size differs or it is newer
         than the local file, so a same-size rewrite is fetched too (``--size-only`` would
         miss it). Nothing local is deleted."""
-        return _transfer(self._call(["sync", prefix_url, _dir(local_dir)],
-                                    what=f"sync {prefix_url}"))
+        return transfer_counts(self._call(["sync", prefix_url, _dir(local_dir)],
+                                            what=f"sync {prefix_url}"))
 
     def cp_down(self, prefix_url: str, local_dir: str) -> Transfer:
         """Fetch everything under ``prefix_url`` (ending in ``/*``) into ``local_dir``,
         keeping the key's path below the prefix. Compares nothing, so a first fetch into an
         empty directory is several times faster than ``sync`` on many small files; its
         ``--stat`` counts one success per command, not per file."""
-        return _transfer(self._call(["cp", prefix_url, _dir(local_dir)],
-                                    what=f"cp {prefix_url}"))
+        return transfer_counts(self._call(["cp", prefix_url, _dir(local_dir)],
+                                            what=f"cp {prefix_url}"))
 
     def sync_up(self, local_dir: str, url: str) -> Transfer:
         """Upload what changed in ``local_dir`` to ``url`` (a prefix ending in ``/``).
         Symbolic links are not followed (they could point at root-only files); FIFOs,
         sockets and devices are skipped (s5cmd refuses them one by one)."""
-        return _transfer(self._call(["sync", "--no-follow-symlinks", _dir(local_dir), url],
-                                    what=f"sync up to {url}", skip=NOT_REGULAR))
+        return transfer_counts(self._call(["sync", "--no-follow-symlinks", _dir(local_dir), url],
+                                            what=f"sync up to {url}", skip=NOT_REGULAR))
 
     def cp_up(self, local_path: str, url: str) -> None:
         """Upload one file to exactly ``url`` (no wildcard expansion)."""
@@ -198,7 +198,7 @@ class S3Tool:
                          check=False)
         except ToolError as exc:
             return "", str(exc)
-        all_errors = _errors(result.stderr)
+        all_errors = error_messages(result.stderr)
         errors = [e for e in all_errors if not (skip and skip in e)]
         if errors:
             return result.stdout, errors[0]
@@ -215,7 +215,7 @@ class S3Tool:
         return scrub(f"s5cmd {what}: {line}{tries}{hint}", self.secrets)
 
 
-def _errors(stderr: str) -> list[str]:
+def error_messages(stderr: str) -> list[str]:
     """The error texts s5cmd wrote on stderr (JSON lines, or plain ``ERROR`` lines)."""
     found = []
     for line in stderr.splitlines():
@@ -233,7 +233,8 @@ def _errors(stderr: str) -> list[str]:
     return found
 
 
-def _transfer(stdout: str) -> Transfer:
+def transfer_counts(stdout: str) -> Transfer:
+    """What one s5cmd command copied and failed to copy, from its ``--stat`` lines on stdout."""
     copied = failed = 0
     for line in stdout.splitlines():
         try:

@@ -10,11 +10,13 @@ here only through :func:`run_secrets` (for the instance's root-only secrets file
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from launcher.config.dotenv import read_env_file
 from launcher.config.model import StageConfig
@@ -40,7 +42,12 @@ VARIABLES: dict[str, tuple[str, bool]] = {
     "WANDB_API_KEY": ("wandb_api_key", True),
     "WANDB_PROJECT": ("wandb_project", False),
     "WANDB_ENTITY": ("wandb_entity", False),
+    "LAUNCHER_INSTANCE_API_URL": ("instance_api_url", False),
+    "LAUNCHER_INSTANCE_S3_ENDPOINT": ("instance_s3_endpoint", False),
 }
+# The addresses an instance may be told to use when they differ from the launcher's: https, or
+# plain http to loopback or to a link-local address (an emulator whose machines are VMs).
+LINK_LOCAL = ipaddress.ip_network("169.254.0.0/16")
 # Names the launcher read before; seen, they earn a note (they are not read any more).
 LEGACY_VARIABLES = {"B2_KEY_ID": "B2_APPLICATION_KEY_ID", "B2_APP_KEY": "B2_APPLICATION_KEY"}
 B2_ENDPOINT = re.compile(r"^https://s3\.([a-z0-9-]+)\.backblazeb2\.com/?$")
@@ -73,12 +80,20 @@ class Account:
     wandb_api_key: Secret = UNSET
     wandb_project: str = ""
     wandb_entity: str = ""
+    instance_api_url: str = ""
+    instance_s3_endpoint: str = ""
     sources: tuple[tuple[str, str], ...] = ()
     env_file: EnvFile = field(default_factory=EnvFile)
     legacy_names: tuple[tuple[str, str], ...] = ()
 
     def source(self, variable: str) -> str:
         return dict(self.sources).get(variable, SOURCE_UNSET)
+
+    @property
+    def api_url_for_instance(self) -> str:
+        """The Vultr API URL the instance's runner uses: ``LAUNCHER_INSTANCE_API_URL``, else
+        the launcher's own ``VULTR_API_URL``."""
+        return self.instance_api_url or self.vultr_api_url
 
     @property
     def instance_vultr_key(self) -> Secret:
@@ -139,10 +154,45 @@ def load_account(environ: Mapping[str, str] | None = None,
     if "vultr_api_url" in values:
         where = named("VULTR_API_URL", dict(sources)["VULTR_API_URL"], chosen)
         values["vultr_api_url"] = validate_api_url(str(values["vultr_api_url"]), where)
+    for variable, attribute in (("LAUNCHER_INSTANCE_API_URL", "instance_api_url"),
+                                ("LAUNCHER_INSTANCE_S3_ENDPOINT", "instance_s3_endpoint")):
+        if attribute in values:
+            where = named(variable, dict(sources)[variable], chosen)
+            values[attribute] = validate_instance_url(str(values[attribute]), where)
     legacy = tuple((old, new) for old, new in LEGACY_VARIABLES.items()
                    if env.get(old) or (from_file or {}).get(old))
     return Account(**values, sources=tuple(sources), env_file=chosen,  # type: ignore[arg-type]
                    legacy_names=legacy)
+
+
+def validate_instance_url(url: str, where: str) -> str:
+    """``url`` without a trailing slash, or ConfigError naming ``where``: an http(s) URL with a
+    host and nothing else; plain http only to loopback or link-local (169.254.0.0/16)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        raise ConfigError(f"{where} is not a valid URL: {url!r}") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise ConfigError(f"{where} must be an http(s) URL with a host, not {url!r}")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ConfigError(f"{where} must not carry credentials, a query or a fragment")
+    if parts.scheme == "http" and not _loopback_or_link_local(host):
+        raise ConfigError(f"{where} uses plain http for {host!r}: keys would travel in clear",
+                          hint="use https, or http only for 127.0.0.1 / localhost or a "
+                               "169.254.x.x address (an emulator whose machines are VMs)")
+    return url.rstrip("/")
+
+
+def _loopback_or_link_local(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address in LINK_LOCAL
 
 
 def _lookup(variable: str, env: Mapping[str, str],

@@ -238,7 +238,9 @@ def render_document(session: Session, cand: Candidate, volume: VolumeRef,
                           snapshot_description=plan.snapshot.description, git_sha=git_sha)
     facts = LaunchFacts(run_id=plan.run_id, block_id=volume.id, mount_id=volume.mount_id,
                         placement=placement, tarball_key=code.key if code else "",
-                        tarball_sha256=code.sha256 if code else "", api_url=plan.api_url,
+                        tarball_sha256=code.sha256 if code else "",
+                        api_url=session.deps.account.api_url_for_instance,
+                        storage_endpoint=session.deps.account.instance_s3_endpoint,
                         hourly_cost_usd=cand.estimate.usd_per_hour)
     spec = stage_run_spec(stage, facts, session.deps.now())
     document = render(spec, run_secrets(session.deps.account), session.deps.runner())

@@ -8,6 +8,7 @@ as it will be sent; an absent one is rendered empty and shown as ``<unset:NAME>`
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +59,10 @@ def render_stage(config_dir: Path, name: str, account: Account,
     now = time.time() if now is None else now
     stage = resolve_stage(config_dir, name, account, overrides)
     stage = stage.for_profile(stage.gpu)
-    spec = stage_run_spec(stage, placeholder_facts(stage, now), now)
+    facts = dataclasses.replace(placeholder_facts(stage, now),
+                                api_url=account.api_url_for_instance,
+                                storage_endpoint=account.instance_s3_endpoint)
+    spec = stage_run_spec(stage, facts, now)
     secrets = run_secrets(account)
     runner = cached_runner_zipapp()
     document = render(spec, secrets, runner)

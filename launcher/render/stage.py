@@ -36,7 +36,10 @@ class LaunchFacts:
     placement: Placement = field(default_factory=Placement)
     tarball_key: str = ""
     tarball_sha256: str = ""
+    # The Vultr API URL and the S3 endpoint the instance uses ("": the stage's endpoint);
+    # they differ from the launcher's only for an emulator whose machines are VMs.
     api_url: str = DEFAULT_API_URL
+    storage_endpoint: str = ""
     # What the run costs per hour (plan + volume), when known: it turns a dollar budget
     # into hours.
     hourly_cost_usd: float | None = None
@@ -81,7 +84,7 @@ def stage_run_spec(stage: StageConfig, facts: LaunchFacts, now: float) -> RunSpe
     s, v, g = stage.storage, stage.volume, stage.gpu
     return RunSpec(
         run_id=facts.run_id, stage=stage.name, command=stage.command, code=code,
-        storage=Storage(endpoint_url=s.endpoint_url, bucket=s.bucket,
+        storage=Storage(endpoint_url=facts.storage_endpoint or s.endpoint_url, bucket=s.bucket,
                         data_prefix=s.data_prefix, runs_prefix=s.runs_prefix, region=s.region),
         volume=VolumeSpec(block_id=facts.block_id, mount_id=facts.mount_id,
                           mount_point=v.mount_point, fs_type=v.fs_type, keep_volume=v.keep,

@@ -119,29 +119,7 @@ def show_one(console: Console, v: RunView) -> None:
     status = v.status
     console.print(f"[bold]run {escape(v.run_id)}[/]" + (f" (stage {escape(v.stage)})"
                                                          if v.stage else ""))
-    rows = [("state", state_cell(v) + (f" — heartbeat {heartbeat_cell(v)}"
-                                       if v.heartbeat_age_s is not None else ""))]
-    if status.unreachable or (status.data is None and status.problem != NOT_UPLOADED):
-        rows.append(("bucket", f"[red]{escape(status.problem)}[/]"))
-    reason = str((status.data or {}).get("reason") or "")
-    if reason:
-        rows.append(("reason", escape(reason)))
-    if status.data is not None:
-        rows.append(("upload", "[green]verified[/]" if status.upload_verified
-                     else "[yellow]not verified[/]" if status.final else "not verified yet"))
-    rows.append(("expires", expires_cell(v)))
-    cost = dollars(v.cost.usd)
-    rows.append(("$ so far", f"{cost} (estimate: {escape(' + '.join(v.cost.parts))})"
-                 if v.cost.parts else "-"))
-    for instance in v.instances:
-        rows.append(("instance", escape(f"{instance.id} {instance.label} {instance.region} "
-                                        f"{instance.plan} {instance.state}")))
-    for volume in v.volumes:
-        where = f"attached to {volume.attached_to}" if volume.attached_to else "detached"
-        rows.append(("volume", escape(f"{volume.id} {volume.label} {volume.size_gb} GB "
-                                      f"{where}")))
-    if not v.exists:
-        rows.append(("resources", "none left in Vultr"))
+    rows = _detail_rows(v)
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         console.print(f"  {key:<{width}}  {value}", soft_wrap=True)
@@ -165,3 +143,36 @@ def show_one(console: Console, v: RunView) -> None:
     if v.exists and status.final:
         console.print(f"the run has ended but resources remain: `launcher teardown "
                       f"{escape(v.run_id)}` removes them", soft_wrap=True)
+
+
+def _detail_rows(v: RunView) -> list[tuple[str, str]]:
+    """(label, rich text) rows of ``status RUN``: state, bucket problems, reason, upload,
+    expiry, cost, and the run's instances and volumes."""
+    status = v.status
+    rows = [("state", state_cell(v) + (f" — heartbeat {heartbeat_cell(v)}"
+                                       if v.heartbeat_age_s is not None else ""))]
+    if status.unreachable or (status.data is None and status.problem != NOT_UPLOADED):
+        rows.append(("bucket", f"[red]{escape(status.problem)}[/]"))
+    if status.data is not None and not status.final and not v.instances:
+        rows.append(("bucket", "[yellow]the instance is gone but this status is not final: "
+                               "the run's final status never reached the bucket[/]"))
+    reason = str((status.data or {}).get("reason") or "")
+    if reason:
+        rows.append(("reason", escape(reason)))
+    if status.data is not None:
+        rows.append(("upload", "[green]verified[/]" if status.upload_verified
+                     else "[yellow]not verified[/]" if status.final else "not verified yet"))
+    rows.append(("expires", expires_cell(v)))
+    cost = dollars(v.cost.usd)
+    rows.append(("$ so far", f"{cost} (estimate: {escape(' + '.join(v.cost.parts))})"
+                 if v.cost.parts else "-"))
+    for instance in v.instances:
+        rows.append(("instance", escape(f"{instance.id} {instance.label} {instance.region} "
+                                        f"{instance.plan} {instance.state}")))
+    for volume in v.volumes:
+        where = f"attached to {volume.attached_to}" if volume.attached_to else "detached"
+        rows.append(("volume", escape(f"{volume.id} {volume.label} {volume.size_gb} GB "
+                                      f"{where}")))
+    if not v.exists:
+        rows.append(("resources", "none left in Vultr"))
+    return rows

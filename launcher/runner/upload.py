@@ -27,6 +27,8 @@ import json
 import os
 import shutil
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -42,6 +44,7 @@ HEARTBEAT_TIMEOUT = 120.0
 HEARTBEAT_LOGS = ("runner.log", "train.log")
 HEARTBEAT_LOG_BYTES = 16 << 20
 SHOW = 10
+RELIST_DELAYS_S = (1.0, 3.0)
 
 
 @dataclass(frozen=True)
@@ -156,8 +159,20 @@ def run_manifest(ctx: Context, outcome: RunOutcome) -> dict:
     }
 
 
-def verify(tool: S3Tool, listing_url: str, expected: dict[str, int]) -> list[str]:
-    """Problems with ``expected`` (``{key: size}``) as found by listing ``listing_url``."""
+def verify(tool: S3Tool, listing_url: str, expected: dict[str, int],
+           sleep: Callable[[float], None] = time.sleep) -> list[str]:
+    """Problems with ``expected`` (``{key: size}``) as found by listing ``listing_url``.
+    A key missing from the listing is looked for again after :data:`RELIST_DELAYS_S` (an
+    S3-compatible store may list a just-overwritten object a moment late) before it counts."""
+    for delay in RELIST_DELAYS_S:
+        problems = _compare(tool, listing_url, expected)
+        if not any(p.startswith("missing ") for p in problems):
+            return problems
+        sleep(delay)
+    return _compare(tool, listing_url, expected)
+
+
+def _compare(tool: S3Tool, listing_url: str, expected: dict[str, int]) -> list[str]:
     try:
         remote = {obj.key: obj.size for obj in tool.ls(listing_url)}
     except ToolError as exc:

@@ -175,3 +175,14 @@ def test_a_bad_run_id_is_refused_by_the_parser(cli_env, capsys):
     with pytest.raises(SystemExit):
         main(["status", "Bad Id/../x"])
     assert "expected a run id" in capsys.readouterr().err
+
+
+def test_a_run_whose_instance_is_gone_but_whose_status_is_not_final_says_so(cli_env, publish,
+                                                                            capsys):
+    publish("running", RUN)  # its last heartbeat; the final status never came
+
+    assert main(["status", RUN]) == 0
+
+    out = capsys.readouterr().out
+    assert "the instance is gone but this status is not final" in out
+    assert "final status never reached the bucket" in out

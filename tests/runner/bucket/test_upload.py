@@ -198,3 +198,28 @@ def test_the_final_status_never_replaces_the_whole_train_log_with_a_tail(ctx, s3
     s3_server.s5("cp", f"s3://{ctx.spec.storage.bucket}/{ctx.spec.run_prefix}/status.json",
                  str(got))
     assert "teardown: deleting instance" in got.read_text()
+
+
+class _LateListing:
+    """An S3 tool whose listing shows a just-written key only from its third look."""
+
+    def __init__(self, keys: dict[str, int]) -> None:
+        self.keys, self.looks = keys, 0
+
+    def ls(self, url: str) -> list:
+        self.looks += 1
+        shown = self.keys if self.looks >= 3 else dict(list(self.keys.items())[:-1])
+        return [type("Obj", (), {"key": k, "size": v})() for k, v in shown.items()]
+
+
+def test_verify_looks_again_before_a_key_counts_as_missing():
+    expected = {"runs/r/manifest.json": 2, "runs/r/status.json": 4}
+    waits: list[float] = []
+    tool = _LateListing(expected)
+    assert upload.verify(tool, "s3://b/runs/r/*", expected, sleep=waits.append) == []
+    assert tool.looks == 3 and waits == list(upload.RELIST_DELAYS_S)
+    never = _LateListing({**expected, "runs/r/zz.json": 1})
+    never.keys = dict(list(never.keys.items())[:-1])  # zz.json never shows
+    missing = upload.verify(never, "s3://b/runs/r/*", {**expected, "runs/r/zz.json": 1},
+                            sleep=waits.append)
+    assert missing == ["missing runs/r/zz.json"] and never.looks == 3

@@ -93,7 +93,7 @@ class DemoBed:
     def _start(self, example_dir: Path, config_dir: Path, timing: Timing, machines: bool,
                latency_s: float) -> None:
         shutil.copytree(config_dir, self.config_dir)
-        _git_checkout(example_dir, self.code_dir)
+        git_checkout(example_dir, self.code_dir)
         admin = Identity("demo", self.keys.b2_key_id, self.keys.b2_key)
         self.s3 = start_s3_server(self.root / "s3", [admin])
         self.s3.make_bucket(BUCKET)
@@ -162,7 +162,7 @@ def _check_inputs(example_dir: Path, config_dir: Path) -> None:
                           "the project's checkout or pass --config-dir")
 
 
-def _git_checkout(source: Path, dest: Path) -> None:
+def git_checkout(source: Path, dest: Path) -> None:
     """``source`` copied to ``dest`` as a one-commit git repository (the code bundle is made
     with ``git archive``), so the demo works from any tree, committed or not."""
     shutil.copytree(source, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))

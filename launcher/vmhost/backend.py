@@ -36,6 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from launcher.emulator.records import Block, Instance
 from launcher.sandbox.metadata import MetadataServer, vultr_v1
+from launcher.vmhost.agent import AgentError, ExecResult, guest_exec
 from launcher.vmhost.image import GuestImage
 from launcher.vmhost.qemu import (
     METADATA_ADDR,
@@ -60,7 +61,8 @@ GIB = 1 << 30
 class VmState:
     """One machine: ``state`` booting, running, exited (on its own), stopped (by the
     backend after its instance was deleted, ``stopped_how``), failed (``reason``);
-    ``timeline`` is (seconds since QEMU started, what) for each event seen from outside."""
+    ``timeline`` is (seconds since QEMU started, what) for each event seen from outside;
+    ``metadata_served`` when ``/v1.json`` was answered (seconds since QEMU started)."""
 
     instance_id: str
     state: str
@@ -71,6 +73,7 @@ class VmState:
     directory: Path
     timeline: tuple[tuple[float, str], ...]
     metadata_served: tuple[float, ...]
+    started_at: float = 0.0  # epoch seconds when QEMU started (0: not yet)
 
 
 @dataclass
@@ -194,6 +197,18 @@ class VmHypervisor:
         if vm is not None:
             vm.ops.put(op)
 
+    def guest_exec(self, instance_id: str, argv: list[str], timeout: float) -> ExecResult:
+        """Run ``argv`` as root inside the running machine through its guest agent (what an
+        operator with a root shell could do); :class:`AgentError` if it cannot."""
+        with self._lock:
+            vm = self._vms[instance_id]
+        if vm.state != "running":
+            raise AgentError(f"machine {instance_id} is {vm.state}, not running")
+        return guest_exec(self._agent_socket(vm), argv, timeout)
+
+    def _agent_socket(self, vm: _Vm) -> Path:
+        return self._sockets / f"{vm.instance_id[:12]}.qga"
+
     # -- status -----------------------------------------------------------------------------
 
     def machines(self) -> list[VmState]:
@@ -223,7 +238,7 @@ class VmHypervisor:
         with self._lock:
             return VmState(vm.instance_id, vm.state, vm.proc.pid if vm.proc else None,
                            vm.exit_code, vm.reason, vm.console, vm.dir, tuple(vm.timeline),
-                           served)
+                           served, vm.started)
 
     # -- closing ----------------------------------------------------------------------------
 
@@ -294,7 +309,7 @@ class VmHypervisor:
                            self.image.cmdline, overlay, vm.mac,
                            self._sockets / f"{len(self._vms)}-{vm.instance_id[:8]}.qmp",
                            vm.console, (Forward(METADATA_ADDR, 80, port), *self.forwards),
-                           self.memory_mb, self.cpus)
+                           self.memory_mb, self.cpus, self._agent_socket(vm))
             vm.console.unlink(missing_ok=True)
             with open(vm.dir / "qemu.log", "wb") as out:
                 vm.started = time.time()

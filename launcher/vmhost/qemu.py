@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from launcher.vmhost.agent import agent_devices
+
 QEMU = "qemu-system-x86_64"
 QEMU_IMG = "qemu-img"
 NET = "169.254.0.0/16"
@@ -63,6 +65,7 @@ class VmConfig:
     forwards: tuple[Forward, ...]
     memory_mb: int = 1536
     cpus: int = 2
+    agent_socket: Path | None = None  # the guest agent's port (see :mod:`.agent`), if any
 
 
 def qemu_argv(cfg: VmConfig, python: str = sys.executable) -> list[str]:
@@ -79,6 +82,7 @@ def qemu_argv(cfg: VmConfig, python: str = sys.executable) -> list[str]:
         "-netdev", net, "-device", f"virtio-net-pci,netdev=net0,mac={cfg.mac}",
         "-qmp", f"unix:{cfg.qmp_socket},server=on,wait=off",
         "-serial", f"file:{cfg.console}", "-monitor", "none",
+        *(agent_devices(cfg.agent_socket) if cfg.agent_socket else []),
     ]
 
 

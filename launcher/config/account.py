@@ -10,13 +10,11 @@ here only through :func:`run_secrets` (for the instance's root-only secrets file
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from launcher.config.dotenv import read_env_file
 from launcher.config.model import StageConfig
@@ -45,9 +43,6 @@ VARIABLES: dict[str, tuple[str, bool]] = {
     "LAUNCHER_INSTANCE_API_URL": ("instance_api_url", False),
     "LAUNCHER_INSTANCE_S3_ENDPOINT": ("instance_s3_endpoint", False),
 }
-# The addresses an instance may be told to use when they differ from the launcher's: https, or
-# plain http to loopback or to a link-local address (an emulator whose machines are VMs).
-LINK_LOCAL = ipaddress.ip_network("169.254.0.0/16")
 # Names the launcher read before; seen, they earn a note (they are not read any more).
 LEGACY_VARIABLES = {"B2_KEY_ID": "B2_APPLICATION_KEY_ID", "B2_APP_KEY": "B2_APPLICATION_KEY"}
 B2_ENDPOINT = re.compile(r"^https://s3\.([a-z0-9-]+)\.backblazeb2\.com/?$")
@@ -166,33 +161,9 @@ def load_account(environ: Mapping[str, str] | None = None,
 
 
 def validate_instance_url(url: str, where: str) -> str:
-    """``url`` without a trailing slash, or ConfigError naming ``where``: an http(s) URL with a
-    host and nothing else; plain http only to loopback or link-local (169.254.0.0/16)."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError:
-        raise ConfigError(f"{where} is not a valid URL: {url!r}") from None
-    if parts.scheme not in ("http", "https") or not host:
-        raise ConfigError(f"{where} must be an http(s) URL with a host, not {url!r}")
-    if parts.username or parts.password or parts.query or parts.fragment:
-        raise ConfigError(f"{where} must not carry credentials, a query or a fragment")
-    if parts.scheme == "http" and not _loopback_or_link_local(host):
-        raise ConfigError(f"{where} uses plain http for {host!r}: keys would travel in clear",
-                          hint="use https, or http only for 127.0.0.1 / localhost or a "
-                               "169.254.x.x address (an emulator whose machines are VMs)")
-    return url.rstrip("/")
-
-
-def _loopback_or_link_local(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return address.is_loopback or address in LINK_LOCAL
+    """``url`` without a trailing slash, or ConfigError naming ``where``: as VULTR_API_URL,
+    and plain http also to a link-local address (169.254.0.0/16)."""
+    return validate_api_url(url, where, link_local=True)
 
 
 def _lookup(variable: str, env: Mapping[str, str],

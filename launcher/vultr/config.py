@@ -22,20 +22,26 @@ from .transport import DEFAULT_API_URL, Timeouts
 KEY_VARIABLE = "VULTR_KEY"
 
 
-def _is_loopback(host: str) -> bool:
+LINK_LOCAL = ipaddress.ip_network("169.254.0.0/16")
+
+
+def _plain_http_ok(host: str, link_local: bool) -> bool:
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    return address.is_loopback or (link_local and address in LINK_LOCAL)
 
 
-def validate_api_url(url: str, variable: str = "VULTR_API_URL") -> str:
+def validate_api_url(url: str, variable: str = "VULTR_API_URL", *,
+                     link_local: bool = False) -> str:
     """Return ``url`` without a trailing slash, or raise ConfigError.
 
     It must be https with a host and no credentials, query or fragment; plain http is accepted
-    only for a loopback host (the emulator), so the key never crosses a network in clear.
+    only for a loopback host (the emulator), so a key never crosses a network in clear, and
+    with ``link_local`` also for 169.254.0.0/16 (an emulator's forward as a guest VM sees it).
     """
     try:
         parts = urlsplit(url.strip())
@@ -47,11 +53,12 @@ def validate_api_url(url: str, variable: str = "VULTR_API_URL") -> str:
         raise ConfigError(f"{variable} must be an http(s) URL with a host, not {url!r}")
     if parts.username or parts.password or parts.query or parts.fragment:
         raise ConfigError(f"{variable} must not carry credentials, a query or a fragment")
-    if parts.scheme == "http" and not _is_loopback(host):
-        raise ConfigError(
-            f"{variable} uses plain http for {host!r}: the API key would travel in clear",
-            hint="use https, or http only for 127.0.0.1 / localhost (the emulator)",
-        )
+    if parts.scheme == "http" and not _plain_http_ok(host, link_local):
+        also = " or a 169.254.x.x address (an emulator whose machines are VMs)" \
+            if link_local else " (the emulator)"
+        raise ConfigError(f"{variable} uses plain http for {host!r}: a key would travel in "
+                          "clear", hint=f"use https, or http only for 127.0.0.1 / localhost"
+                          f"{also}")
     return url.strip().rstrip("/")
 
 

@@ -1,5 +1,5 @@
 """Data hydration: which sync tool fills a volume from the bucket fastest, and re-syncs exactly
-what changed (issue 7, item 1; the decision is written up in docs/sync-tool.md).
+what changed (the decision is written up in docs/sync-tool.md).
 
 One run: a local S3 server (SeaweedFS ``weed mini`` on 127.0.0.1, random keys) gets two data
 sets once — (a) many small files, (b) a few large ones. In each repetition, for each data set:

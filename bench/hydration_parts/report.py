@@ -1,4 +1,4 @@
-"""The report: medians per tool and data set, ratios, the goals of issue 7, the verdict, and
+"""The report: medians per tool and data set, ratios, the goals, the verdict, and
 the tables printed on stdout."""
 
 from __future__ import annotations

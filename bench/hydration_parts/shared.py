@@ -15,7 +15,7 @@ WRITE_CHUNK = 4 * MIB
 SHARD = 250  # small files live in sub-folders of this many, as data sets often do
 DEFAULT_TOOLS = ("s5cmd", "s5cmd-cp+etag", "rclone", "boto3", "aws")
 BASELINE = "aws"
-GOALS = {  # issue 7: ratio to `aws s3 sync`, CPU seconds per GiB (small files only)
+GOALS = {  # ratio to `aws s3 sync`, CPU seconds per GiB (small files only)
     "small": {"x_aws": 3.0, "cpu_per_gib": 4.0},
     "large": {"x_aws": 1.4, "cpu_per_gib": None},
 }

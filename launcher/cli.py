@@ -13,34 +13,17 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from rich.console import Console
-from rich.markup import escape
-
 from launcher import __version__
-from launcher.commands import (
-    config,
-    demo,
-    doctor,
-    emulator,
-    gc,
-    images,
-    logs,
-    offers,
-    render,
-    run,
-    ssh,
-    status,
-    teardown,
-)
+from launcher.commands import SUMMARIES, load
 from launcher.errors import LauncherError
 
-COMMANDS = (offers, demo, emulator, render, config)
-COMMANDS += (status, logs, ssh, teardown, gc, doctor)
-COMMANDS += (images,)
-COMMANDS += (run,)
+GLOBAL_VALUED = ("--env-file",)  # global options that take a value (skipped when scanning)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser (``only`` None), or one whose command ``only`` is fully registered
+    and every other command is a name with its summary ("" registers none): enough for
+    ``--help`` and for argparse's "invalid choice" message, without importing them all."""
     parser = argparse.ArgumentParser(
         prog="launcher",
         description="Fire-and-forget GPU training runs on Vultr.",
@@ -53,28 +36,55 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the .env file with keys and account settings (default: "
                         "$LAUNCHER_ENV_FILE or ./.env); the environment wins over it")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in COMMANDS:
-        command.register(sub)
+    for name, summary in SUMMARIES.items():
+        if only is None or only == name:
+            load(name).register(sub)
+        else:
+            sub.add_parser(name, help=summary)
     return parser
 
 
+def chosen_command(argv: Sequence[str]) -> str:
+    """The command ``argv`` names ("" when none does): its first positional word, global
+    options and their values skipped."""
+    words = iter(argv)
+    for word in words:
+        if word in GLOBAL_VALUED:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word if word in SUMMARIES else ""
+    return ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(chosen_command(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
-    errors = Console(stderr=True, highlight=False)
     try:
         return int(args.handler(args) or 0)
     except LauncherError as exc:
-        errors.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        _error(f"[bold red]error:[/] {_escape(str(exc))}")
         return exc.exit_code
     except KeyboardInterrupt:
-        errors.print("interrupted")
+        _error("interrupted")
         return 130
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _error(markup: str) -> None:
+    from rich.console import Console  # only on the error path: --help stays light
+
+    Console(stderr=True, highlight=False).print(markup, soft_wrap=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

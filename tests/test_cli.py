@@ -40,7 +40,7 @@ def test_the_error_funnel_prints_one_clear_line(monkeypatch, capsys, error, code
         raise error
 
     parser = build_parser()
-    monkeypatch.setattr("launcher.cli.build_parser", lambda: _with_handler(parser, handler))
+    monkeypatch.setattr("launcher.cli.build_parser", lambda *a: _with_handler(parser, handler))
     assert main(["offers"]) == code
     captured = capsys.readouterr()
     assert captured.out == ""
@@ -84,3 +84,27 @@ def test_offers_table_and_an_unknown_region(emulator, monkeypatch, capsys):
     assert "GPU offers" in capsys.readouterr().out
     assert main(["offers", "--regions", "sea,atlantis"]) == 2
     assert "unknown region id(s): atlantis" in capsys.readouterr().err
+
+
+def test_help_loads_no_command_module_nor_the_heavy_libraries():
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom launcher.cli import main\ntry:\n    main(['--help'])\n"
+             "except SystemExit:\n    pass\n"
+             "print(sorted(m for m in sys.modules if m.startswith('launcher.commands.')"
+             " or m.split('.')[0] in ('requests', 'rich', 'jsonschema', 'yaml')))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert "offers" in done.stdout and "GPU plans" in done.stdout  # every summary listed
+
+
+@pytest.mark.parametrize(("argv", "command"), [
+    (["offers", "--json"], "offers"), (["-v", "--env-file", "run", "status"], "status"),
+    (["--env-file=x", "gc"], "gc"), (["--version"], ""), (["nope"], ""), ([], ""),
+])
+def test_the_command_is_found_past_global_options(argv, command):
+    from launcher.cli import chosen_command
+
+    assert chosen_command(argv) == command

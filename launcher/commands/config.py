@@ -11,6 +11,7 @@ import yaml
 from rich.console import Console
 from rich.markup import escape
 
+from launcher.commands import SUMMARIES
 from launcher.commands.runcommon import add_config_dir
 from launcher.config import (
     add_override_flags,
@@ -24,7 +25,7 @@ from launcher.secrets import redact
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "config", help="show the configuration a launch would use, secrets masked",
+        "config", help=SUMMARIES["config"],
         description="Inspect the launcher's configuration.")
     actions = parser.add_subparsers(dest="config_action", metavar="ACTION")
     show = actions.add_parser(

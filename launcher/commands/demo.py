@@ -9,13 +9,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from launcher.commands import SUMMARIES
 from launcher.demo import DemoReport, run_demo
 from launcher.emulator import Timing
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "demo", help="launch the example stage on an emulated Vultr, end to end, offline",
+        "demo", help=SUMMARIES["demo"],
         description="Start an emulated Vultr whose instances run the real on-instance runner "
         "as local processes, and a local S3 server with a small data set; then run the "
         "example stage with the real commands (offers, run, status, logs, gc) and wait for "

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from launcher.commands import runcommon
+from launcher.commands import SUMMARIES, runcommon
 from launcher.commands.runcommon import account_for, add_config_dir, config_dir
 from launcher.doctor import FAIL, OK, SKIP, WARN, Check, passed, run_checks
 
@@ -20,7 +20,7 @@ MARKS = {OK: "[green]✔[/]", WARN: "[yellow]![/]", FAIL: "[red]✘[/]", SKIP: "
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "doctor", help="check keys, permissions, bucket, snapshot, GPU stock and s5cmd",
+        "doctor", help=SUMMARIES["doctor"],
         description="Check that this machine can launch and watch runs: the Vultr key is "
         "accepted and not more powerful than needed, the bucket answers with the B2 key, the "
         "stage's snapshot exists, a fitting GPU is in stock, s5cmd is installed. Exit 0 only "

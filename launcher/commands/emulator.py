@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from launcher.commands import SUMMARIES
 from launcher.emulator import cli as emulator_cli
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "emulator",
-        help="serve an emulated Vultr API on 127.0.0.1",
+        "emulator", help=SUMMARIES["emulator"],
         description="Serve a stateful Vultr API emulator on 127.0.0.1 until SIGTERM/SIGINT. "
         "Prints VULTR_API_URL=...; export it (and the key) to point launcher at it.",
     )

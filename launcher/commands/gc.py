@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from launcher.cleanup import Action, execute, plan_gc
-from launcher.commands import runcommon
+from launcher.commands import SUMMARIES, runcommon
 from launcher.commands.runcommon import BUCKET_PURPOSE, account_for, add_config_dir, bucket_for
 from launcher.commands.teardown import show_outcomes
 from launcher.providers.vultr import VultrProvider
@@ -18,7 +18,7 @@ from launcher.providers.vultr import VultrProvider
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "gc", help="list (and with --yes delete) instances and volumes of ended runs",
+        "gc", help=SUMMARIES["gc"],
         description="Collect every launcher-tagged instance whose run is final in the bucket "
         "(succeeded, failed, torn-down) or whose expires: tag has passed, and every run volume "
         "(<run>-cache) whose run has no instance left. Volumes of runs without a verified "

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from launcher.access import stage_for
-from launcher.commands import runcommon
+from launcher.commands import SUMMARIES, runcommon
 from launcher.commands.runcommon import account_for, add_config_dir, config_dir
 from launcher.errors import ConfigError
 from launcher.images import BakedImage, BakeRecord, ImageListing, last_bake, list_images
@@ -21,7 +21,7 @@ PICK = "▶"
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "images", help="baked snapshots, newest first, and the one `image: latest` boots",
+        "images", help=SUMMARIES["images"],
         description="List the snapshots `make bake-image` made (described with the stage's "
         "image.snapshot_prefix), newest first, with the OS, driver branch, CUDA version and "
         "bake date read from each description, its state and size, and mark the one "

@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from launcher.access import open_bucket
+from launcher.commands import SUMMARIES
 from launcher.commands.runcommon import (
     BUCKET_PURPOSE,
     account_for,
@@ -23,7 +24,7 @@ DEFAULT_MAX_WAIT_S = 12 * 3600.0
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "logs", help="print a run's log from the bucket; --follow keeps printing",
+        "logs", help=SUMMARIES["logs"],
         description="Print a run's training log (or with --runner, the runner's log) as the "
         "bucket has it: the heartbeat uploads it every heartbeat_s while the run trains, the "
         "upload phase sends it whole. Works after the instance is gone.")

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from launcher.commands import SUMMARIES
 from launcher.commands.runcommon import add_config_dir
 from launcher.config import config_dir_for, load_account, load_stage, vultr_settings
 from launcher.offers import (
@@ -40,7 +41,7 @@ def parse_regions(text: str) -> tuple[str, ...]:
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "offers", help="GPU plans × regions that fit, in the order run would try them",
+        "offers", help=SUMMARIES["offers"],
         description="Judge every GPU plan (cloud and bare metal) in every region against a "
         "stage's needs, with live stock, and mark the offer `launcher run` would pick. "
         "Read-only, public endpoints: no key needed. Exit code 1 when nothing fits.")

@@ -10,6 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from launcher.commands import SUMMARIES
 from launcher.commands.runcommon import add_config_dir
 from launcher.config import (
     Account,
@@ -24,7 +25,7 @@ from launcher.render.preview import Preview, render_stage
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "render", help="print a stage's cloud-init document, secrets masked",
+        "render", help=SUMMARIES["render"],
         description="Build, validate and measure the cloud-init document a stage would be "
         "launched with, and print it with every secret replaced by <secret:NAME>. Ids that "
         "only a launch knows are shown as <created-at-launch> / <chosen-at-launch>.")

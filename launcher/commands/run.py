@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.prompt import Confirm
 from rich.table import Table
 
+from launcher.commands import SUMMARIES
 from launcher.commands.runcommon import add_config_dir
 from launcher.config import (
     add_override_flags,
@@ -41,7 +42,7 @@ from launcher.provision import (
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "run", help="launch a stage: plan, confirm, create only what is missing",
+        "run", help=SUMMARIES["run"],
         description="Plan a launch of stage S (snapshot, GPU offers per profile in the order "
         "they are tried, volume, worst-case cost), ask for confirmation, then create what the "
         "run does not have yet: upload the code bundle, create or reuse the volume, create the "

@@ -18,7 +18,7 @@ from launcher.access_ssh import (
     target_for,
     write_known_hosts,
 )
-from launcher.commands import runcommon
+from launcher.commands import SUMMARIES, runcommon
 from launcher.commands.runcommon import (
     BUCKET_PURPOSE,
     account_for,
@@ -43,7 +43,7 @@ def _own_options(parser: argparse.ArgumentParser) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "ssh", help="open a shell on a run's instance, its host key pinned from the bucket",
+        "ssh", help=SUMMARIES["ssh"],
         description="Log in to the run's instance with ssh. The instance's SSH host keys are "
         "read from the bucket (runs/<id>/ssh_host_keys.pub, which the instance writes at "
         "boot with the run's B2 key) into a private known_hosts file, and ssh is told to "

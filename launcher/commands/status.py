@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from launcher.commands import runcommon
+from launcher.commands import SUMMARIES, runcommon
 from launcher.commands.runcommon import (
     BUCKET_PURPOSE,
     account_for,
@@ -28,7 +28,7 @@ ESTIMATE = ("$ so far is an estimate: list price per hour × hours since each in
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "status", help="every run (or one, in detail) from Vultr's tags and the bucket",
+        "status", help=SUMMARIES["status"],
         description="Show the launcher's runs as Vultr (tagged instances, run volumes) and "
         "the bucket (runs/<id>/status.json) see them; no local state, so it works from any "
         "machine. A run whose instances and volumes are all gone is not listed, but "

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from launcher.cleanup import Action, Outcome, execute, plan_teardown
-from launcher.commands import runcommon
+from launcher.commands import SUMMARIES, runcommon
 from launcher.commands.runcommon import (
     BUCKET_PURPOSE,
     account_for,
@@ -26,7 +26,7 @@ from launcher.providers.vultr import VultrProvider
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "teardown", help="delete a run's instance and (when its upload is verified) volume",
+        "teardown", help=SUMMARIES["teardown"],
         description="Delete the instance(s) tagged with the run. Its volume(s) are deleted "
         "only when the bucket's status.json shows a verified upload (or with --force), and "
         "kept with --keep-volume. Idempotent: what is already gone counts as done. Anything "

@@ -205,11 +205,15 @@ def pick_reason(table: OfferTable) -> str:
 
 # -- ranking ----------------------------------------------------------------------------------
 
-def rank_offers(client: VultrClient, requirement: Requirement) -> OfferTable:
-    """Judge every GPU plan (cloud and bare metal) in every requested region. Read-only."""
+def rank_offers(client: VultrClient, requirement: Requirement, *,
+                list_excluded: bool = True) -> OfferTable:
+    """Judge every GPU plan (cloud and bare metal) in every requested region. Read-only.
+    Without ``list_excluded`` the bare-metal plans are not even listed when a volume is
+    needed (they could only be judged ``metal_no_block``): a launch saves that call."""
     regions = _known_regions(client, requirement.regions)
     cloud = [p for p in client.list_plans(type=CLOUD_AVAILABILITY_TYPE) if p.is_gpu]
-    metal = [p for p in client.list_metal_plans() if p.is_gpu]
+    skip_metal = requirement.needs_nvme_block and not list_excluded
+    metal = [] if skip_metal else [p for p in client.list_metal_plans() if p.is_gpu]
     stock: dict[tuple[str, str], frozenset[str]] = {}
 
     def in_stock(region: str, kind: str, plan_id: str) -> bool | None:

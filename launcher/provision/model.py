@@ -25,6 +25,9 @@ VOLUME_USD_PER_GB_MONTH = {"high_perf": 0.10, "storage_opt": 0.025}
 VOLUME_READY_S = 300.0
 INSTANCE_READY_S = 1200.0  # a GPU instance from a 30+ GB snapshot can take 10 minutes or more
 ATTACH_S = 300.0
+# A plan's look-up of the run is used as is by a launch that starts within this many seconds
+# (``--yes``, a quick answer); an older one is read again before anything is created.
+LISTING_FRESH_S = 10.0
 DELETE_DEADLINE_S = 180.0  # per resource, during a rollback or a failover's region switch
 
 
@@ -153,6 +156,7 @@ class LaunchPlan:
     code_dir: Path
     ssh_key: SshKeyPlan | None = None
     notes: tuple[str, ...] = ()
+    listed_at: float | None = None  # deps.monotonic() when ``existing`` was read
 
     @property
     def first(self) -> Candidate:

@@ -39,7 +39,7 @@ def plan_launch(request: LaunchRequest, deps: LaunchDeps) -> LaunchPlan:
     stage = resolve_stage(request.config_dir, request.stage, deps.account, request.overrides)
     check_account(stage, deps)
     run_id = choose_run_id(request, stage, deps.now())
-    existing = deps.provider.find_run(run_id)
+    existing, listed_at = deps.provider.find_run(run_id), deps.monotonic()
     if request.run_id is None and not existing.empty:
         raise RunStateError(f"run {run_id} already exists (launched this very second?): "
                             f"pass --run-id {run_id} to resume it, or try again")
@@ -56,7 +56,7 @@ def plan_launch(request: LaunchRequest, deps: LaunchDeps) -> LaunchPlan:
     return LaunchPlan(run_id=run_id, stage=stage, snapshot=snapshot, candidates=chosen,
                       existing=existing, api_url=deps.account.vultr_api_url,
                       code_dir=request.code_dir, ssh_key=plan_ssh_key(deps.client, stage),
-                      notes=notes_for(stage, chosen, reusable, deps))
+                      notes=notes_for(stage, chosen, reusable, deps), listed_at=listed_at)
 
 
 def _nothing_fits(stage: StageConfig, existing: RunResources) -> str:
@@ -166,7 +166,8 @@ def offers_for(client: VultrClient, stage: StageConfig,
     seen: set[tuple[str, str]] = set()
     pairs = []
     for profile in stage.profiles:
-        for offer in candidates(rank_offers(client, Requirement.from_config(stage, profile))):
+        requirement = Requirement.from_config(stage, profile)
+        for offer in candidates(rank_offers(client, requirement, list_excluded=False)):
             key = (offer.plan_id, offer.region)
             if key not in seen and (not regions or offer.region in regions):
                 seen.add(key)
@@ -180,7 +181,7 @@ def _offer_of_instance(client: VultrClient, stage: StageConfig,
     instance = existing.instances[0]
     for profile in stage.profiles:
         requirement = Requirement.from_config(stage, profile, regions=(instance.region,))
-        for verdict in rank_offers(client, requirement).verdicts:
+        for verdict in rank_offers(client, requirement, list_excluded=False).verdicts:
             if (verdict.offer.plan_id, verdict.offer.region) == (instance.plan, instance.region):
                 return verdict.offer, profile
     raise RunStateError(f"run {existing.run_id}'s instance {instance.id} runs plan "

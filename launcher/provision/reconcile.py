@@ -4,9 +4,11 @@ Order (each step a function below): read the run back by tag (``find_run``); an 
 already tagged is never created again, only waited for and given its volume. Otherwise:
 upload the code bundle (before any Vultr create, so an unreachable bucket costs nothing),
 register the stage's SSH key when the account does not have it yet (once; an account key,
-never rolled back), then per candidate: the volume in its region (reused, or created and
-waited for), the document rendered with the real ids, the instance created from the snapshot
-with the run's tags, waited for, and the volume attached live.
+never rolled back), then per candidate: the volume in its region (reused, or created), the
+document rendered with the real ids, the instance created from the snapshot with the run's
+tags and waited for, then the volume waited for and attached live. The volume is not waited
+for before the instance is created: it becomes active while the instance boots (the document
+needs only its ``mount_id``), so the launch waits out one state change, not two in a row.
 
 Failover: a capacity refusal of the instance create moves to the next candidate; leaving a
 region deletes the volume this launch created there. Every other failure, and Ctrl-C at any
@@ -38,6 +40,7 @@ from launcher.provision.ledger import Entry, Ledger, delete_until, rollback
 from launcher.provision.model import (
     ATTACH_S,
     INSTANCE_READY_S,
+    LISTING_FRESH_S,
     VOLUME_READY_S,
     Candidate,
     CapacityExhaustedError,
@@ -82,7 +85,7 @@ def launch(plan: LaunchPlan, deps: LaunchDeps) -> LaunchResult:
 def execute(plan: LaunchPlan, deps: LaunchDeps, provider: Provider, bucket: BucketLike, *,
             roll_back: bool = True) -> tuple[LaunchResult, Session]:
     """The reconcile with the given provider and bucket (real, or a dry run's stand-ins)."""
-    existing = provider.find_run(plan.run_id)
+    existing = plan.existing if _fresh(plan, deps) else provider.find_run(plan.run_id)
     if _ids(existing) != _ids(plan.existing):
         raise RunStateError(f"run {plan.run_id} changed since it was planned: run the command "
                             "again")
@@ -102,6 +105,12 @@ def execute(plan: LaunchPlan, deps: LaunchDeps, provider: Provider, bucket: Buck
                 raise RollbackIncompleteError(_incomplete(exc, remaining, plan), remaining,
                                               exc) from None
             raise
+
+
+def _fresh(plan: LaunchPlan, deps: LaunchDeps) -> bool:
+    """The plan read the run back moments ago, under the run's lock or for a new run id: no
+    second look-up (two API calls) before creating."""
+    return plan.listed_at is not None and deps.monotonic() - plan.listed_at <= LISTING_FRESH_S
 
 
 def _ids(resources: RunResources) -> set[str]:
@@ -193,24 +202,27 @@ def _say_failover(session: Session, offer: Offer, following: Offer | None,
 
 
 def ensure_volume(session: Session, cand: Candidate) -> tuple[VolumeRef, Entry | None]:
-    """The candidate's volume, ready: reused (no ledger entry), or created and waited for."""
+    """The candidate's volume, maybe not active yet (see :func:`volume_ready`): reused (no
+    ledger entry), or created."""
     vp, provider = cand.volume, session.provider
     if vp.volume is not None:
         session.reused.append(f"volume {vp.volume.id} ({vp.volume.label}, {vp.region})")
-        volume = vp.volume
-        if not volume.ready:
-            with session.say.waiting(f"waiting for volume {volume.id} to become active"):
-                volume = provider.wait_volume_ready(volume.id, VOLUME_READY_S)
-        return volume, None
+        return vp.volume, None
     entry = session.ledger.sending("volume", vp.label, vp.region)
     volume = provider.create_volume(VolumeRequest(vp.region, vp.size_gb, vp.label, vp.kind))
     entry.id = volume.id
     session.created.append(f"volume {volume.id} ({vp.label}, {vp.region})")
     session.say.note(f"created volume {volume.id} ({vp.label}, {vp.size_gb} GB {vp.kind}, "
                      f"{vp.region})")
-    with session.say.waiting(f"waiting for volume {volume.id} to become active"):
-        volume = provider.wait_volume_ready(volume.id, VOLUME_READY_S)
     return volume, entry
+
+
+def volume_ready(session: Session, volume: VolumeRef) -> VolumeRef:
+    """``volume`` once active (after the instance's boot it usually is: one look)."""
+    if volume.ready:
+        return volume
+    with session.say.waiting(f"waiting for volume {volume.id} to become active"):
+        return session.provider.wait_volume_ready(volume.id, VOLUME_READY_S)
 
 
 def drop_volume(session: Session, volume: VolumeRef, entry: Entry) -> None:
@@ -271,7 +283,7 @@ def create_instance(session: Session, cand: Candidate, spec: RunSpec,
 def finish(session: Session, cand: Candidate, instance: InstanceRef, volume: VolumeRef,
            code: CodeBundle | None, spec: RunSpec, failover: FailoverPlan) -> LaunchResult:
     instance = wait_instance(session, instance)
-    volume = attach_volume(session, volume, instance)
+    volume = attach_volume(session, volume_ready(session, volume), instance)
     return LaunchResult(session.plan.run_id, cand.stage.name, cand, instance, volume,
                         tuple(session.created), tuple(session.reused), code,
                         spec.deadline_epoch, failover.tried, session.plan.notes)
@@ -308,7 +320,7 @@ def resume_instance(session: Session, instance: InstanceRef) -> LaunchResult:
     volume, _ = ensure_volume(session, cand)
     session.say.note(f"run {plan.run_id} already has instance {instance.id}: nothing to create")
     instance = wait_instance(session, instance)
-    volume = attach_volume(session, volume, instance)
+    volume = attach_volume(session, volume_ready(session, volume), instance)
     return LaunchResult(plan.run_id, cand.stage.name, cand, instance, volume, (),
                         tuple(session.reused), None, parse_tags(instance.tags).expires_epoch,
                         (), plan.notes)

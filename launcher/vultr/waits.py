@@ -19,10 +19,14 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class PollPolicy:
-    """Capped exponential backoff between polls, in seconds."""
+    """Capped exponential backoff between polls, in seconds.
 
-    initial: float = 2.0
-    factor: float = 1.5
+    A poll lands on average ~15 % (at most 30 %, never more than ``max_interval``) after the
+    state it waits for: ×1.3 from 0.5 s sees a volume that takes 1 s after two looks and an
+    instance that takes 3 minutes after ~25, well under Vultr's 30 requests per second."""
+
+    initial: float = 0.5
+    factor: float = 1.3
     max_interval: float = 15.0
 
     def __post_init__(self) -> None:

@@ -125,6 +125,9 @@ def arm(bed, monkeypatch, step: str, after: bool, error: BaseException):
         if step == "wait_instance_ready":  # instant timing answers ready at create
             monkeypatch.setattr(reconcile_module, "wait_instance",
                                 lambda session, i: session.provider.wait_instance_ready(i.id, 1))
+        if step == "wait_volume_ready":  # likewise
+            monkeypatch.setattr(reconcile_module, "volume_ready",
+                                lambda session, v: session.provider.wait_volume_ready(v.id, 1))
         deps.provider = Faulty(deps.provider, step, error, after)
     return deps
 
@@ -253,3 +256,24 @@ def test_attaching_to_a_locked_instance_is_retried(make_bed):
     assert attaches[-1] == 204 and 400 in attaches  # "Instance is locked", then attached
     assert clock() >= 23.0  # booting (3 s) and the lock (20 s) passed on the emulator's clock
     assert "wait: waiting for instance" in deps.progress.text
+
+
+def test_the_volume_becomes_active_while_the_instance_boots(make_bed):
+    """One state change waited out, not two in a row: the instance is created while its
+    volume is still pending, and the volume is looked at again only after the boot."""
+    from launcher.emulator import ManualClock
+
+    clock = ManualClock()
+    bed = make_bed(timing=Timing.realistic(), clock=clock)
+    client = client_for(bed.emulator.url, sleep=clock.advance)
+    result = run_stage(bed.request(), bed.deps(client=client))
+    assert result.volume.attached_to == result.instance.id
+    events = [e for e in bed.emulator.events if e.authorized]
+    create_block = next(e for e in events if (e.method, e.route) == ("POST", "/blocks"))
+    create_instance = next(e for e in events if (e.method, e.route) == ("POST", "/instances"))
+    timing = Timing.realistic()
+    assert create_instance.t - create_block.t < timing.block_active_s  # volume still pending
+    block_looks = [e for e in events if (e.method, e.route) == ("GET", "/blocks/{id}")]
+    assert block_looks and min(e.t for e in block_looks) >= create_instance.t + \
+        timing.server_ok_s  # after the boot, when it is long active
+    assert clock() < timing.block_active_s + timing.server_ok_s  # not the sum of the two

@@ -62,6 +62,8 @@ clean:
 
 # Benchmarks, not tests (bench/README.md): each bench/*.py prints a table and a verdict.
 bench:
+	@test -x $(PY) || $(MAKE) install
+	$(PY) -m pip install --quiet -e '.[bench]'
 	@for script in bench/[!_]*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 bench-hydration:

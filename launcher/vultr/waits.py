@@ -23,7 +23,7 @@ class PollPolicy:
 
     A poll lands on average ~15 % (at most 30 %, never more than ``max_interval``) after the
     state it waits for: ×1.3 from 0.5 s sees a volume that takes 1 s after two looks and an
-    instance that takes 3 minutes after ~25, well under Vultr's 30 requests per second."""
+    instance that takes 3 minutes after ~22, far below Vultr's 30 requests per second."""
 
     initial: float = 0.5
     factor: float = 1.3

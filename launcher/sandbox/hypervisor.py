@@ -29,7 +29,6 @@ import logging
 import os
 import subprocess
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +52,7 @@ from launcher.sandbox.machine import (
     set_aside,
 )
 from launcher.sandbox.metadata import MetadataServer
+from launcher.sandbox.status import MachineViews
 
 LOGGER = logging.getLogger("launcher.sandbox")
 DELETE_GRACE_S = 15.0
@@ -103,7 +103,7 @@ class _Machine:
         return self.dir / "console.log"
 
 
-class ProcessHypervisor:
+class ProcessHypervisor(MachineViews[MachineState]):
     """The emulator's :class:`~launcher.emulator.Hypervisor`, backed by local processes
     under ``root_dir``. ``python`` runs the runner (default :func:`default_python`),
     ``s5cmd`` is handed to it (default :func:`find_s5cmd`), ``log`` receives one line per
@@ -111,6 +111,8 @@ class ProcessHypervisor:
 
     Raises ValueError when ``trainer_user`` (default :func:`default_trainer_user`) cannot
     train here: no such account, uid 0, or ``root_dir`` out of its reach."""
+
+    final_states = FINAL
 
     def __init__(self, root_dir: str | Path, *, python: str | None = None,
                  s5cmd: str | None = None, trainer_user: str | None = None,
@@ -197,28 +199,9 @@ class ProcessHypervisor:
 
     # -- status -----------------------------------------------------------------------------
 
-    def machines(self) -> list[MachineState]:
-        """Every machine so far, in creation order."""
-        with self._lock:
-            machines = list(self._machines.values())
-        return [self._view(m) for m in machines]
-
-    def machine(self, instance_id: str) -> MachineState:
-        """One machine (KeyError if the backend never saw that instance)."""
-        with self._lock:
-            machine = self._machines[instance_id]
-        return self._view(machine)
-
-    def wait(self, instance_id: str, timeout: float, states: tuple[str, ...] = FINAL
-             ) -> MachineState:
-        """Poll until the machine is in one of ``states`` or ``timeout`` seconds pass; its
-        state then (check it: a timeout does not raise)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            view = self.machine(instance_id)
-            if view.state in states or time.monotonic() >= deadline:
-                return view
-            time.sleep(0.05)
+    @property
+    def _entries(self) -> dict[str, _Machine]:
+        return self._machines
 
     def _view(self, m: _Machine) -> MachineState:
         with self._lock:

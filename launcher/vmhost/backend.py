@@ -36,6 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from launcher.emulator.records import Block, Instance
 from launcher.sandbox.metadata import MetadataServer, vultr_v1
+from launcher.sandbox.status import MachineViews
 from launcher.vmhost.agent import AgentError, ExecResult, guest_exec
 from launcher.vmhost.image import GuestImage
 from launcher.vmhost.qemu import (
@@ -104,11 +105,13 @@ def mac_for(instance_id: str) -> str:
     return "52:54:00:" + ":".join(f"{b:02x}" for b in digest[:3])
 
 
-class VmHypervisor:
+class VmHypervisor(MachineViews[VmState]):
     """The emulator's :class:`~launcher.emulator.Hypervisor`, backed by QEMU VMs under
     ``work_dir`` booted from ``image``. ``forwards`` are the loopback services the guest may
     reach. ``disk_cap_gb`` caps a hot-plugged disk's size (the API keeps the real size).
     Use as a context manager; :meth:`close` stops every VM, bounded."""
+
+    final_states = FINAL
 
     def __init__(self, image: GuestImage, work_dir: str | Path,
                  forwards: Sequence[Forward] = (), *, log: Callable[[str], None] | None = None,
@@ -211,27 +214,9 @@ class VmHypervisor:
 
     # -- status -----------------------------------------------------------------------------
 
-    def machines(self) -> list[VmState]:
-        """Every machine so far, in creation order."""
-        with self._lock:
-            vms = list(self._vms.values())
-        return [self._view(vm) for vm in vms]
-
-    def machine(self, instance_id: str) -> VmState:
-        """One machine (KeyError if the backend never saw that instance)."""
-        with self._lock:
-            vm = self._vms[instance_id]
-        return self._view(vm)
-
-    def wait(self, instance_id: str, timeout: float, states: tuple[str, ...] = FINAL
-             ) -> VmState:
-        """Poll until the machine is in one of ``states`` or ``timeout`` passes; its state."""
-        deadline = time.monotonic() + timeout
-        while True:
-            view = self.machine(instance_id)
-            if view.state in states or time.monotonic() >= deadline:
-                return view
-            time.sleep(0.2)
+    @property
+    def _entries(self) -> dict[str, _Vm]:
+        return self._vms
 
     def _view(self, vm: _Vm) -> VmState:
         served = tuple(t - vm.started for t in self._metadata.served(vm.instance_id))

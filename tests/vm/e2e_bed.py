@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 from support.keys import FAKE_B2_APP_KEY, FAKE_B2_KEY_ID, FAKE_VULTR_KEY, FAKE_WANDB_KEY
 
-from launcher.demo.bed import dataset_rows, git_checkout
+from launcher.demo.bed import ACCOUNT_PREFIXES, dataset_rows, git_checkout
 from launcher.emulator import Emulator, Timing
 from launcher.sandbox.s3server import Identity, S3Server, start_s3_server
 from launcher.secrets import Secret
@@ -41,7 +41,6 @@ BUCKET = "launcher-e2e"
 API_GUEST, S3_GUEST, S3_REVOCABLE_GUEST = "169.254.100.10", "169.254.100.11", "169.254.100.12"
 COMMAND_TIMEOUT_S = 300.0
 KEEP_ENV = "LAUNCHER_E2E_KEEP"  # "1": leave the bed's directory (consoles, bucket) for a look
-ACCOUNT_PREFIXES = ("VULTR_", "B2_", "WANDB_", "AWS_", "LAUNCHER_")
 TRAIN = ["python3", "train.py", "--steps", "400", "--save-every", "100"]
 # TCG has no GPU and a slow emulated disk: the e2e defaults measure the volume (1 MB/s is
 # enough) and skip the matmul probe; a status upload every 10 s shows phases promptly.

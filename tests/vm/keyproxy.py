@@ -75,8 +75,9 @@ class KeyProxy:
                     if not chunk:
                         return
                     head += chunk
+                with self._lock:  # counted before the answer: a client that has it may look
+                    self.denied += 1
                 client.sendall(DENIED)
-                self.denied += 1
 
     def _relay(self, client: socket.socket) -> None:
         try:

@@ -14,6 +14,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -136,21 +137,29 @@ class DemoBed:
 
     def close(self) -> None:
         """Stop the machines, the emulator and the S3 server; remove the directory."""
-        try:
-            if self.hypervisor is not None:
-                self.hypervisor.close()
-            if self.emulator is not None:
-                self.emulator.stop()
-        finally:
-            if self.s3 is not None:
-                self.s3.stop()
-            shutil.rmtree(self.root, ignore_errors=True)
+        stop_all(self.hypervisor and self.hypervisor.close, self.emulator and self.emulator.stop,
+                 self.s3 and self.s3.stop, lambda: shutil.rmtree(self.root, ignore_errors=True))
 
     def __enter__(self) -> DemoBed:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def stop_all(*steps: Callable[[], object] | None) -> None:
+    """Run every step in order (None: nothing to stop), also after one of them raised, so no
+    server outlives a failed stop; then raise the first error."""
+    first: BaseException | None = None
+    for step in steps:
+        if step is None:
+            continue
+        try:
+            step()
+        except BaseException as exc:  # noqa: BLE001 - the following steps must still run
+            first = first or exc
+    if first is not None:
+        raise first
 
 
 def _check_inputs(example_dir: Path, config_dir: Path) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 from support.keys import FAKE_B2_APP_KEY, FAKE_B2_KEY_ID, FAKE_VULTR_KEY, FAKE_WANDB_KEY
 
-from launcher.demo.bed import ACCOUNT_PREFIXES, dataset_rows, git_checkout
+from launcher.demo.bed import ACCOUNT_PREFIXES, dataset_rows, git_checkout, stop_all
 from launcher.emulator import Emulator, Timing
 from launcher.sandbox.s3server import Identity, S3Server, start_s3_server
 from launcher.secrets import Secret
@@ -188,18 +188,10 @@ class E2eBed:
 
     def close(self) -> None:
         """Stop the VMs, the emulator, the proxy and the S3 server; remove the directory."""
-        try:
-            if self.hypervisor is not None:
-                self.hypervisor.close()
-            if self.emulator is not None:
-                self.emulator.stop()
-            if self.proxy is not None:
-                self.proxy.close()
-        finally:
-            if self.s3 is not None:
-                self.s3.stop()
-            if os.environ.get(KEEP_ENV) != "1":
-                shutil.rmtree(self.root, ignore_errors=True)
+        keep = os.environ.get(KEEP_ENV) == "1"
+        stop_all(self.hypervisor and self.hypervisor.close, self.emulator and self.emulator.stop,
+                 self.proxy and self.proxy.close, self.s3 and self.s3.stop,
+                 None if keep else lambda: shutil.rmtree(self.root, ignore_errors=True))
 
 
 def wait_until(done: Callable[[], object], timeout: float, cap: float = 5.0) -> bool:

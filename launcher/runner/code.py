@@ -12,11 +12,17 @@
 The code is assembled in a sibling staging directory and swapped in at the end, so a failed
 fetch never leaves a half-written tree behind. It is owned by root and world-readable: the
 trainer can run it but not change it. What ran (sha256 or commit) is noted in the status.
+
+``spec.code_links`` are the exceptions: folders where the code writes its own outputs
+(``reports/``) become links to folders on the volume, which the trainer owns and the upload
+phase ships. What the code carried in such a folder is copied to the volume first, where
+the volume does not have it yet (a tracked leaderboard stays the baseline).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import tarfile
@@ -24,7 +30,7 @@ import tempfile
 from pathlib import Path, PurePosixPath
 
 from launcher.runner.context import Context
-from launcher.runner.data import make_readable
+from launcher.runner.data import is_safe_relative, make_readable
 from launcher.runner.s3 import bucket_url, tool_for
 from launcher.runner.spec import scrub
 from launcher.runner.status import PhaseFailed
@@ -47,11 +53,36 @@ def fetch(ctx: Context) -> Path:
         fetcher = fetch_tarball if code.kind == "tarball" else fetch_git
         what = fetcher(ctx, staging)
         make_readable(staging)
+        link_outputs(ctx, staging)
         _swap_in(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     ctx.reporter.note(f"code: {what}")
     return final
+
+
+def link_outputs(ctx: Context, code_dir: Path) -> None:
+    """Replace each ``code_links`` folder of the code by a link to its volume folder."""
+    for inside, on_volume in ctx.spec.code_links:
+        inside, on_volume = inside.strip("/"), on_volume.strip("/")
+        if not (is_safe_relative(inside) and is_safe_relative(on_volume)):
+            raise PhaseFailed(PHASE, f"code link {inside!r} -> {on_volume!r}: not plain paths")
+        target = ctx.mount / on_volume
+        target.mkdir(parents=True, exist_ok=True)
+        here = code_dir / inside
+        if here.is_symlink() or (here.exists() and not here.is_dir()):
+            raise PhaseFailed(PHASE, f"code link {inside}: the code has a file or link there")
+        if here.is_dir():
+            shutil.copytree(here, target, dirs_exist_ok=True,
+                            copy_function=_copy_if_absent, symlinks=True)
+            shutil.rmtree(here)
+        here.parent.mkdir(parents=True, exist_ok=True)
+        here.symlink_to(target, target_is_directory=True)
+
+
+def _copy_if_absent(source: str, dest: str) -> None:
+    if not os.path.lexists(dest):
+        shutil.copy2(source, dest)
 
 
 def _swap_in(staging: Path, final: Path) -> None:

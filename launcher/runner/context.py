@@ -4,6 +4,8 @@ Phase contracts (each module documents its own; the supervisor calls them in thi
 
 - ``volume.prepare(ctx) -> VolumeResult``   wait for the device, mkfs only if blank, mount.
 - ``code.fetch(ctx) -> Path``               the code directory, ready to run in.
+- ``pyenv.prepare(ctx, code_dir) -> PythonEnvResult | None``  the code's own venv (sets
+  ``ctx.python_env``; None when the spec installs nothing).
 - ``data.sync(ctx) -> Manifest``            dataset in ``<mount>/data``, counted and checked.
 - ``health.check(ctx, manifest) -> HealthReport``   GPU, CUDA matmul, disk speed, data.
 - ``train.run(ctx, code_dir, heartbeat) -> int``    the stage's exit status.
@@ -21,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from launcher.runner.spec import RunSecrets, RunSpec
 from launcher.runner.status import Reporter
@@ -36,6 +39,8 @@ class Context:
     clock: Callable[[], float] = time.monotonic
     wall: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
+    # The env phase's PythonEnvResult (``.path``, ``.python``) once made; None: the image's.
+    python_env: Any = None
 
     @property
     def mount(self) -> Path:

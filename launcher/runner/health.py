@@ -1,6 +1,6 @@
 """The health phase: is this machine fit to train on? GPUs, a CUDA matmul, disk speed, data.
 
-Checks run in order — gpu, matmul, disk, data — and the first failure raises
+Checks run in order — gpu, python, matmul, disk, data — and the first failure raises
 ``PhaseFailed("health", ...)`` naming the check, the measured value and the threshold. The
 report (as far as it got) is always written to ``<log_dir>/health.json`` so a failed machine
 can be diagnosed afterwards from its uploaded logs.
@@ -12,6 +12,11 @@ under nominal (H100 80 GB: 81559 MiB). A 7% tolerance admits those and still ref
 size class smaller. ``min_disk_mb_s`` is in MB/s with MB = 10**6 bytes, as dd reports it.
 
 ``cpu_only`` (tests and demos) skips nvidia-smi, runs the matmul on the CPU and says so loudly.
+
+``python`` checks ``python_env.requires`` (``torch>=2.9.1``) against what the training
+environment has (the env phase's, else the image's python), so an image whose torch is too
+old for the code fails here, in seconds, with both versions named. The matmul probe runs
+with that same python.
 """
 
 from __future__ import annotations
@@ -69,6 +74,28 @@ except Exception as exc:
     out["error"] = f"{type(exc).__name__}: {exc}"
 print(json.dumps(out))
 sys.exit(0 if out["ok"] else 1)
+"""
+
+
+# Fixed text: argv[1:] are requirement strings, checked with the packaging library (pip's own
+# copy when the environment has no packaging of its own).
+REQUIRES_SCRIPT = r"""
+import json, sys
+from importlib import metadata
+try:
+    from packaging.requirements import Requirement
+except ImportError:
+    from pip._vendor.packaging.requirements import Requirement
+found = []
+for text in sys.argv[1:]:
+    req = Requirement(text)
+    try:
+        version = metadata.version(req.name)
+    except metadata.PackageNotFoundError:
+        version = None
+    ok = version is not None and req.specifier.contains(version, prereleases=True)
+    found.append({"requirement": text, "name": req.name, "version": version, "ok": ok})
+print(json.dumps(found))
 """
 
 
@@ -134,8 +161,11 @@ def check(ctx: Context, manifest: Manifest, probe: Probe = PROBE) -> HealthRepor
     report = HealthReport(cpu_only=ctx.spec.health.cpu_only)
     if report.cpu_only:
         ctx.reporter.note(CPU_ONLY_NOTE)
+    if ctx.python_env is not None:
+        probe = replace(probe, python=ctx.python_env.python)
     steps: list[Callable[[HealthReport], HealthReport]] = [
         lambda r: check_gpus(ctx, r, probe),
+        lambda r: check_requirements(ctx, r, probe),
         lambda r: check_matmul(ctx, r, probe),
         lambda r: check_disk(ctx, r, probe),
         lambda r: check_data(ctx, r, manifest, probe),
@@ -220,6 +250,28 @@ def _judge_gpus(gpus: tuple[Gpu, ...], min_gpus: int, min_vram_gb: float, model:
     names = sorted({g.name for g in gpus})
     return Check("gpu", True, f"{len(gpus)} x {', '.join(names) or '?'}",
                  f">= {min_gpus} GPU(s), >= {min_vram_gb} GB")
+
+
+def check_requirements(ctx: Context, report: HealthReport, probe: Probe) -> HealthReport:
+    requires = ctx.spec.python_env.requires
+    if not requires:
+        return report
+    wanted = ", ".join(requires)
+    try:
+        result = tools.run([probe.python, "-c", REQUIRES_SCRIPT, *requires],
+                           timeout=probe.smi_timeout_s, env=probe_env(ctx.base_env))
+        found = json.loads(result.stdout.strip().splitlines()[-1])
+    except (tools.ToolError, ValueError, IndexError) as exc:
+        return _with(report, Check("python", False, f"{probe.python} cannot check its "
+                                   f"packages ({exc})", wanted))
+    bad = [f"{f['name']} {f['version'] or 'missing'} (needs {f['requirement']})"
+           for f in found if not f.get("ok")]
+    have = ", ".join(f"{f['name']} {f['version']}" for f in found)
+    measured = f"{probe.python}: " + ("; ".join(bad) if bad else have)
+    if bad:
+        measured += ("; install it in the run's environment (python_env.install) or bake "
+                     "an image with it")
+    return _with(report, Check("python", not bad, measured, wanted))
 
 
 def check_matmul(ctx: Context, report: HealthReport, probe: Probe) -> HealthReport:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SPEC_VERSION = 1
+SPEC_VERSION = 2
 RUN_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}$")
 
 
@@ -50,6 +50,43 @@ class Storage:
     data_prefix: str
     runs_prefix: str = "runs"
     region: str = ""
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """One part of the data set: the objects under ``prefix`` (of ``bucket``, default the
+    run's) land under ``<mount>/data/<dest>`` ("" is ``data/`` itself), keeping their path
+    below the prefix. ``include`` (shell patterns on that path) narrows it to what matches."""
+
+    prefix: str
+    dest: str = ""
+    bucket: str = ""
+    include: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DataLink:
+    """A symbolic link ``<mount>/data/<path>`` to ``<mount>/data/<target>``: a name the
+    training code expects for a file the bucket keeps under another name."""
+
+    path: str
+    target: str
+
+
+@dataclass(frozen=True)
+class PythonEnv:
+    """The training code's own virtual environment, on the volume, keyed by a hash of the
+    code's ``key_files`` (so a reused volume skips the install). ``install`` is pip's
+    arguments, run in the code directory (e.g. ``-e .``); empty means no environment: the
+    image's python runs the command. ``requires`` are requirement strings (``torch>=2.9.1``)
+    the health phase checks in it; ``pip_args`` go before ``install`` (an index, a proxy)."""
+
+    install: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
+    key_files: tuple[str, ...] = ("pyproject.toml", "setup.py", "setup.cfg",
+                                  "requirements.txt", "uv.lock", "poetry.lock")
+    pip_args: tuple[str, ...] = ()
+    python: str = "/usr/bin/python3"
 
 
 @dataclass(frozen=True)
@@ -130,6 +167,12 @@ class RunSpec:
     paths: Paths = field(default_factory=Paths)
     env: tuple[tuple[str, str], ...] = ()
     upload_dirs: tuple[str, ...] = ("checkpoints", "reports")
+    data_sources: tuple[DataSource, ...] = ()
+    data_links: tuple[DataLink, ...] = ()
+    python_env: PythonEnv = field(default_factory=PythonEnv)
+    # (folder in the code, folder on the volume): the code writes there through a link, so
+    # outputs it keeps beside itself land on the volume (and are uploaded with upload_dirs).
+    code_links: tuple[tuple[str, str], ...] = ()
     heartbeat_s: int = 60
     api_url: str = "https://api.vultr.com/v2"
     metadata_url: str = "http://169.254.169.254"
@@ -144,6 +187,11 @@ class RunSpec:
             raise SpecError(f"code.kind must be 'tarball' or 'git', not {self.code.kind!r}")
         if self.version != SPEC_VERSION:
             raise SpecError(f"spec version {self.version} is not the runner's {SPEC_VERSION}")
+
+    @property
+    def sources(self) -> tuple[DataSource, ...]:
+        """``data_sources``, or the one source ``storage.data_prefix`` names."""
+        return self.data_sources or (DataSource(prefix=self.storage.data_prefix),)
 
     @property
     def run_prefix(self) -> str:

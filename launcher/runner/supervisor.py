@@ -1,6 +1,6 @@
 """The supervisor: runs the phases in order, then always uploads and tears down.
 
-``harden → volume → code → data → health → train`` each inside ``reporter.phase(name)``
+``harden → volume → code → env → data → health → train`` each inside ``reporter.phase(name)``
 (between harden and volume, the SSH host keys go to the bucket: never fatal); the first
 :class:`PhaseFailed`, other exception, non-zero training exit or SIGTERM/SIGINT ends that
 sequence. Then, whatever happened: stop any training still running, ``upload`` (what
@@ -89,7 +89,7 @@ def _real_train(ctx: Context, code_dir: Path, heartbeat: Callable[[], None]) -> 
     return _bind("train", "run")(ctx, code_dir, heartbeat, reserve_s=reserve)
 
 
-def _skip(ctx: Context) -> None:
+def _skip(ctx: Context, *args: Any) -> None:
     return None
 
 
@@ -108,6 +108,7 @@ class Phases:
     upload_heartbeat: Callable[[Context], None]
     teardown: Callable[[Context, bool], list[str]]
     publish_host_keys: Callable[[Context], Any] = _skip
+    prepare_env: Callable[[Context, Path], Any] = _skip
 
     @classmethod
     def real(cls) -> Phases:
@@ -120,7 +121,8 @@ class Phases:
                    upload=real_upload,
                    upload_heartbeat=_bind("upload", "upload_heartbeat"),
                    teardown=_bind("teardown", "teardown"),
-                   publish_host_keys=_bind("hostkeys", "publish"))
+                   publish_host_keys=_bind("hostkeys", "publish"),
+                   prepare_env=_bind("pyenv", "prepare"))
 
     @classmethod
     def on_test_host(cls, root: Path) -> Phases:
@@ -302,7 +304,8 @@ def _supervise(ctx: Context, phases: Phases, state: StateDir, beat: _Heartbeat,
 
 
 def _run_phases(ctx: Context, phases: Phases, run: _Run, heartbeat: Callable[[], None]) -> None:
-    """harden → volume → code → data → health → train; the first failure is recorded."""
+    """harden → volume → code → env → data → health → train; the first failure is
+    recorded."""
     phase = ctx.reporter.phase
     try:
         with phase("harden"):
@@ -312,6 +315,8 @@ def _run_phases(ctx: Context, phases: Phases, run: _Run, heartbeat: Callable[[],
             phases.prepare_volume(ctx)
         with phase("code"):
             code_dir = phases.fetch_code(ctx)
+        with phase("env"):
+            phases.prepare_env(ctx, code_dir)
         with phase("data"):
             run.dataset = phases.sync_data(ctx)
         with phase("health"):

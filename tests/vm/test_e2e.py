@@ -85,8 +85,8 @@ def test_happy_path_mounts_syncs_trains_uploads_and_deletes_itself(e2e):
     assert status["state"] == "succeeded" and status["left_behind"] == [], status
     assert any(FORMATTING in note for note in status["notes"]), status["notes"]
     assert not any(note.startswith("TEST HOST:") for note in status["notes"])
-    assert [p["name"] for p in manifest["phases"]][:6] == \
-        ["harden", "volume", "code", "data", "health", "train"]
+    assert [p["name"] for p in manifest["phases"]][:7] == \
+        ["harden", "volume", "code", "env", "data", "health", "train"]
     assert all(p["ok"] for p in status["phases"] if p["name"] != "teardown"), status["phases"]
     seeded = dataset_rows()
     assert manifest["dataset"]["files"] == len(seeded) == manifest["dataset"]["fetched"]

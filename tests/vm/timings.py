@@ -21,7 +21,7 @@ from .scenarios import RunRecord
 
 DEFAULT_FILE = ".e2e-timings.json"
 FINAL_STATES = ("succeeded", "failed")
-PHASES = ("harden", "volume", "code", "data", "health", "train", "upload", "teardown")
+PHASES = ("harden", "volume", "code", "env", "data", "health", "train", "upload", "teardown")
 
 
 def epoch(stamp: str) -> float | None:

@@ -183,3 +183,38 @@ def test_a_commit_the_repository_lacks_fails(repo, tmp_path, s3_server):
     with pytest.raises(PhaseFailed, match="git: exit status"):
         code.fetch(ctx)
     assert not Path(ctx.spec.paths.code_dir).exists()
+
+
+def test_code_links_send_the_code_s_output_folders_to_the_volume(s3_server, bucket, tmp_path):
+    body = tarball([file_member("train.py", b"print('hi')\n"),
+                    file_member("reports/leaderboard.csv", b"label,nrmse\nbaseline,0.1\n"),
+                    file_member("reports/old.json", b"{}")])
+    put(s3_server, bucket, "code/r-test.tar.gz", body, tmp_path)
+    source = CodeSource(kind="tarball", tarball_key="code/r-test.tar.gz",
+                        sha256=hashlib.sha256(body).hexdigest())
+    ctx = make_context(tmp_path, s3_server, bucket, code=source,
+                       code_links=(("reports", "reports"), ("artifacts/runs", "outputs/runs")))
+    volume_reports = ctx.mount / "reports"
+    volume_reports.mkdir(parents=True)
+    (volume_reports / "leaderboard.csv").write_text("label,nrmse\nchampion,0.05\n")
+    code_dir = code.fetch(ctx)
+    assert (code_dir / "reports").is_symlink()
+    assert (code_dir / "reports").resolve() == volume_reports.resolve()
+    # The volume's own leaderboard (an earlier run's) wins; what it lacks is seeded.
+    assert (volume_reports / "leaderboard.csv").read_text().startswith("label,nrmse\nchampion")
+    assert (volume_reports / "old.json").read_text() == "{}"
+    assert (code_dir / "artifacts" / "runs").resolve() == (ctx.mount / "outputs/runs").resolve()
+    assert (code_dir / "train.py").is_file()
+
+
+@pytest.mark.parametrize("links, words", [
+    ((("../x", "reports"),), "not plain paths"),
+    ((("train.py", "reports"),), "has a file or link there"),
+])
+def test_unusable_code_links_fail_the_phase(s3_server, bucket, tmp_path, links, words):
+    put(s3_server, bucket, "code/r-test.tar.gz", GOOD, tmp_path)
+    source = CodeSource(kind="tarball", tarball_key="code/r-test.tar.gz",
+                        sha256=hashlib.sha256(GOOD).hexdigest())
+    ctx = make_context(tmp_path, s3_server, bucket, code=source, code_links=links)
+    with pytest.raises(PhaseFailed, match=words):
+        code.fetch(ctx)

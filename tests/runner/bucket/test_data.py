@@ -11,7 +11,7 @@ import pytest
 
 from launcher.runner import data
 from launcher.runner.s3 import MASTER_KEY_HINT, ObjectInfo
-from launcher.runner.spec import RunSecrets
+from launcher.runner.spec import DataLink, DataSource, RunSecrets
 from launcher.runner.status import PhaseFailed
 
 from .conftest import make_context, put, secret_free
@@ -191,3 +191,91 @@ def test_make_readable_adds_read_bits_only(tmp_path):
     data.make_readable(tmp_path)
     assert stat.S_IMODE((tmp_path / "d" / "f").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755
+
+
+# -- several sources, include patterns, links ------------------------------------------------
+
+UPS_LAYOUT = {"full/burgers1d/burgers1d_train_000.h5": b"train-shard-0",
+              "full/burgers1d/burgers1d_train_001.h5": b"train-shard-1!",
+              "pdebench/burgers1d_full_v1/burgers1d_val.h5": b"val",
+              "pdebench/burgers1d_full_v1/burgers1d_test.h5": b"test-split",
+              "pdebench/burgers1d_full_v1/notes.txt": b"not data"}
+UPS_SOURCES = (DataSource("full/burgers1d", dest="full/burgers1d",
+                          include=("burgers1d_train_000.h5",)),
+               DataSource("pdebench/burgers1d_full_v1/", dest="pdebench",
+                          include=("*.h5",)))
+UPS_LINKS = (DataLink("pdebench/burgers1d_train.h5", "full/burgers1d/burgers1d_train_000.h5"),)
+
+
+@pytest.fixture
+def ups_bucket(s3_server, bucket, tmp_path):
+    for key, body in UPS_LAYOUT.items():
+        put(s3_server, bucket, key, body, tmp_path)
+    return bucket
+
+
+def ups_context(tmp_path, s3_server, bucket, **changes):
+    fields = {"data_sources": UPS_SOURCES, "data_links": UPS_LINKS, **changes}
+    return make_context(tmp_path, s3_server, bucket, **fields)
+
+
+def test_sources_land_in_their_folders_narrowed_by_include_with_links(
+        s3_server, ups_bucket, tmp_path):
+    ctx = ups_context(tmp_path, s3_server, ups_bucket)
+    manifest = data.sync(ctx)
+    root = ctx.mount / "data"
+    assert tree(root) == {"full/burgers1d/burgers1d_train_000.h5": b"train-shard-0",
+                          "pdebench/burgers1d_val.h5": b"val",
+                          "pdebench/burgers1d_test.h5": b"test-split",
+                          "pdebench/burgers1d_train.h5": b"train-shard-0"}
+    link = root / "pdebench" / "burgers1d_train.h5"
+    assert link.is_symlink() and os.readlink(link) == "../full/burgers1d/burgers1d_train_000.h5"
+    assert (manifest.files, manifest.fetched) == (3, 3)  # links are not files of the data set
+    assert f"s3://{ups_bucket}/full/burgers1d/" in manifest.source
+    assert f"s3://{ups_bucket}/pdebench/burgers1d_full_v1/" in manifest.source
+
+
+def test_a_second_sync_of_several_sources_fetches_only_what_changed(
+        s3_server, ups_bucket, tmp_path):
+    ctx = ups_context(tmp_path, s3_server, ups_bucket)
+    data.sync(ctx)
+    put(s3_server, ups_bucket, "pdebench/burgers1d_full_v1/burgers1d_val.h5", b"VAL", tmp_path)
+    manifest = data.sync(ctx)
+    assert (manifest.fetched, manifest.removed) == (1, 1)
+    assert (ctx.mount / "data" / "pdebench" / "burgers1d_val.h5").read_bytes() == b"VAL"
+    assert (ctx.mount / "data" / "pdebench" / "burgers1d_train.h5").is_symlink()
+
+
+def test_a_source_from_another_bucket(s3_server, bucket, tmp_path):
+    other = f"{bucket}-other"
+    s3_server.make_bucket(other)
+    put(s3_server, other, "shared/x.h5", b"x", tmp_path)
+    put(s3_server, bucket, "datasets/v1/a.bin", b"a", tmp_path)
+    ctx = make_context(tmp_path, s3_server, bucket, data_sources=(
+        DataSource("datasets/v1", dest="mine"), DataSource("shared", dest="theirs",
+                                                           bucket=other)))
+    data.sync(ctx)
+    assert tree(ctx.mount / "data") == {"mine/a.bin": b"a", "theirs/x.h5": b"x"}
+
+
+@pytest.mark.parametrize("sources, why", [
+    ((DataSource("a", dest="x"), DataSource("b", dest="x/y")), "overlap"),
+    ((DataSource("a", dest=""), DataSource("b", dest="y")), "overlap"),
+    ((DataSource("a", dest="../up"),), "not a plain path"),
+    ((DataSource("full/burgers1d", dest="t", include=("*.zarr",)),), "match"),
+])
+def test_unusable_sources_are_refused(s3_server, ups_bucket, tmp_path, sources, why):
+    ctx = make_context(tmp_path, s3_server, ups_bucket, data_sources=sources)
+    with pytest.raises(PhaseFailed, match=why):
+        data.sync(ctx)
+
+
+@pytest.mark.parametrize("link, why", [
+    (DataLink("pdebench/x.h5", "pdebench/missing.h5"), "not a file of the data set"),
+    (DataLink("pdebench/burgers1d_val.h5", "pdebench/burgers1d_test.h5"), "a file of the"),
+    (DataLink("../x.h5", "pdebench/burgers1d_val.h5"), "not plain paths"),
+])
+def test_unusable_links_are_refused(s3_server, ups_bucket, tmp_path, link, why):
+    ctx = ups_context(tmp_path, s3_server, ups_bucket, data_links=(link,))
+    with pytest.raises(PhaseFailed, match=why):
+        data.sync(ctx)

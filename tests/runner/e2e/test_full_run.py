@@ -1,7 +1,7 @@
 """The whole run, end to end, with the real runner: ``runner.pyz`` exactly as the cloud-init
 document carries it, run by the image's ``/usr/bin/python3`` as ``supervise --spec run.json``.
 
-harden → volume → code → data → health → train (as a real unprivileged user) → upload (real
+harden → volume → code → env → data → health → train (as a real unprivileged user) → upload (real
 SeaweedFS) → teardown (the Vultr emulator, found through a metadata server). Only the
 machine's edge is faked (see ``conftest.py``). Three endings: a clean run; training exiting
 3 (outputs still uploaded, everything deleted); an upload the bucket refuses (the volume is
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(
     reason="the end-to-end run trains as a real unprivileged user: the runner must create "
            "it (useradd) and drop to it, which needs root")
 
-PHASES = ["harden", "volume", "code", "data", "health", "train", "upload", "teardown"]
+PHASES = ["harden", "volume", "code", "env", "data", "health", "train", "upload", "teardown"]
 DATA_FILES, DATA_BYTES = len(DATASET), sum(len(d) for d in DATASET.values())
 BLOCK_ROUTE, DETACH_ROUTE, INSTANCE_ROUTE = "/blocks/{id}", "/blocks/{id}/detach", \
     "/instances/{id}"

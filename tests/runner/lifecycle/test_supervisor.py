@@ -59,6 +59,7 @@ class Fake:
         return Phases(harden=lambda ctx: self._step("harden"),
                       prepare_volume=lambda ctx: self._step("volume"),
                       fetch_code=lambda ctx: self._step("code", Path("/code")),
+                      prepare_env=lambda ctx, code_dir: self._step("env"),
                       sync_data=lambda ctx: self._step("data", {"files": 3}),
                       check_health=lambda ctx, manifest: self._step("health"),
                       train=self._train, upload=upload,
@@ -76,7 +77,7 @@ def ctx(tmp_path):
     return make_context(make_spec(tmp_path))
 
 
-ALL = ["harden", "volume", "code", "data", "health", "beat-upload", "train", "upload",
+ALL = ["harden", "volume", "code", "env", "data", "health", "beat-upload", "train", "upload",
        "teardown"]
 
 
@@ -88,7 +89,7 @@ def test_the_happy_path(ctx):
     assert fake.outcome == Outcome("succeeded", 0, "", "", {"files": 3})
     status = read_status(ctx.spec)
     assert status["state"] == "succeeded"
-    assert [p["name"] for p in status["phases"]] == ["harden", "volume", "code", "data",
+    assert [p["name"] for p in status["phases"]] == ["harden", "volume", "code", "env", "data",
                                                       "health", "train", "upload", "teardown"]
     assert all(p["ok"] for p in status["phases"])
     assert fake.status_at_teardown["state"] == "succeeded"  # what the last upload carries
@@ -100,12 +101,12 @@ def test_the_happy_path(ctx):
 def test_a_failing_phase_still_uploads_and_tears_down(ctx):
     fake = Fake(ctx, data=PhaseFailed("data", "bucket unreachable"))
     assert supervise(ctx, fake.phases(), signals=False) == 1
-    assert fake.calls == ["harden", "volume", "code", "data", "upload", "teardown"]
+    assert fake.calls == ["harden", "volume", "code", "env", "data", "upload", "teardown"]
     assert fake.outcome.state == "failed" and fake.outcome.phase == "data"
     assert fake.teardown_verified is True  # what existed was uploaded: the volume can go
     status = read_status(ctx.spec)
     assert status["state"] == "failed" and status["reason"] == "data: bucket unreachable"
-    assert status["phases"][3] | {"ok": False} == status["phases"][3]
+    assert status["phases"][4] | {"ok": False} == status["phases"][4]
 
 
 def test_an_exception_in_train_is_a_failure_too(ctx):

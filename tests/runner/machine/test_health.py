@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from launcher.runner import health
 from launcher.runner.status import PhaseFailed
 
-from .conftest import make_context, make_spec
+from .conftest import FAKES, make_context, make_spec
 
 A100_80 = "0, NVIDIA A100-SXM4-80GB, 81920, 550.54.15"
 PROBE = health.Probe(disk_mib=4, matmul_timeout_s=30)
@@ -184,3 +185,51 @@ def test_the_matmul_probe_gets_nothing_credential_like_from_the_runner_env(ctx_f
     [names] = fakes.env_names("python3")
     assert "PATH" in names and "CUDA_VISIBLE_DEVICES" in names
     assert not {"SOME_TOKEN", "B2_APP_KEY", "AWS_REGION"} & set(names)
+
+
+def _with_requires(tmp_path, fakes, requires, python_env=None):
+    from launcher.runner.spec import PythonEnv
+    spec = make_spec(tmp_path, health={"min_disk_mb_s": 1.0, "min_vram_gb": 80,
+                                       "matmul": python_env is not None},
+                     python_env=PythonEnv(requires=requires))
+    ctx = make_context(spec, fakes.env)
+    ctx.python_env = python_env
+    return ctx
+
+
+def test_the_training_environment_satisfies_the_code_s_pins(ctx_for, tmp_path, fakes):
+    ctx_for()  # the data and fake GPU
+    real = replace(PROBE, python=sys.executable)
+    report = health.check(_with_requires(tmp_path, fakes, ("pytest>=7", "PyYAML")),
+                          Manifest(), real)
+    assert [c.name for c in report.checks] == ["gpu", "python", "disk", "data"]
+    python = report.checks[1]
+    assert python.ok and "pytest " in python.measured and python.threshold == "pytest>=7, PyYAML"
+
+
+@pytest.mark.parametrize("requires, words", [
+    (("pytest>=999",), "pytest {} (needs pytest>=999)"),
+    (("no-such-package-here>=1",), "no-such-package-here missing"),
+])
+def test_a_pin_the_environment_misses_fails_naming_both_versions(
+        ctx_for, tmp_path, fakes, requires, words):
+    ctx_for()
+    import pytest as installed
+    ctx = _with_requires(tmp_path, fakes, requires)
+    with pytest.raises(PhaseFailed) as caught:
+        health.check(ctx, Manifest(), replace(PROBE, python=sys.executable))
+    assert words.format(installed.__version__) in caught.value.reason
+    assert "python_env.install" in caught.value.reason
+
+
+def test_the_env_phase_s_python_runs_the_probes(ctx_for, tmp_path, fakes):
+    ctx_for()
+    bin_dir = tmp_path / "venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    python = bin_dir / "python3"  # records that it ran, then plays the GPU probe
+    python.write_text(f'#!/bin/sh\necho "$3" >> {tmp_path}/venv-ran\nexec {FAKES}/python3 "$@"\n')
+    python.chmod(0o755)
+    venv = SimpleNamespace(python=str(python), path=bin_dir.parent)
+    health.check(_with_requires(tmp_path, fakes, (), python_env=venv), Manifest(), PROBE)
+    assert fakes.calls("python3") == [["-c", health.MATMUL_SCRIPT, "cuda", "4096"]]
+    assert (tmp_path / "venv-ran").read_text().split() == ["cuda"]

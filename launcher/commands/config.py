@@ -31,8 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     show = actions.add_parser(
         "show", help="print the merged configuration, every secret masked",
         description="Print the account variables (keys as *** with where each came from: "
-        "env, .env file or unset) and, with --stage, the stage merged over the defaults, the "
-        "account's bucket/endpoint/W&B settings and the override flags.")
+        "env, .env file or unset, and the alias it was set as, if one) and, with --stage, the "
+        "stage merged over the defaults, the account's bucket/endpoint/region/W&B settings "
+        "and the override flags.")
     show.add_argument("--stage", default=None, help="stage name (configs/stages/NAME.yaml)")
     add_config_dir(show)
     show.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -70,6 +71,8 @@ def _text(report: dict[str, Any]) -> str:
         value = "-" if shown["value"] is None else shown["value"]
         default = shown["source"] == "unset" and shown["value"] is not None
         source = "unset: the default" if default else shown["source"]
+        if shown.get("name", name) != name:
+            source += f", as {shown['name']}"
         lines.append(f"  {name:<{width}}  {value}  ({source})")
     pairs = ", ".join(f"{k} <- {v}" for k, v in report["instance_secrets"].items())
     lines += ["", f"instance secrets file: {pairs}"]

@@ -71,6 +71,3 @@ def _summary(preview: Preview, account: Account, out: Path | None) -> None:
                  f"{', '.join(preview.variables_unset)}")
     console = Console(stderr=True, highlight=False)
     console.print(escape(line), soft_wrap=True)
-    for old, new in account.legacy_names:
-        console.print(escape(f"note: {old} is set but no longer read: rename it {new}"),
-                      soft_wrap=True)

@@ -2,9 +2,11 @@
 
 An environment variable wins over the ``.env`` file; an empty value counts as unset. The file
 is ``--env-file PATH``, else ``$LAUNCHER_ENV_FILE``, else ``./.env``; only the last may be
-missing. Keys are held as :class:`~launcher.secrets.Secret` (``repr`` shows ``***``) and leave
-here only through :func:`run_secrets` (for the instance's root-only secrets file) and
-:func:`vultr_settings` (for the API layer).
+missing. A variable with an alias (:data:`ALIASES`: the training repository's names for the
+B2 key) may be set under either name, not under both to different values. Keys are held as
+:class:`~launcher.secrets.Secret` (``repr`` shows ``***``) and leave here only through
+:func:`run_secrets` (for the instance's root-only secrets file) and :func:`vultr_settings`
+(for the API layer).
 """
 
 from __future__ import annotations
@@ -37,15 +39,19 @@ VARIABLES: dict[str, tuple[str, bool]] = {
     "B2_APPLICATION_KEY": ("b2_key", True),
     "B2_BUCKET": ("b2_bucket", False),
     "B2_S3_ENDPOINT": ("b2_s3_endpoint", False),
+    "B2_S3_REGION": ("b2_s3_region", False),
     "WANDB_API_KEY": ("wandb_api_key", True),
     "WANDB_PROJECT": ("wandb_project", False),
     "WANDB_ENTITY": ("wandb_entity", False),
     "LAUNCHER_INSTANCE_API_URL": ("instance_api_url", False),
     "LAUNCHER_INSTANCE_S3_ENDPOINT": ("instance_s3_endpoint", False),
 }
-# Names the launcher read before; seen, they earn a note (they are not read any more).
-LEGACY_VARIABLES = {"B2_KEY_ID": "B2_APPLICATION_KEY_ID", "B2_APP_KEY": "B2_APPLICATION_KEY"}
+# Other names a variable is read under, the same meaning (the training repository's .env).
+ALIASES: dict[str, tuple[str, ...]] = {"B2_APPLICATION_KEY_ID": ("B2_KEY_ID",),
+                                       "B2_APPLICATION_KEY": ("B2_APP_KEY",)}
+BARE_HOST = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+")
 B2_ENDPOINT = re.compile(r"^https://s3\.([a-z0-9-]+)\.backblazeb2\.com/?$")
+S3_REGION = re.compile(r"[a-z0-9-]{1,63}")
 UNSET = Secret("")
 
 
@@ -62,8 +68,8 @@ class EnvFile:
 @dataclass(frozen=True)
 class Account:
     """Credentials and account settings; ``sources`` says where each variable came from
-    (``env``, ``.env file`` or ``unset``); ``legacy_names`` lists (old, new) variable names
-    found set under their old name."""
+    (``env``, ``.env file`` or ``unset``), ``names`` which alias supplied a variable read
+    under one (see :meth:`name`)."""
 
     vultr_key: Secret = UNSET
     vultr_api_url: str = DEFAULT_API_URL
@@ -72,6 +78,7 @@ class Account:
     b2_key: Secret = UNSET
     b2_bucket: str = ""
     b2_s3_endpoint: str = ""
+    b2_s3_region: str = ""
     wandb_api_key: Secret = UNSET
     wandb_project: str = ""
     wandb_entity: str = ""
@@ -79,10 +86,14 @@ class Account:
     instance_s3_endpoint: str = ""
     sources: tuple[tuple[str, str], ...] = ()
     env_file: EnvFile = field(default_factory=EnvFile)
-    legacy_names: tuple[tuple[str, str], ...] = ()
+    names: tuple[tuple[str, str], ...] = ()
 
     def source(self, variable: str) -> str:
         return dict(self.sources).get(variable, SOURCE_UNSET)
+
+    def name(self, variable: str) -> str:
+        """The name ``variable``'s value was read under: one of its ALIASES, or itself."""
+        return dict(self.names).get(variable, variable)
 
     @property
     def api_url_for_instance(self) -> str:
@@ -105,10 +116,11 @@ Credentials = Account  # the other name the design uses
 
 
 def instance_secret_sources(account: Account) -> dict[str, str]:
-    """Which of the launcher's variables feeds each name in the instance's secrets file."""
+    """Which variable (under the name that supplied it) feeds each name in the instance's
+    secrets file."""
     vultr = "VULTR_SELF_DESTRUCT_KEY" if account.vultr_self_destruct_key else "VULTR_KEY"
-    return {"VULTR_KEY": vultr, "B2_KEY_ID": "B2_APPLICATION_KEY_ID",
-            "B2_APP_KEY": "B2_APPLICATION_KEY", "WANDB_API_KEY": "WANDB_API_KEY"}
+    return {"VULTR_KEY": vultr, "B2_KEY_ID": account.name("B2_APPLICATION_KEY_ID"),
+            "B2_APP_KEY": account.name("B2_APPLICATION_KEY"), "WANDB_API_KEY": "WANDB_API_KEY"}
 
 
 def run_secrets(account: Account) -> RunSecrets:
@@ -132,7 +144,8 @@ def env_file_for(flag: str | Path | None, environ: Mapping[str, str]) -> EnvFile
 def load_account(environ: Mapping[str, str] | None = None,
                  env_file: str | Path | None = None) -> Account:
     """The account from ``environ`` (default ``os.environ``) over the ``.env`` file.
-    A named ``.env`` file that does not exist is a ConfigError; the default may be missing."""
+    A named ``.env`` file that does not exist is a ConfigError, as are a variable and its
+    alias set to different values; the default ``.env`` file may be missing."""
     env = os.environ if environ is None else environ
     chosen = env_file_for(env_file, env)
     from_file = read_env_file(Path(chosen.path))
@@ -141,9 +154,12 @@ def load_account(environ: Mapping[str, str] | None = None,
     chosen = dataclasses.replace(chosen, found=from_file is not None)
     values: dict[str, object] = {}
     sources: list[tuple[str, str]] = []
+    names: list[tuple[str, str]] = []
     for variable, (attribute, secret) in VARIABLES.items():
-        value, source = _lookup(variable, env, from_file or {})
+        value, name, source = _lookup(variable, env, from_file or {}, chosen)
         sources.append((variable, source))
+        if name != variable:
+            names.append((variable, name))
         if value:
             values[attribute] = Secret(value) if secret else value
     if "vultr_api_url" in values:
@@ -154,10 +170,8 @@ def load_account(environ: Mapping[str, str] | None = None,
         if attribute in values:
             where = named(variable, dict(sources)[variable], chosen)
             values[attribute] = validate_instance_url(str(values[attribute]), where)
-    legacy = tuple((old, new) for old, new in LEGACY_VARIABLES.items()
-                   if env.get(old) or (from_file or {}).get(old))
     return Account(**values, sources=tuple(sources), env_file=chosen,  # type: ignore[arg-type]
-                   legacy_names=legacy)
+                   names=tuple(names))
 
 
 def validate_instance_url(url: str, where: str) -> str:
@@ -166,35 +180,59 @@ def validate_instance_url(url: str, where: str) -> str:
     return validate_api_url(url, where, link_local=True)
 
 
-def _lookup(variable: str, env: Mapping[str, str],
-            from_file: Mapping[str, str]) -> tuple[str, str]:
-    if env.get(variable, "").strip():
-        return env[variable].strip(), SOURCE_ENV
-    if from_file.get(variable, "").strip():
-        return from_file[variable].strip(), SOURCE_FILE
-    return "", SOURCE_UNSET
+def _lookup(variable: str, env: Mapping[str, str], from_file: Mapping[str, str],
+            env_file: EnvFile) -> tuple[str, str, str]:
+    """``variable``'s (value, name, source): each of its names (itself, then its ALIASES) from
+    the environment, else the file; one set under two names takes the environment's name,
+    else the first. Names set to different values are a ConfigError naming them, not the
+    values."""
+    found: list[tuple[str, str, str]] = []
+    for name in (variable, *ALIASES.get(variable, ())):
+        for source, values in ((SOURCE_ENV, env), (SOURCE_FILE, from_file)):
+            if values.get(name, "").strip():
+                found.append((values[name].strip(), name, source))
+                break
+    if len({value for value, _, _ in found}) > 1:
+        raise ConfigError(" and ".join(named(n, s, env_file) for _, n, s in found)
+                          + " are set to different values: they are one setting, keep one")
+    return min(found, key=lambda f: f[2] != SOURCE_ENV, default=("", variable, SOURCE_UNSET))
 
 
 def apply_account(stage: StageConfig, account: Account) -> StageConfig:
-    """``stage`` with the account's bucket, S3 endpoint (and B2 region) and W&B project and
-    entity in place of the configuration's, where they are set."""
+    """``stage`` with the account's bucket, S3 endpoint and region (``B2_S3_REGION``, else
+    the one in a B2 endpoint's host name) and W&B project and entity in place of the
+    configuration's, where they are set."""
     storage = stage.storage
     if account.b2_bucket:
         check_value(account.b2_bucket, "launcher.schema.json#/$defs/bucket",
                     _label("B2_BUCKET", account))
         storage = dataclasses.replace(storage, bucket=account.b2_bucket)
     if account.b2_s3_endpoint:
-        endpoint = account.b2_s3_endpoint
+        endpoint = with_scheme(account.b2_s3_endpoint)
         check_value(endpoint, "launcher.schema.json#/$defs/endpoint_url",
                     _label("B2_S3_ENDPOINT", account))
         b2_region = B2_ENDPOINT.match(endpoint)
         storage = dataclasses.replace(
             storage, endpoint_url=endpoint,
             region=b2_region.group(1) if b2_region else storage.region)
+    if account.b2_s3_region:
+        if not S3_REGION.fullmatch(account.b2_s3_region):
+            raise ConfigError(f"{_label('B2_S3_REGION', account)}: expected an S3 region name "
+                              "such as us-west-002 (lowercase letters, digits and dashes, "
+                              "1-63 characters)")
+        storage = dataclasses.replace(storage, region=account.b2_s3_region)
     wandb = dataclasses.replace(stage.wandb,
                                 project=account.wandb_project or stage.wandb.project,
                                 entity=account.wandb_entity or stage.wandb.entity)
     return dataclasses.replace(stage, storage=storage, wandb=wandb)
+
+
+def with_scheme(endpoint: str) -> str:
+    """``https://`` before a bare host name, as the training repository's own ``.env``
+    writes B2_S3_ENDPOINT (``s3.us-west-002.backblazeb2.com``: rclone's form)."""
+    if "://" in endpoint or not BARE_HOST.fullmatch(endpoint):
+        return endpoint
+    return f"https://{endpoint}"
 
 
 def vultr_settings(account: Account, environ: Mapping[str, str] | None = None) -> VultrSettings:
@@ -214,4 +252,4 @@ def named(variable: str, source: str, env_file: EnvFile) -> str:
 
 
 def _label(variable: str, account: Account) -> str:
-    return named(variable, account.source(variable), account.env_file)
+    return named(account.name(variable), account.source(variable), account.env_file)

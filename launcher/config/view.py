@@ -1,9 +1,10 @@
 """The whole configuration as one launch would see it, and as ``launcher config show`` prints it.
 
 :func:`resolve_stage` is the one order of precedence: the stage file over
-``configs/launcher.yaml``, then the account's variables (bucket, endpoint, W&B project and
-entity), then command-line overrides. :func:`config_report` describes that result with every
-secret shown as ``***`` and where it came from; no key value ever enters it.
+``configs/launcher.yaml``, then the account's variables (bucket, endpoint, region, W&B
+project and entity), then command-line overrides. :func:`config_report` describes that result
+with every secret shown as ``***`` and where (under which name) it came from; no key value
+ever enters it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from launcher.config.account import (
+    ALIASES,
     SOURCE_UNSET,
     VARIABLES,
     Account,
@@ -54,8 +56,7 @@ def config_report(config_dir: Path, name: str | None, account: Account,
         "variables": account_variables(account),
         "instance_secrets": instance_secret_sources(account),
         "stages": stage_names(config_dir),
-        "notes": [f"{old} is set but no longer read: rename it {new}"
-                  for old, new in account.legacy_names]}
+        "notes": []}
     if name is not None:
         stage = resolve_stage(config_dir, name, account, overrides)
         report["stage"] = stage_dict(stage)
@@ -66,7 +67,8 @@ def config_report(config_dir: Path, name: str | None, account: Account,
 
 
 def account_variables(account: Account) -> dict[str, dict[str, Any]]:
-    """Each variable's value (``***`` for a set key, None when unset) and its source."""
+    """Each variable's value (``***`` for a set key, None when unset) and its source; for a
+    variable with ALIASES also the name it was read under (itself when unset)."""
     shown: dict[str, dict[str, Any]] = {}
     for variable, (attribute, secret) in VARIABLES.items():
         value = getattr(account, attribute)
@@ -76,6 +78,8 @@ def account_variables(account: Account) -> dict[str, dict[str, Any]]:
         elif source == SOURCE_UNSET and variable != "VULTR_API_URL":
             value = None
         shown[variable] = {"value": value, "source": source}
+        if variable in ALIASES:
+            shown[variable]["name"] = account.name(variable)
     return shown
 
 

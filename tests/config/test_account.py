@@ -18,6 +18,7 @@ from support.keys import (
 from launcher.config import (
     Account,
     apply_account,
+    instance_secret_sources,
     load_account,
     load_stage,
     run_secrets,
@@ -29,6 +30,16 @@ from launcher.runner.spec import SECRET_NAMES
 from .conftest import CONFIGS, FAKE_ACCOUNT
 
 SELF_DESTRUCT_KEY = "FAKE-self-destruct-not-in-the-scan"
+OTHER_B2_KEY = "FAKE-second-b2-key-never-shown-9QzX"  # a B2 key the other name disagrees with
+B2_EAST = "https://s3.eu-central-003.backblazeb2.com"
+# A .env as the training repository (emgun/universal_simulator) writes it: its B2 key names.
+# As the training repository's own docs write it: the endpoint as a bare host (rclone's form).
+UPS_DOTENV = (f"export B2_KEY_ID={FAKE_B2_KEY_ID}\n"
+              f"export B2_APP_KEY={FAKE_B2_APP_KEY}\n"
+              "export B2_S3_ENDPOINT=s3.us-west-002.backblazeb2.com\n"
+              "export B2_S3_REGION=us-west-002\n"
+              "export B2_BUCKET=pdebench  # Your B2 bucket name\n"
+              f"WANDB_API_KEY={FAKE_WANDB_KEY}\n")
 
 
 def _dotenv(path: Path, values: dict[str, str]) -> Path:
@@ -127,6 +138,8 @@ def test_bucket_endpoint_and_wandb_from_the_account_replace_the_placeholders():
     ("B2_BUCKET", "Bad_Bucket", "B2_BUCKET (from the environment): expected a string matching"),
     ("B2_S3_ENDPOINT", "http://s3.example.com", "B2_S3_ENDPOINT (from the environment): "
      "expected a string matching"),
+    ("B2_S3_REGION", "US_West", "B2_S3_REGION (from the environment): expected an S3 region"),
+    ("B2_S3_REGION", "a" * 64, "B2_S3_REGION (from the environment): expected an S3 region"),
 ])
 def test_a_bad_account_setting_is_named_with_its_source(variable, value, expected):
     with pytest.raises(ConfigError) as raised:
@@ -134,7 +147,72 @@ def test_a_bad_account_setting_is_named_with_its_source(variable, value, expecte
     assert str(raised.value).startswith(expected)
 
 
-def test_old_b2_names_earn_a_note_not_a_value():
+def test_the_training_repositorys_dotenv_loads_unchanged(workdir):
+    (workdir / ".env").write_text(UPS_DOTENV)
+    account = load_account({})
+    assert (account.b2_key_id.reveal(), account.b2_key.reveal()) == (FAKE_B2_KEY_ID,
+                                                                     FAKE_B2_APP_KEY)
+    assert account.wandb_api_key.reveal() == FAKE_WANDB_KEY
+    assert (account.b2_bucket, account.b2_s3_region) == ("pdebench", "us-west-002")
+    assert account.name("B2_APPLICATION_KEY_ID") == "B2_KEY_ID"
+    assert account.name("B2_APPLICATION_KEY") == "B2_APP_KEY"
+    assert account.source("B2_APPLICATION_KEY") == ".env file"
+    assert instance_secret_sources(account) == {
+        "VULTR_KEY": "VULTR_KEY", "B2_KEY_ID": "B2_KEY_ID", "B2_APP_KEY": "B2_APP_KEY",
+        "WANDB_API_KEY": "WANDB_API_KEY"}
+    secrets = run_secrets(account)
+    assert (secrets.get("B2_KEY_ID"), secrets.get("B2_APP_KEY")) == (FAKE_B2_KEY_ID,
+                                                                     FAKE_B2_APP_KEY)
+    storage = apply_account(load_stage(CONFIGS, "smoke"), account).storage
+    assert (storage.bucket, storage.region) == ("pdebench", "us-west-002")
+    assert storage.endpoint_url == "https://s3.us-west-002.backblazeb2.com"
+
+
+def test_the_region_variable_wins_over_the_endpoints():
+    stage = load_stage(CONFIGS, "smoke")
+    for endpoint in (B2_EAST, "https://s3.example.com"):
+        account = load_account({"B2_S3_ENDPOINT": endpoint, "B2_S3_REGION": "us-west-002"})
+        assert apply_account(stage, account).storage.region == "us-west-002"
+    alone = apply_account(stage, load_account({"B2_S3_REGION": "auto"})).storage
+    assert (alone.region, alone.endpoint_url) == ("auto", stage.storage.endpoint_url)
+
+
+def test_a_bad_region_in_the_dotenv_file_is_named_with_the_file(workdir):
+    _dotenv(workdir / ".env", {"B2_S3_REGION": "us west"})
+    with pytest.raises(ConfigError, match=r"^B2_S3_REGION \(from \.env\): expected an S3"):
+        apply_account(load_stage(CONFIGS, "smoke"), load_account({}))
+
+
+@pytest.mark.parametrize(("environ", "in_file", "expected"), [
+    ({"B2_APPLICATION_KEY": FAKE_B2_APP_KEY, "B2_APP_KEY": OTHER_B2_KEY}, {},
+     "B2_APPLICATION_KEY (from the environment) and B2_APP_KEY (from the environment)"),
+    ({"B2_APPLICATION_KEY": FAKE_B2_APP_KEY}, {"B2_APP_KEY": OTHER_B2_KEY},
+     "B2_APPLICATION_KEY (from the environment) and B2_APP_KEY (from .env)"),
+    ({"B2_APP_KEY": OTHER_B2_KEY}, {"B2_APPLICATION_KEY": FAKE_B2_APP_KEY},
+     "B2_APPLICATION_KEY (from .env) and B2_APP_KEY (from the environment)"),
+    ({}, {"B2_APPLICATION_KEY_ID": FAKE_B2_KEY_ID, "B2_KEY_ID": OTHER_B2_KEY},
+     "B2_APPLICATION_KEY_ID (from .env) and B2_KEY_ID (from .env)"),
+])
+def test_a_b2_key_under_both_names_with_different_values_is_an_error(workdir, environ,
+                                                                     in_file, expected):
+    _dotenv(workdir / ".env", in_file)
+    with pytest.raises(ConfigError) as raised:
+        load_account(environ)
+    message = str(raised.value)
+    assert message == f"{expected} are set to different values: they are one setting, keep one"
+    assert not any(key in message for key in (*ALL_FAKE_KEYS, OTHER_B2_KEY))
+
+
+def test_a_b2_key_under_both_names_with_the_same_value_is_fine(workdir):
+    # Each name environment over file: B2_KEY_ID is the environment's, equal to the file's
+    # B2_APPLICATION_KEY_ID; the file's own B2_KEY_ID is not read.
+    _dotenv(workdir / ".env", {"B2_APPLICATION_KEY_ID": FAKE_B2_KEY_ID, "B2_KEY_ID": OTHER_B2_KEY,
+                               "B2_APPLICATION_KEY": FAKE_B2_APP_KEY,
+                               "B2_APP_KEY": FAKE_B2_APP_KEY})
     account = load_account({"B2_KEY_ID": FAKE_B2_KEY_ID})
-    assert not account.b2_key_id
-    assert account.legacy_names == (("B2_KEY_ID", "B2_APPLICATION_KEY_ID"),)
+    assert account.b2_key_id.reveal() == FAKE_B2_KEY_ID
+    assert (account.name("B2_APPLICATION_KEY_ID"), account.source("B2_APPLICATION_KEY_ID")) == \
+        ("B2_KEY_ID", "env")
+    assert account.b2_key.reveal() == FAKE_B2_APP_KEY
+    assert (account.name("B2_APPLICATION_KEY"), account.source("B2_APPLICATION_KEY")) == \
+        ("B2_APPLICATION_KEY", ".env file")

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: install test e2e vm-image lint demo emulator clean bake-image validate-image bench bench-hydration
+.PHONY: install test e2e vm-image ups-env lint demo emulator clean bake-image validate-image bench bench-hydration
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,8 @@ install:
 # The test command the README and CI use, VM end-to-end tests (marker e2e) included. The API
 # layer must keep >= 90 % line coverage. vm-image first builds (or finds) the e2e guest image;
 # a machine that cannot (not root, no QEMU) is told why and the e2e tests skip with the reason.
-test: vm-image
+# ups-env does the same for the training repository's CPU environment (tests/ups).
+test: vm-image ups-env
 	$(PY) -m pytest --cov=launcher --cov-report=term-missing:skip-covered
 	$(PY) -m coverage report --include='launcher/vultr/*' --fail-under=90
 
@@ -26,6 +27,12 @@ e2e: vm-image
 # It reaches the Debian mirror and PyPI (an install step: the tests themselves stay on loopback).
 vm-image:
 	$(PY) -m launcher.vmhost --if-possible
+
+# The training repository's CPU environment for tests/ups: torch's CPU build and the part of
+# its dependencies its scripts import (tests/ups/requirements.txt). Reaches PyPI once.
+UPS_VENV ?= .venv-ups
+ups-env:
+	bash tests/ups/make_env.sh $(UPS_VENV) $(PYTHON)
 
 lint:
 	$(PY) -m ruff check .
@@ -58,7 +65,7 @@ validate-image:
 	$(PY) -m pytest -q -rs tests/bake/test_template.py tests/bake/test_scripts.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage htmlcov *.egg-info
+	rm -rf $(VENV) $(UPS_VENV) .pytest_cache .ruff_cache .coverage htmlcov *.egg-info
 
 # Benchmarks, not tests (bench/README.md): each bench/*.py prints a table and a verdict.
 bench:

@@ -8,6 +8,7 @@ file, the field's dotted path and what was expected, for example
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +30,8 @@ from launcher.config.model import (
 from launcher.config.overrides import Overrides, apply_overrides
 from launcher.config.schema import describe, first_error
 from launcher.errors import ConfigError
+from launcher.runner.spec import DataLink, DataSource, PythonEnv
+from launcher.training.ups import DEFAULT_CODE_LINKS, UPS_STAGES, UpsConfig, static_command
 
 DEFAULTS_FILE = "launcher.yaml"
 STAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,30}$")
@@ -89,13 +92,15 @@ def merge(defaults: dict[str, Any], stage: dict[str, Any], *,
     defaults_file, stage_file = files
     profiles_from = stage_file if "gpu_profiles" in stage else defaults_file
     health = defaults.get("health", {})
+    volume = _volume(defaults, stage)
     return StageConfig(
         name=stage["name"], description=stage.get("description", ""),
-        command=tuple(stage["command"]), workdir=stage.get("workdir", "."),
+        workdir=stage.get("workdir", "."),
+        **_training(defaults, stage, volume.mount_point, stage_file),
         provider=defaults["provider"],
         regions=tuple(stage.get("regions", defaults["regions"])),
         profiles=profiles(stage.get("gpu_profiles", defaults["gpu_profiles"]), profiles_from),
-        volume=_volume(defaults, stage),
+        volume=volume,
         max_hours=float(stage.get("max_hours", defaults["max_hours"])),
         max_cost_usd=_opt_float(_pick("max_cost_usd", stage, defaults)),
         max_price_per_hour=_opt_float(_pick("max_price_per_hour", stage, defaults)),
@@ -109,6 +114,42 @@ def merge(defaults: dict[str, Any], stage: dict[str, Any], *,
         min_disk_mb_s=float(health.get("min_disk_mb_s", 200)),
         matmul=bool(health.get("matmul", True)),
         access=_access(defaults.get("access", {}), defaults_file), files=files)
+
+
+def _training(defaults: dict[str, Any], stage: dict[str, Any], mount_point: str,
+              stage_file: str) -> dict[str, Any]:
+    """The command, the data sources and links, the environment and the UPS settings: a
+    stage's own, else (for a stage with ``ups``) ``launcher.yaml``'s ``ups`` section's."""
+    if ("command" in stage) == ("ups" in stage):
+        what = "command and ups: a stage has one or the other" if "ups" in stage else \
+            "command: missing (required unless the stage has an ups section)"
+        raise ConfigError(f"{stage_file}: field {what}")
+    shared = {}
+    ups = None
+    if "ups" in stage:
+        shared = {**defaults.get("ups", {}), **stage["ups"]}
+        if "train_config" not in shared:
+            raise ConfigError(f"{stage_file}: field ups.train_config: expected the training "
+                              "config's path (here or in launcher.yaml's ups section)")
+        ups = UpsConfig(
+            train_config=shared["train_config"],
+            train=tuple(shared.get("train", UPS_STAGES)),
+            data_root=shared.get("data_root", "pdebench"),
+            evaluate=bool(shared.get("evaluate", False)), python=shared.get("python", "python"),
+            overrides=tuple((k, json.dumps(v)) for k, v in shared.get("overrides", {}).items()),
+            code_links=tuple(shared.get("code_links", dict(DEFAULT_CODE_LINKS)).items()))
+    data = stage.get("data") or shared.get("data") or {}
+    env = stage.get("python_env") or shared.get("python_env") or {}
+    return {"command": static_command(ups, mount_point) if ups else tuple(stage["command"]),
+            "ups": ups,
+            "data_sources": tuple(DataSource(prefix=s["prefix"], dest=s.get("dest", ""),
+                                             bucket=s.get("bucket", ""),
+                                             include=tuple(s.get("include", ())))
+                                  for s in data.get("sources", ())),
+            "data_links": tuple(DataLink(path, target)
+                                for path, target in data.get("links", {}).items()),
+            "python_env": PythonEnv(**{k: tuple(v) if isinstance(v, list) else v
+                                       for k, v in env.items()})}
 
 
 def profiles(items: list[dict[str, Any]], file: str) -> tuple[GpuProfile, ...]:

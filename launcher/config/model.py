@@ -10,6 +10,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from launcher.runner.spec import DataLink, DataSource, PythonEnv
+from launcher.training.ups import UpsConfig
+
 
 @dataclass(frozen=True)
 class ProfileOverrides:
@@ -139,6 +142,12 @@ class StageConfig:
     max_price_per_hour: float | None = None
     image: ImageConfig = field(default_factory=ImageConfig)
     access: AccessConfig = field(default_factory=AccessConfig)
+    # The data set as sources and links (empty: storage.data_prefix alone), the code's own
+    # environment, and for a UPS stage its settings (the command is then built from them).
+    data_sources: tuple[DataSource, ...] = ()
+    data_links: tuple[DataLink, ...] = ()
+    python_env: PythonEnv = field(default_factory=PythonEnv)
+    ups: UpsConfig | None = None
 
     def __post_init__(self) -> None:
         if not self.profiles:

@@ -28,8 +28,9 @@ class Overrides:
     """Values that replace the merged configuration's; ``None`` leaves a field alone.
 
     ``min_vram_gb``/``gpu_count`` replace the profile list with one profile: the preferred
-    one with these values. ``command`` replaces the argv and drops the profiles' extra
-    ``args`` (their ``env`` stays). ``reuse_volume`` is a name or a full
+    one with these values. ``command`` replaces the argv (a UPS stage's too: its launch
+    flags are then not appended) and drops the profiles' extra ``args`` (their ``env``
+    stays). ``reuse_volume`` is a name or a full
     ``launcher-cache-<name>`` label ("" for none); a reused volume is always kept."""
 
     regions: tuple[str, ...] | None = None
@@ -139,8 +140,9 @@ def apply_overrides(stage: StageConfig, overrides: Overrides) -> StageConfig:
         profiles = (dataclasses.replace(
             first, min_vram_gb=first.min_vram_gb if o.min_vram_gb is None else o.min_vram_gb,
             gpu_count=first.gpu_count if o.gpu_count is None else o.gpu_count),)
-    if o.command is not None:
+    if o.command is not None:  # the user's command now: nothing of UPS's is appended
         changes["command"] = tuple(o.command)
+        changes["ups"] = None
         profiles = tuple(_without_args(p) for p in profiles)
     if o.snapshot is not None:
         changes["image"] = dataclasses.replace(stage.image, snapshot=o.snapshot)

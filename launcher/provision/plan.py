@@ -5,6 +5,7 @@ worst-case cost. Nothing here creates, uploads or deletes anything.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 
 from launcher.config import GpuProfile, ImageConfig, StageConfig, resolve_stage, run_secrets
@@ -78,7 +79,8 @@ def trial_render(chosen: tuple[Candidate, ...], deps: LaunchDeps) -> None:
     for cand in chosen:
         if cand.profile.name not in done:
             done.add(cand.profile.name)
-            facts = placeholder_facts(cand.stage, deps.now())
+            facts = dataclasses.replace(placeholder_facts(cand.stage, deps.now()),
+                                        wandb_key=bool(deps.account.wandb_api_key))
             render(stage_run_spec(cand.stage, facts, deps.now()), secrets, deps.runner())
 
 

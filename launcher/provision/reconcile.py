@@ -253,7 +253,8 @@ def render_document(session: Session, cand: Candidate, volume: VolumeRef,
                         tarball_sha256=code.sha256 if code else "",
                         api_url=session.deps.account.api_url_for_instance,
                         storage_endpoint=session.deps.account.instance_s3_endpoint,
-                        hourly_cost_usd=cand.estimate.usd_per_hour)
+                        hourly_cost_usd=cand.estimate.usd_per_hour,
+                        wandb_key=bool(session.deps.account.wandb_api_key))
     spec = stage_run_spec(stage, facts, session.deps.now())
     document = render(spec, run_secrets(session.deps.account), session.deps.runner())
     session.documents.append(document)

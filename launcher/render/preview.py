@@ -9,6 +9,7 @@ as it will be sent; an absent one is rendered empty and shown as ``<unset:NAME>`
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,9 @@ class Preview:
                 "secrets_unset": [n for n in SECRET_NAMES if n not in self.secrets_set],
                 "variables_unset": list(self.variables_unset),
                 "runner_files": list(self.runner_files),
-                "size": self.document.size_report().as_dict()}
+                "size": self.document.size_report().as_dict(),
+                # What the instance will execute (run.json: no secrets in it).
+                "spec": json.loads(self.spec.to_json())}
         if with_document:
             data["document"] = self.document.redacted_text()
         return data
@@ -61,7 +64,8 @@ def render_stage(config_dir: Path, name: str, account: Account,
     stage = stage.for_profile(stage.gpu)
     facts = dataclasses.replace(placeholder_facts(stage, now),
                                 api_url=account.api_url_for_instance,
-                                storage_endpoint=account.instance_s3_endpoint)
+                                storage_endpoint=account.instance_s3_endpoint,
+                                wandb_key=bool(account.wandb_api_key))
     spec = stage_run_spec(stage, facts, now)
     secrets = run_secrets(account)
     runner = cached_runner_zipapp()

@@ -7,6 +7,7 @@ marked ``<created-at-launch>`` / ``<chosen-at-launch>`` so nobody mistakes them 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -20,6 +21,8 @@ from launcher.runner.spec import (
     VolumeSpec,
     WandbSpec,
 )
+from launcher.runner.train import wandb_tags
+from launcher.training import ups
 
 CREATED_AT_LAUNCH = "<created-at-launch>"
 CHOSEN_AT_LAUNCH = "<chosen-at-launch>"
@@ -43,6 +46,8 @@ class LaunchFacts:
     # What the run costs per hour (plan + volume), when known: it turns a dollar budget
     # into hours.
     hourly_cost_usd: float | None = None
+    # Whether the instance gets a W&B key: without one an online run logs offline.
+    wandb_key: bool = False
 
 
 def run_hours(stage: StageConfig, hourly_cost_usd: float | None) -> float:
@@ -82,7 +87,7 @@ def stage_run_spec(stage: StageConfig, facts: LaunchFacts, now: float) -> RunSpe
         code = CodeSource(kind="tarball", tarball_key=facts.tarball_key,
                           sha256=facts.tarball_sha256)
     s, v, g = stage.storage, stage.volume, stage.gpu
-    return RunSpec(
+    spec = RunSpec(
         run_id=facts.run_id, stage=stage.name, command=stage.command, code=code,
         storage=Storage(endpoint_url=facts.storage_endpoint or s.endpoint_url, bucket=s.bucket,
                         data_prefix=s.data_prefix, runs_prefix=s.runs_prefix, region=s.region),
@@ -97,4 +102,20 @@ def stage_run_spec(stage: StageConfig, facts: LaunchFacts, now: float) -> RunSpe
         wandb=WandbSpec(project=stage.wandb.project, entity=stage.wandb.entity,
                         mode=stage.wandb.mode, tags=stage.wandb.tags),
         env=stage.env, upload_dirs=stage.upload_dirs, heartbeat_s=stage.heartbeat_s,
-        api_url=facts.api_url)
+        api_url=facts.api_url, data_sources=stage.data_sources, data_links=stage.data_links,
+        python_env=stage.python_env, code_links=stage.ups.code_links if stage.ups else ())
+    if stage.ups is None:
+        return spec
+    mode = wandb_mode(stage.wandb.mode, facts.wandb_key)
+    extra = ups.launch_args(spec.run_id, stage.wandb.project, stage.wandb.entity,
+                            wandb_tags(spec), mode)
+    # UPS cannot log offline (launcher/training/ups.py): off is what the trainer gets then.
+    logged = spec.wandb if mode == "online" else dataclasses.replace(spec.wandb,
+                                                                      mode="disabled")
+    return dataclasses.replace(spec, command=(*spec.command, *extra), wandb=logged)
+
+
+def wandb_mode(configured: str, key_set: bool) -> str:
+    """The W&B mode the run gets: ``online`` without a key becomes ``offline``."""
+    mode = configured or "online"
+    return "offline" if mode == "online" and not key_set else mode

@@ -39,10 +39,12 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CACHE_DIRS = {
     "XDG_CACHE_HOME": "xdg", "TORCH_HOME": "torch", "HF_HOME": "huggingface",
     "TORCHINDUCTOR_CACHE_DIR": "torchinductor", "TRITON_CACHE_DIR": "triton",
-    "CUDA_CACHE_PATH": "nv", "WANDB_DIR": "wandb", "WANDB_CACHE_DIR": "wandb-cache",
-    "TMPDIR": "tmp",
+    "CUDA_CACHE_PATH": "nv", "WANDB_CACHE_DIR": "wandb-cache", "TMPDIR": "tmp",
 }
-TRAINER_DIRS = ("cache", "checkpoints", "reports")
+# W&B's run folders (an offline run to `wandb sync` later) sit beside the outputs, not in
+# the cache, so a stage can upload them (upload_dirs: [..., wandb]).
+WANDB_DIR = "wandb"
+TRAINER_DIRS = ("cache", "checkpoints", "reports", WANDB_DIR)
 
 
 def wandb_tags(spec: RunSpec) -> tuple[str, ...]:
@@ -59,7 +61,8 @@ def wandb_tags(spec: RunSpec) -> tuple[str, ...]:
 
 
 def cache_env(mount: str | Path) -> dict[str, str]:
-    return {name: str(Path(mount, "cache", sub)) for name, sub in CACHE_DIRS.items()}
+    return {**{name: str(Path(mount, "cache", sub)) for name, sub in CACHE_DIRS.items()},
+            "WANDB_DIR": str(Path(mount, WANDB_DIR))}
 
 
 def trainer_env(spec: RunSpec, secrets: RunSecrets, user: users.User, *,

@@ -8,13 +8,14 @@ import json
 import time
 
 import pytest
-from support.keys import FAKE_B2_APP_KEY, FAKE_VULTR_KEY
+from support.keys import ALL_FAKE_KEYS, FAKE_B2_APP_KEY, FAKE_VULTR_KEY
 
 from launcher.cli import main
 from launcher.render.serialise import load_cloud_config
 from launcher.runner.spec import RunSpec
 
 from .conftest import CONFIGS, FAKE_ACCOUNT, write_stage
+from .test_account import OTHER_B2_KEY, UPS_DOTENV
 
 
 @pytest.fixture
@@ -58,14 +59,15 @@ def test_show_json_is_masked_and_complete(account_env, capsys):
     report = json.loads(capsys.readouterr().out)
     variables = report["variables"]
     assert variables["VULTR_KEY"] == {"value": "***", "source": "env"}
-    assert variables["B2_APPLICATION_KEY"] == {"value": "***", "source": ".env file"}
+    assert variables["B2_APPLICATION_KEY"] == {"value": "***", "source": ".env file",
+                                               "name": "B2_APPLICATION_KEY"}
     assert variables["VULTR_SELF_DESTRUCT_KEY"] == {"value": None, "source": "unset"}
     assert variables["WANDB_PROJECT"] == {"value": None, "source": "unset"}
     assert report["instance_secrets"]["VULTR_KEY"] == "VULTR_KEY"
     stage = report["stage"]
     assert stage["storage"]["bucket"] == "my-runs"
     assert [p["name"] for p in stage["profiles"]] == ["preferred", "40gb"]
-    assert stage["env"]["HF_HOME"] == "/mnt/cache/hf"
+    assert stage["env"]["PYTORCH_CUDA_ALLOC_CONF"] == "expandable_segments:True"
     assert report["notes"] == []
 
 
@@ -88,12 +90,58 @@ def test_show_without_a_stage_lists_the_stages(workdir, capsys):
     assert capsys.readouterr().err == "error: override flags apply to a stage: add --stage NAME\n"
 
 
-def test_show_notes_placeholders_and_old_names(workdir, monkeypatch, capsys):
-    monkeypatch.setenv("B2_APP_KEY", FAKE_B2_APP_KEY)
+def test_show_notes_the_placeholder_bucket(workdir, capsys):
     assert main(_show("--stage", "smoke")) == 0
     err = capsys.readouterr().err
-    assert "note: B2_APP_KEY is set but no longer read: rename it B2_APPLICATION_KEY" in err
-    assert "note: storage.bucket is the placeholder 'your-b2-bucket'" in err
+    assert err == "note: storage.bucket is the placeholder 'your-b2-bucket': set B2_BUCKET " \
+        "or edit configs/launcher.yaml\n"
+
+
+def test_show_names_the_alias_that_supplied_each_key(workdir, capsys):
+    (workdir / ".env").write_text(UPS_DOTENV)  # the training repository's names
+    assert main(_show("--stage", "diffusion")) == 0
+    out, err = capsys.readouterr()
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    assert lines["B2_APPLICATION_KEY_ID"].split()[1:] == ["***", "(.env", "file,", "as",
+                                                          "B2_KEY_ID)"]
+    assert lines["B2_APPLICATION_KEY"].split()[1:] == ["***", "(.env", "file,", "as",
+                                                       "B2_APP_KEY)"]
+    assert lines["B2_S3_REGION"].split()[1:] == ["us-west-002", "(.env", "file)"]
+    assert "B2_KEY_ID <- B2_KEY_ID, B2_APP_KEY <- B2_APP_KEY" in out
+    assert "region: us-west-002" in out and "bucket: pdebench" in out
+    assert not any(key in out + err for key in ALL_FAKE_KEYS) and err == ""
+    assert main(_show("--stage", "diffusion", "--json")) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["variables"]["B2_APPLICATION_KEY_ID"] == {
+        "value": "***", "source": ".env file", "name": "B2_KEY_ID"}
+    assert report["variables"]["B2_S3_REGION"] == {"value": "us-west-002", "source": ".env file"}
+    assert report["instance_secrets"]["B2_APP_KEY"] == "B2_APP_KEY"
+    storage = report["stage"]["storage"]
+    assert (storage["bucket"], storage["region"], storage["endpoint_url"]) == (
+        "pdebench", "us-west-002", "https://s3.us-west-002.backblazeb2.com")
+
+
+@pytest.mark.parametrize("json_flag", [(), ("--json",)])
+def test_show_refuses_a_key_under_two_names_with_different_values(workdir, monkeypatch,
+                                                                  capsys, json_flag):
+    (workdir / ".env").write_text(UPS_DOTENV)
+    monkeypatch.setenv("B2_APPLICATION_KEY", OTHER_B2_KEY)
+    assert main(_show("--stage", "diffusion", *json_flag)) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == (
+        "error: B2_APPLICATION_KEY (from the environment) and B2_APP_KEY (from .env) are set "
+        "to different values: they are one setting, keep one\n")
+    assert not any(key in out + err for key in (*ALL_FAKE_KEYS, OTHER_B2_KEY))
+
+
+def test_show_takes_a_key_under_both_names_with_the_same_value(workdir, monkeypatch, capsys):
+    (workdir / ".env").write_text(UPS_DOTENV)
+    monkeypatch.setenv("B2_APPLICATION_KEY", FAKE_B2_APP_KEY)
+    assert main(_show("--json")) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["variables"]["B2_APPLICATION_KEY"] == {
+        "value": "***", "source": "env", "name": "B2_APPLICATION_KEY"}
+    assert not any(key in out + err for key in ALL_FAKE_KEYS) and err == ""
 
 
 def test_a_key_pasted_into_a_stage_is_masked_in_the_output(config_dir, workdir, monkeypatch,

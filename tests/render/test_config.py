@@ -40,7 +40,10 @@ def test_the_shipped_stages_load():
     diffusion = load_stage(CONFIGS, "diffusion")
     assert diffusion.regions == ("sjc", "sea", "lax") and diffusion.gpu.min_vram_gb == 80
     assert diffusion.volume.size_gb == 1024 and diffusion.volume.block_type == "high_perf"
-    assert diffusion.storage.data_prefix == "datasets/burgers1d"
+    assert diffusion.ups is not None and diffusion.ups.train == ("diff_residual",)
+    assert diffusion.ups.train_config == "configs/train_burgers_golden.yaml"
+    assert [s.dest for s in diffusion.data_sources] == ["full/burgers1d", "pdebench"]
+    assert diffusion.python_env.install == ("-e", ".")
     assert diffusion.wandb.tags == ("launcher", "diffusion")
     smoke = load_stage(CONFIGS, "smoke")
     assert smoke.cpu_only and smoke.max_hours == 1 and smoke.volume.size_gb == 10
@@ -74,7 +77,14 @@ def test_every_config_field_is_described_and_closed(name):
      "gpu_model, max_gpu_count, min_vram_gb, name, overrides)"),
     ("stages/diffusion.yaml", "name: diffusion\ncommand: [python]\ngpu: {min_vram_gb: 80}\n",
      "field gpu: unknown field (expected one of "),
-    ("stages/diffusion.yaml", "name: diffusion\n", "field command: missing (required)"),
+    ("stages/diffusion.yaml", "name: diffusion\n",
+     "field command: missing (required unless the stage has an ups section)"),
+    ("stages/diffusion.yaml", "name: diffusion\ncommand: [python]\nups: {train: [operator]}\n",
+     "field command and ups: a stage has one or the other"),
+    ("stages/diffusion.yaml", "name: diffusion\nups: {train: [diffusion]}\n",
+     "field ups.train.0: expected one of operator, diff_residual"),
+    ("stages/diffusion.yaml", "name: diffusion\ncommand: [x]\ndata: {sources: [{dest: a}]}\n",
+     "field data.sources.0.prefix: missing (required)"),
     ("stages/diffusion.yaml", "name: diffusion\ncommand: python train.py\n",
      "field command: expected array, got string"),
     ("stages/diffusion.yaml", "name: diffusion\ncommand: [python]\nmax_hours: 0\n",
@@ -141,7 +151,9 @@ def test_a_stage_becomes_a_run_spec_with_marked_placeholders():
     assert spec.placement.region == spec.placement.plan == CHOSEN_AT_LAUNCH
     assert spec.code.kind == "tarball" and spec.code.tarball_key == CREATED_AT_LAUNCH
     assert spec.health.min_vram_gb == 80 and not spec.health.cpu_only
-    assert dict(spec.env)["HF_HOME"] == "/mnt/cache/hf"
+    assert dict(spec.env)["PYTORCH_CUDA_ALLOC_CONF"] == "expandable_segments:True"
+    assert spec.command[:2] == ("python", "scripts/run_fast_to_sota.py")
+    assert spec.command[-2:][0] == "--config-override" and "logging.wandb.tags=" in spec.command[-1]
     assert RunSpec.from_json(spec.to_json()) == spec
 
 

@@ -1,0 +1,1 @@
+"""Training repositories the launcher knows how to drive through their own command line."""

@@ -37,7 +37,7 @@ def add_config_dir(parser: argparse.ArgumentParser, purpose: str = "") -> None:
     """The ``--config-dir DIR`` flag every command that reads configs shares."""
     parser.add_argument("--config-dir", type=Path, default=None, metavar="DIR",
                         help=f"configuration directory{purpose} (default: "
-                        f"${CONFIG_DIR_VARIABLE} or ./configs)")
+                        f"${CONFIG_DIR_VARIABLE}, else ./.launcher if it exists, else ./configs)")
 
 
 def account_for(args: argparse.Namespace) -> Account:

@@ -71,8 +71,9 @@ def load_checked(path: Path, schema_name: str) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: not found", hint="run from the project root or pass "
-                          "--config-dir") from None
+        raise ConfigError(f"{path}: not found", hint="run from the project root, or in a "
+                          "training checkout put the launcher's configs in .launcher/, or "
+                          "pass --config-dir") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -32,9 +32,17 @@ PLACEHOLDER_BUCKET = "your-b2-bucket"
 CONFIG_DIR_VARIABLE = "LAUNCHER_CONFIG_DIR"
 
 
+TRAINING_CHECKOUT_DIR = ".launcher"
+
+
 def config_dir_for(flag: Path | None, environ: Mapping[str, str]) -> Path:
-    """``--config-dir``, else ``$LAUNCHER_CONFIG_DIR``, else ``./configs``."""
-    return flag or Path(environ.get(CONFIG_DIR_VARIABLE) or "configs")
+    """``--config-dir``, else ``$LAUNCHER_CONFIG_DIR``, else ``./.launcher`` when it exists
+    (the launcher's configs inside a training checkout, whose own ``configs/`` holds its
+    training configs), else ``./configs``."""
+    if flag or environ.get(CONFIG_DIR_VARIABLE):
+        return flag or Path(environ[CONFIG_DIR_VARIABLE])
+    checkout = Path(TRAINING_CHECKOUT_DIR)
+    return checkout if checkout.is_dir() else Path("configs")
 
 
 def resolve_stage(config_dir: Path, name: str, account: Account,

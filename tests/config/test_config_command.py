@@ -6,6 +6,7 @@ from __future__ import annotations
 import calendar
 import json
 import time
+from pathlib import Path
 
 import pytest
 from support.keys import ALL_FAKE_KEYS, FAKE_B2_APP_KEY, FAKE_VULTR_KEY
@@ -195,3 +196,15 @@ def test_render_takes_keys_from_the_dotenv_file_and_the_flags(account_env, capsy
                                   if f["path"].endswith("run.json")))
     started = calendar.timegm(time.strptime(spec.run_id, "smoke-%Y%m%d-%H%M%S"))
     assert 1800 <= spec.deadline_epoch - started <= 1801  # --max-hours 0.5
+
+
+def test_inside_a_training_checkout_the_launcher_s_configs_live_in_dot_launcher(
+        tmp_path, monkeypatch):
+    from launcher.config import config_dir_for
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "configs").mkdir()  # the training repository's own configs
+    assert config_dir_for(None, {}) == Path("configs")
+    (tmp_path / ".launcher").mkdir()
+    assert config_dir_for(None, {}) == Path(".launcher")
+    assert config_dir_for(None, {"LAUNCHER_CONFIG_DIR": "elsewhere"}) == Path("elsewhere")
+    assert config_dir_for(Path("flag"), {"LAUNCHER_CONFIG_DIR": "elsewhere"}) == Path("flag")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from launcher.bucket import BucketAddress
@@ -35,6 +36,23 @@ def _git(code_dir: Path, *args: str) -> str:
                           hint="code.kind tarball packs a git checkout with at least one "
                           "commit; pass --code-dir, or set code.kind git")
     return done.stdout.strip()
+
+
+def require_at_head(code_dir: Path, paths: Sequence[str], what: str) -> None:
+    """Refuse a launch whose code bundle would lack one of ``paths`` (relative to
+    ``code_dir``) at HEAD: the instance would only find out after booting."""
+    _git(code_dir, "rev-parse", "--verify", "HEAD^{commit}")
+    missing = []
+    for path in paths:
+        done = subprocess.run(["git", "-C", str(code_dir), "cat-file", "-e", f"HEAD:./{path}"],
+                              capture_output=True, timeout=GIT_TIMEOUT_S, check=False)
+        if done.returncode != 0:
+            missing.append(path)
+    if missing:
+        raise ConfigError(f"code directory {code_dir}: {', '.join(missing)} not committed at "
+                          f"HEAD ({what}; the launch packs git archive HEAD)",
+                          hint="commit it, pass the training checkout as --code-dir, or fix "
+                          "the path in the ups section")
 
 
 def bundle_code(code_dir: Path, dest: Path, address: BucketAddress, run_id: str) -> CodeBundle:

@@ -15,6 +15,7 @@ from launcher.naming import parse_tags, volume_label
 from launcher.offers import Offer, Requirement, candidates, rank_offers
 from launcher.providers import RunResources, VolumeRef
 from launcher.providers.vultr import volume_ref
+from launcher.provision.code import require_at_head
 from launcher.provision.deps import LaunchDeps
 from launcher.provision.model import (
     Candidate,
@@ -31,6 +32,7 @@ from launcher.provision.sshkey import plan_ssh_key
 from launcher.render import render
 from launcher.render.stage import placeholder_facts, run_hours, run_id_for, stage_run_spec
 from launcher.runner.spec import RUN_ID
+from launcher.training.ups import ORCHESTRATOR
 from launcher.vultr import Snapshot, VultrClient
 
 
@@ -39,6 +41,9 @@ def plan_launch(request: LaunchRequest, deps: LaunchDeps) -> LaunchPlan:
     bad input, RunStateError for a resumed run that cannot be reconciled."""
     stage = resolve_stage(request.config_dir, request.stage, deps.account, request.overrides)
     check_account(stage, deps)
+    if stage.ups is not None and stage.code.kind == "tarball":
+        require_at_head(request.code_dir, (ORCHESTRATOR, stage.ups.train_config),
+                        f"stage {stage.name} runs UPS's orchestrator with that config")
     run_id = choose_run_id(request, stage, deps.now())
     existing, listed_at = deps.provider.find_run(run_id), deps.monotonic()
     if request.run_id is None and not existing.empty:

@@ -108,7 +108,7 @@ def stage_run_spec(stage: StageConfig, facts: LaunchFacts, now: float) -> RunSpe
         return spec
     mode = wandb_mode(stage.wandb.mode, facts.wandb_key)
     extra = ups.launch_args(spec.run_id, stage.wandb.project, stage.wandb.entity,
-                            wandb_tags(spec), mode)
+                            wandb_tags(spec), mode, facts.wandb_key)
     # UPS cannot log offline (launcher/training/ups.py): off is what the trainer gets then.
     logged = spec.wandb if mode == "online" else dataclasses.replace(spec.wandb,
                                                                       mode="disabled")

@@ -127,6 +127,8 @@ def run(ctx: Context, code_dir: str | Path, heartbeat: Callable[[], None], *,
                       stop_epoch=stop_epoch, venv=venv)
     if env.get("WANDB_MODE") != (spec.wandb.mode or "online"):
         ctx.reporter.note("train: no WANDB_API_KEY; W&B runs offline")
+    elif env.get("WANDB_MODE") == "disabled":  # e.g. a UPS stage without a key: no offline
+        ctx.reporter.note("train: W&B is off for this run (wandb.mode disabled)")
     proc = _start(ctx, workdir, env, user)
     try:
         code = _supervise(ctx, proc, heartbeat, stop_epoch, grace_s)

@@ -15,6 +15,7 @@ the bucket, a git remote).
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
@@ -23,6 +24,9 @@ from launcher.runner.spec import RunSpec
 
 CPU_ONLY_REASON = ("the sandbox runs cpu_only documents only (health.cpu_only is false): the "
                    "demo machine has no GPU, and the runner's test-host mode refuses GPU specs")
+
+
+UPS_WANDB_ON = "logging.wandb.enabled=true"
 
 
 class SpecRefused(ValueError):
@@ -97,8 +101,9 @@ def sandbox_spec(spec: RunSpec, host: Path, *, metadata_url: str,
                                                     "volume.mount_point"))
     wandb = replace(spec.wandb, mode="offline" if spec.wandb.mode == "online" else
                     spec.wandb.mode)
+    command = sandbox_command(spec.command, spec.volume.mount_point, volume.mount_point)
     changed = replace(spec, paths=new_paths, volume=volume, wandb=wandb,
-                      metadata_url=metadata_url)
+                      metadata_url=metadata_url, command=command)
     reasons = {
         "paths": where, "volume.mount_point": where + " (a plain directory: nothing is mounted)",
         "paths.trainer_user": "the sandbox creates no accounts: training runs as an existing "
@@ -106,15 +111,31 @@ def sandbox_spec(spec: RunSpec, host: Path, *, metadata_url: str,
         "metadata_url": "the sandbox's metadata server on 127.0.0.1 answers instance-v2-id "
                         "for this machine (169.254.169.254 is the cloud's)",
         "wandb.mode": "no network beyond 127.0.0.1: W&B runs offline",
+        "command": "the volume's paths in the command (a UPS stage's overrides) follow the "
+                   "mount point; UPS cannot log offline, so its W&B is switched off (no "
+                   "network beyond 127.0.0.1), and with it UPS's validate_config.py, which "
+                   "refuses W&B off",
     }
     return changed, _diff(spec, changed, reasons)
+
+
+def sandbox_command(argv: tuple[str, ...], mount: str, moved: str) -> tuple[str, ...]:
+    """``argv`` with every path under ``mount`` moved under ``moved``, and UPS's W&B
+    (``logging.wandb.enabled=true``, which logs online whatever WANDB_MODE says) off, with
+    the config check that refuses it off skipped."""
+    pattern = re.compile(re.escape(mount.rstrip("/")) + r"(?=/|\"|$)")
+    changed = [pattern.sub(moved.rstrip("/"), arg) for arg in argv]
+    if UPS_WANDB_ON not in changed:
+        return tuple(changed)
+    changed[changed.index(UPS_WANDB_ON)] = "logging.wandb.enabled=false"
+    return (*changed, *(() if "--skip-validation" in changed else ("--skip-validation",)))
 
 
 def _diff(before: RunSpec, after: RunSpec, reasons: dict[str, str]) -> list[Rewrite]:
     """Every changed field among those :func:`sandbox_spec` may change."""
     fields = [f"paths.{name}" for name in ("state_dir", "log_dir", "code_dir", "secrets_file",
                                            "trainer_user")]
-    fields += ["volume.mount_point", "wandb.mode", "metadata_url"]
+    fields += ["volume.mount_point", "wandb.mode", "metadata_url", "command"]
     rewrites = []
     for name in fields:
         old, new = _get(before, name), _get(after, name)

@@ -30,9 +30,15 @@ the placement facts (``environment=vultr``, region, plan, gpu, snapshot, git sha
 UPS passes all of these to ``wandb.init`` itself, and init arguments beat ``WANDB_*``
 variables. It also passes ``mode="online"`` (``train.py``'s ``train_all_stages``), which
 beats ``WANDB_MODE`` the same way (wandb's ``make_run_settings`` applies init settings over
-the environment's): UPS cannot log offline. So without a W&B key (or with ``wandb.mode``
-``offline``/``disabled``) W&B is switched off (``logging.wandb.enabled: false``) instead of
-failing to log in; ``--wandb-mode`` still tells the orchestrator's other steps.
+the environment's): UPS cannot log offline. So:
+
+- a W&B key and ``wandb.mode: online``: ``logging.wandb.enabled: true``, logged online;
+- no key: W&B stays as the config says; UPS's login fails at once (no key, no request) and
+  it trains without W&B (its ``validate_config.py`` refuses ``enabled: false``);
+- a key and ``wandb.mode`` ``offline`` or ``disabled``: ``enabled: false`` and
+  ``--skip-validation`` (for that refusal), so nothing is logged online against the setting.
+
+``--wandb-mode`` tells the orchestrator's other steps either way.
 """
 
 from __future__ import annotations
@@ -90,17 +96,22 @@ def static_command(ups: UpsConfig, mount_point: str) -> tuple[str, ...]:
 
 
 def launch_args(run_id: str, project: str, entity: str, tags: tuple[str, ...],
-                wandb_mode: str) -> tuple[str, ...]:
+                wandb_mode: str, key_set: bool) -> tuple[str, ...]:
     """What only a launch knows, appended after the static command (and a GPU profile's
-    overrides: they touch other keys)."""
-    pairs = [override("logging.wandb.enabled", wandb_mode == "online"),
-             override("logging.wandb.project", project or "universal-simulator")]
+    overrides: they touch other keys). ``wandb_mode`` is the run's (``online`` only with a
+    key); ``key_set`` whether the trainer gets a W&B key."""
+    argv = ["--run-id", run_id, "--wandb-mode", wandb_mode]
+    pairs = [override("logging.wandb.project", project or "universal-simulator")]
+    if wandb_mode == "online":
+        pairs.append(override("logging.wandb.enabled", True))
+    elif key_set:  # a key, but not to be used online: off, and the check that refuses off
+        pairs.append(override("logging.wandb.enabled", False))
+        argv.append("--skip-validation")
     if entity:
         pairs.append(override("logging.wandb.entity", entity))
     pairs += [override("logging.wandb.group", run_id),
              override("logging.wandb.run_name", run_id),
              override("logging.wandb.tags", list(tags))]
-    argv = ["--run-id", run_id, "--wandb-mode", wandb_mode]
     for pair in pairs:
         argv += pair
     return tuple(argv)

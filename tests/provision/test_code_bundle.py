@@ -6,8 +6,11 @@ from __future__ import annotations
 import tarfile
 from pathlib import Path
 
+import pytest
+
 from launcher.bucket import BucketAddress
-from launcher.provision.code import bundle_code
+from launcher.errors import ConfigError
+from launcher.provision.code import bundle_code, require_at_head
 
 from .conftest import git
 
@@ -43,3 +46,15 @@ def test_an_edit_inside_the_subdirectory_makes_it_dirty(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     assert bundle_code(stage, out, ADDRESS, "r-1").dirty
+
+
+def test_files_a_stage_needs_must_be_committed_at_head(tmp_path):
+    stage = make_repo(tmp_path / "repo")
+    require_at_head(stage, ("train.py",), "the stage runs it")
+    (stage / "configs").mkdir()
+    (stage / "configs" / "new.yaml").write_text("not committed\n")
+    with pytest.raises(ConfigError, match=r"configs/new.yaml, gone.py not committed at HEAD "
+                                          r"\(the stage runs them"):
+        require_at_head(stage, ("train.py", "configs/new.yaml", "gone.py"), "the stage runs them")
+    with pytest.raises(ConfigError, match="git rev-parse failed"):
+        require_at_head(tmp_path, ("x",), "y")

@@ -145,3 +145,24 @@ def test_the_sandbox_spec_moves_paths_and_refuses_the_rest(tmp_path):
         sandbox_spec(spec(code=CodeSource(kind="git", git_url="https://github.com/a/b",
                                           git_commit="0" * 40)),
                      tmp_path, metadata_url="", trainer_user="me")
+
+
+def test_the_volume_s_paths_in_the_command_follow_the_mount_and_ups_w_and_b_goes_off(tmp_path):
+    argv = ("python", "scripts/run_fast_to_sota.py", "--run-dir", "/mnt/cache/reports/x",
+            "--config-override", 'data.root="/mnt/cache/data/pdebench"',
+            "--config-override", 'checkpoint.dir="/mnt/cache"',
+            "--config-override", 'other="/mnt/cachex/not-the-volume"',
+            "--config-override", "logging.wandb.enabled=true")
+    moved, rewrites = sandbox_spec(spec(command=argv), tmp_path,
+                                   metadata_url="http://127.0.0.1:1/i", trainer_user="me")
+    host = tmp_path / "mnt/cache"
+    assert moved.command == (
+        "python", "scripts/run_fast_to_sota.py", "--run-dir", f"{host}/reports/x",
+        "--config-override", f'data.root="{host}/data/pdebench"',
+        "--config-override", f'checkpoint.dir="{host}"',
+        "--config-override", 'other="/mnt/cachex/not-the-volume"',
+        "--config-override", "logging.wandb.enabled=false", "--skip-validation")
+    assert "command" in {r.field for r in rewrites}
+    plain, rewrites = sandbox_spec(spec(command=("python3", "train.py")), tmp_path,
+                                   metadata_url="http://127.0.0.1:1/i", trainer_user="me")
+    assert plain.command == ("python3", "train.py") and "command" not in {r.field for r in rewrites}

@@ -10,6 +10,7 @@ ever enters it.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -92,11 +93,21 @@ def account_variables(account: Account) -> dict[str, dict[str, Any]]:
 
 
 def stage_dict(stage: StageConfig) -> dict[str, Any]:
-    """``stage`` as plain data (env pairs as mappings), for JSON and YAML."""
+    """``stage`` as plain data (env pairs as mappings), for JSON and YAML; the data set,
+    the environment and the ups section in the shapes a stage file writes them."""
     data = dataclasses.asdict(stage)
     data["env"] = dict(stage.env)
     for profile, typed in zip(data["profiles"], stage.profiles, strict=True):
         profile["overrides"]["env"] = dict(typed.overrides.env)
+    sources = data.pop("data_sources")
+    links = {link.path: link.target for link in stage.data_links}
+    del data["data_links"]
+    if sources:
+        data["data"] = {"sources": [{k: v for k, v in s.items() if v} for s in sources],
+                        "links": links}
+    if stage.ups is not None:
+        data["ups"]["overrides"] = {k: json.loads(v) for k, v in stage.ups.overrides}
+        data["ups"]["code_links"] = dict(stage.ups.code_links)
     return _lists(data)
 
 

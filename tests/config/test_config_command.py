@@ -208,3 +208,17 @@ def test_inside_a_training_checkout_the_launcher_s_configs_live_in_dot_launcher(
     assert config_dir_for(None, {}) == Path(".launcher")
     assert config_dir_for(None, {"LAUNCHER_CONFIG_DIR": "elsewhere"}) == Path("elsewhere")
     assert config_dir_for(Path("flag"), {"LAUNCHER_CONFIG_DIR": "elsewhere"}) == Path("flag")
+
+
+def test_show_writes_the_data_set_and_the_ups_section_as_a_stage_file_does(account_env,
+                                                                           capsys):
+    assert main(_show("--stage", "operator", "--json")) == 0
+    stage = json.loads(capsys.readouterr().out)["stage"]
+    assert stage["data"]["links"] == {
+        "pdebench/burgers1d_train.h5": "full/burgers1d/burgers1d_train_000.h5"}
+    assert stage["data"]["sources"][0] == {"prefix": "full/burgers1d", "dest": "full/burgers1d",
+                                           "include": ["burgers1d_train_000.h5"]}
+    assert stage["ups"]["train"] == ["operator"] and stage["ups"]["overrides"] == {}
+    assert stage["ups"]["code_links"] == {"reports": "reports"}
+    assert stage["python_env"]["install"] == ["-e", "."]
+    assert stage["command"][:2] == ["python", "scripts/run_fast_to_sota.py"]

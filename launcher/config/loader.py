@@ -139,8 +139,8 @@ def _training(defaults: dict[str, Any], stage: dict[str, Any], mount_point: str,
             evaluate=bool(shared.get("evaluate", False)), python=shared.get("python", "python"),
             overrides=tuple((k, json.dumps(v)) for k, v in shared.get("overrides", {}).items()),
             code_links=tuple(shared.get("code_links", dict(DEFAULT_CODE_LINKS)).items()))
-    data = stage.get("data") or shared.get("data") or {}
-    env = stage.get("python_env") or shared.get("python_env") or {}
+    data = stage["data"] if "data" in stage else shared.get("data", {})
+    env = stage["python_env"] if "python_env" in stage else shared.get("python_env", {})
     return {"command": static_command(ups, mount_point) if ups else tuple(stage["command"]),
             "ups": ups,
             "data_sources": tuple(DataSource(prefix=s["prefix"], dest=s.get("dest", ""),

@@ -192,3 +192,11 @@ def test_a_budget_must_be_a_positive_number(config_dir):
     stage_file.write_text(stage_file.read_text() + "max_cost_usd: -3\n")
     with pytest.raises(ConfigError, match="max_cost_usd"):
         load_stage(config_dir, "diffusion")
+
+
+def test_a_stage_s_own_environment_replaces_the_ups_section_s_even_when_empty(config_dir):
+    (config_dir / "stages" / "operator.yaml").write_text(
+        "name: operator\nups: {train: [operator]}\npython_env: {}\n")
+    stage = load_stage(config_dir, "operator")
+    assert stage.python_env.install == () and stage.python_env.requires == ()
+    assert [s.dest for s in stage.data_sources] == ["full/burgers1d", "pdebench"]

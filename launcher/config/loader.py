@@ -8,6 +8,7 @@ file, the field's dotted path and what was expected, for example
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from collections.abc import Sequence
@@ -141,16 +142,40 @@ def _training(defaults: dict[str, Any], stage: dict[str, Any], mount_point: str,
             code_links=tuple(shared.get("code_links", dict(DEFAULT_CODE_LINKS)).items()))
     data = stage["data"] if "data" in stage else shared.get("data", {})
     env = stage["python_env"] if "python_env" in stage else shared.get("python_env", {})
+    sources = tuple(DataSource(prefix=s["prefix"], dest=s.get("dest", "").strip("/"),
+                               bucket=s.get("bucket", ""), include=tuple(s.get("include", ())))
+                    for s in data.get("sources", ()))
+    links = tuple(DataLink(path, target) for path, target in data.get("links", {}).items())
+    check_data(sources, links, stage_file if "data" in stage else "the ups section's data")
     return {"command": static_command(ups, mount_point) if ups else tuple(stage["command"]),
-            "ups": ups,
-            "data_sources": tuple(DataSource(prefix=s["prefix"], dest=s.get("dest", ""),
-                                             bucket=s.get("bucket", ""),
-                                             include=tuple(s.get("include", ())))
-                                  for s in data.get("sources", ())),
-            "data_links": tuple(DataLink(path, target)
-                                for path, target in data.get("links", {}).items()),
+            "ups": ups, "data_sources": sources, "data_links": links,
             "python_env": PythonEnv(**{k: tuple(v) if isinstance(v, list) else v
                                        for k, v in env.items()})}
+
+
+def check_data(sources: tuple[DataSource, ...], links: tuple[DataLink, ...],
+               where: str) -> None:
+    """What the data phase would refuse, refused before a launch: sources whose folders
+    nest, links to files no source can bring (outside every source, or not matched by its
+    ``include``)."""
+    dests = [s.dest for s in sources]
+    for index, dest in enumerate(dests):
+        for other in dests[:index]:
+            if not dest or not other or f"{dest}/".startswith(f"{other}/") \
+                    or f"{other}/".startswith(f"{dest}/"):
+                raise ConfigError(f"{where}: field data.sources.{index}.dest: expected a "
+                                  f"folder of its own, got {dest!r} beside {other!r}")
+    for link in links:
+        if not any(_brings(source, link.target) for source in sources):
+            raise ConfigError(f"{where}: field data.links.{link.path}: expected a file one of "
+                              f"the sources brings, got {link.target!r}")
+
+
+def _brings(source: DataSource, path: str) -> bool:
+    rel = path[len(source.dest) + 1:] if source.dest else path
+    if source.dest and not path.startswith(f"{source.dest}/"):
+        return False
+    return not source.include or any(fnmatch.fnmatchcase(rel, p) for p in source.include)
 
 
 def profiles(items: list[dict[str, Any]], file: str) -> tuple[GpuProfile, ...]:

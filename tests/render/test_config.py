@@ -85,6 +85,12 @@ def test_every_config_field_is_described_and_closed(name):
      "field ups.train.0: expected one of operator, diff_residual"),
     ("stages/diffusion.yaml", "name: diffusion\ncommand: [x]\ndata: {sources: [{dest: a}]}\n",
      "field data.sources.0.prefix: missing (required)"),
+    ("stages/diffusion.yaml", "name: diffusion\ncommand: [x]\ndata: {sources: [{prefix: p, "
+     "dest: a}, {prefix: q, dest: a/b}]}\n",
+     "field data.sources.1.dest: expected a folder of its own, got 'a/b' beside 'a'"),
+    ("stages/diffusion.yaml", "name: diffusion\ncommand: [x]\ndata: {sources: [{prefix: p, "
+     "dest: a, include: ['*.h5']}], links: {x.h5: a/y.txt}}\n",
+     "field data.links.x.h5: expected a file one of the sources brings, got 'a/y.txt'"),
     ("stages/diffusion.yaml", "name: diffusion\ncommand: python train.py\n",
      "field command: expected array, got string"),
     ("stages/diffusion.yaml", "name: diffusion\ncommand: [python]\nmax_hours: 0\n",

@@ -32,7 +32,13 @@ from launcher.config.overrides import Overrides, apply_overrides
 from launcher.config.schema import describe, first_error
 from launcher.errors import ConfigError
 from launcher.runner.spec import DataLink, DataSource, PythonEnv
-from launcher.training.ups import DEFAULT_CODE_LINKS, UPS_STAGES, UpsConfig, static_command
+from launcher.training.ups import (
+    DEFAULT_CODE_LINKS,
+    UPS_STAGES,
+    UpsConfig,
+    cache_source,
+    static_command,
+)
 
 DEFAULTS_FILE = "launcher.yaml"
 STAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,30}$")
@@ -139,12 +145,16 @@ def _training(defaults: dict[str, Any], stage: dict[str, Any], mount_point: str,
             data_root=shared.get("data_root", "pdebench"),
             evaluate=bool(shared.get("evaluate", False)), python=shared.get("python", "python"),
             overrides=tuple((k, json.dumps(v)) for k, v in shared.get("overrides", {}).items()),
-            code_links=tuple(shared.get("code_links", dict(DEFAULT_CODE_LINKS)).items()))
+            code_links=tuple(shared.get("code_links", dict(DEFAULT_CODE_LINKS)).items()),
+            cache_version=shared.get("cache_version", ""),
+            cache_include=tuple(shared.get("cache_include", ())))
     data = stage["data"] if "data" in stage else shared.get("data", {})
     env = stage["python_env"] if "python_env" in stage else shared.get("python_env", {})
     sources = tuple(DataSource(prefix=s["prefix"], dest=s.get("dest", "").strip("/"),
-                               bucket=s.get("bucket", ""), include=tuple(s.get("include", ())))
+                               bucket=s.get("bucket", ""), include=tuple(s.get("include", ())),
+                               writable=bool(s.get("writable", False)))
                     for s in data.get("sources", ()))
+    sources += cache_source(ups) if ups else ()
     links = tuple(DataLink(path, target) for path, target in data.get("links", {}).items())
     check_data(sources, links, stage_file if "data" in stage else "the ups section's data")
     return {"command": static_command(ups, mount_point) if ups else tuple(stage["command"]),
@@ -159,6 +169,10 @@ def check_data(sources: tuple[DataSource, ...], links: tuple[DataLink, ...],
     nest, links to files no source can bring (outside every source, or not matched by its
     ``include``)."""
     dests = [s.dest for s in sources]
+    for index, source in enumerate(sources):
+        if source.writable and not source.dest:
+            raise ConfigError(f"{where}: field data.sources.{index}.writable: expected a "
+                              "source with a dest of its own")
     for index, dest in enumerate(dests):
         for other in dests[:index]:
             if not dest or not other or f"{dest}/".startswith(f"{other}/") \

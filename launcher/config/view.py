@@ -28,6 +28,7 @@ from launcher.config.model import StageConfig
 from launcher.config.overrides import Overrides, apply_overrides
 from launcher.errors import ConfigError
 from launcher.secrets import REDACTED
+from launcher.training.ups import cache_source
 
 PLACEHOLDER_BUCKET = "your-b2-bucket"
 CONFIG_DIR_VARIABLE = "LAUNCHER_CONFIG_DIR"
@@ -99,9 +100,10 @@ def stage_dict(stage: StageConfig) -> dict[str, Any]:
     data["env"] = dict(stage.env)
     for profile, typed in zip(data["profiles"], stage.profiles, strict=True):
         profile["overrides"]["env"] = dict(typed.overrides.env)
-    sources = data.pop("data_sources")
+    implied = cache_source(stage.ups) if stage.ups else ()  # ups.cache_version's
+    sources = [dataclasses.asdict(s) for s in stage.data_sources if s not in implied]
     links = {link.path: link.target for link in stage.data_links}
-    del data["data_links"]
+    del data["data_sources"], data["data_links"]
     if sources:
         data["data"] = {"sources": [{k: v for k, v in s.items() if v} for s in sources],
                         "links": links}

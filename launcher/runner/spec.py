@@ -56,12 +56,15 @@ class Storage:
 class DataSource:
     """One part of the data set: the objects under ``prefix`` (of ``bucket``, default the
     run's) land under ``<mount>/data/<dest>`` ("" is ``data/`` itself), keeping their path
-    below the prefix. ``include`` (shell patterns on that path) narrows it to what matches."""
+    below the prefix. ``include`` (shell patterns on that path) narrows it to what matches.
+    ``writable``: the trainer owns that folder (a cache the code may add to or mend; the
+    next sync puts back what the bucket has and removes what it does not)."""
 
     prefix: str
     dest: str = ""
     bucket: str = ""
     include: tuple[str, ...] = ()
+    writable: bool = False
 
 
 @dataclass(frozen=True)

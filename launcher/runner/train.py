@@ -145,7 +145,9 @@ def _prepare_dirs(ctx: Context, user: users.User) -> None:
     for path in cache_env(ctx.mount).values():
         Path(path).mkdir(parents=True, exist_ok=True)
     linked = (target for _, target in ctx.spec.code_links)
-    users.hand_over((ctx.mount / name.strip("/") for name in (*TRAINER_DIRS, *linked)), user)
+    caches = (f"data/{s.dest}" for s in ctx.spec.data_sources if s.writable and s.dest)
+    users.hand_over((ctx.mount / name.strip("/")
+                     for name in (*TRAINER_DIRS, *linked, *caches)), user)
 
 
 def _identity(user: users.User) -> dict:

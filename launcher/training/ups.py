@@ -8,7 +8,10 @@ Nothing of UPS is edited or patched. What the launcher arranges:
 - the train config is ``ups.train_config`` (one setting for every stage);
 - ``data.root`` is ``<mount>/data/<ups.data_root>``, the folder the data sources fill;
 - ``checkpoint.dir`` and the orchestrator's ``--run-dir`` are on the volume (both uploaded);
-  the latent cache (``training.latent_cache_dir``) is on the volume and not uploaded;
+  the latent cache (``training.latent_cache_dir``) is on the volume and not uploaded: UPS's
+  own, or with ``ups.cache_version`` a prepared one synced from ``latent_caches/<version>/``
+  (UPS's bucket layout, its ``CACHE_VERSION``) into a folder the trainer owns, since UPS
+  mends and adds to it (:func:`cache_source`);
 - the command always passes ``--train-stage all``, with the epochs of every UPS training
   stage not in ``ups.train`` set to 0: UPS's ``train.py`` creates its W&B run only for
   ``all``, so this is how each stage gets one. ``--force-train`` always: the orchestrator
@@ -47,6 +50,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from launcher.runner.spec import DataSource
+
 ORCHESTRATOR = "scripts/run_fast_to_sota.py"
 UPS_STAGES = ("operator", "diff_residual", "consistency_distill", "steady_prior")
 DEFAULT_CODE_LINKS = (("reports", "reports"),)
@@ -67,6 +72,23 @@ class UpsConfig:
     python: str = "python"
     overrides: tuple[tuple[str, str], ...] = ()
     code_links: tuple[tuple[str, str], ...] = field(default=DEFAULT_CODE_LINKS)
+    cache_version: str = ""
+    cache_include: tuple[str, ...] = ()
+
+
+def cache_folder(ups: UpsConfig) -> str:
+    """Where the latent cache lives, relative to the volume."""
+    return f"data/latent_cache/{ups.cache_version}" if ups.cache_version else \
+        "cache/latent_cache"
+
+
+def cache_source(ups: UpsConfig) -> tuple[DataSource, ...]:
+    """The prepared latent cache as a data source (none without ``cache_version``)."""
+    if not ups.cache_version:
+        return ()
+    return (DataSource(prefix=f"latent_caches/{ups.cache_version}",
+                       dest=f"latent_cache/{ups.cache_version}", include=ups.cache_include,
+                       writable=True),)
 
 
 def override(key: str, value: Any) -> tuple[str, str]:
@@ -86,7 +108,7 @@ def static_command(ups: UpsConfig, mount_point: str) -> tuple[str, ...]:
         argv.append("--skip-validation")
     pairs = [override("data.root", f"{mount}/data/{ups.data_root.strip('/')}"),
              override("checkpoint.dir", f"{mount}/checkpoints"),
-             override("training.latent_cache_dir", f"{mount}/cache/latent_cache")]
+             override("training.latent_cache_dir", f"{mount}/{cache_folder(ups)}")]
     pairs += [override(f"stages.{name}.epochs", 0) for name in UPS_STAGES
               if name not in ups.train]
     pairs += [("--config-override", f"{key}={text}") for key, text in ups.overrides]

@@ -50,12 +50,14 @@ EPOCHS = {"operator": {"stages.operator.epochs": 1},
                    "stages.consistency_distill.epochs": 1}}
 
 
-def config_dir(tmp: Path, mount: Path) -> Path:
-    """The shipped configs with the volume mounted at ``mount`` and tiny models."""
+def config_dir(tmp: Path, mount: Path, **ups: object) -> Path:
+    """The shipped configs with the volume mounted at ``mount``, tiny models, and ``ups``
+    over launcher.yaml's ups section."""
     target = tmp / "configs"
     shutil.copytree(CONFIGS, target)
     defaults = yaml.safe_load((target / "launcher.yaml").read_text())
     defaults["volume"]["mount_point"] = str(mount)
+    defaults["ups"].update(ups)
     (target / "launcher.yaml").write_text(yaml.safe_dump(defaults))
     for name, epochs in EPOCHS.items():
         path = target / "stages" / f"{name}.yaml"
@@ -78,10 +80,11 @@ def rendered(configs: Path, name: str, run_id: str, *, wandb_key: bool = True,
 class Volume:
     """One "volume" (``<tmp>/mnt``), the bucket, and a UPS checkout per stage run."""
 
-    def __init__(self, tmp: Path, s3_server, bucket: str, snapshot: Path, shim) -> None:
+    def __init__(self, tmp: Path, s3_server, bucket: str, snapshot: Path, shim,
+                 **ups: object) -> None:
         self.tmp, self.s3_server, self.bucket, self.snapshot = tmp, s3_server, bucket, snapshot
         self.mount = tmp / "mnt"
-        self.configs = config_dir(tmp, self.mount)
+        self.configs = config_dir(tmp, self.mount, **ups)
         self.shim, self.calls = shim
 
     def run(self, name: str, run_id: str,
@@ -205,6 +208,26 @@ def test_without_a_wandb_key_ups_trains_without_w_and_b(tmp_path):
     assert "logging.wandb.enabled=true" in with_key.command
     # No entity set: the config's own stays (UPS's validate_config.py refuses a null one).
     assert not any(a.startswith("logging.wandb.entity=") for a in argv)
+
+
+def test_a_prepared_latent_cache_is_synced_to_the_trainer_and_used(volume, tmp_path):
+    volume.run("operator", "operator-20270115-130000")
+    made = volume.mount / "cache" / "latent_cache" / "burgers1d_train"
+    samples = sorted(made.glob("sample_*.pt"))
+    assert samples, "UPS encoded no latent cache"
+    for sample in samples:  # publish it as UPS's preprocessing would
+        volume.s3_server.put(volume.bucket, f"latent_caches/v1/burgers1d_train/{sample.name}",
+                             sample)
+    fresh = Volume(tmp_path / "second", volume.s3_server, volume.bucket, volume.snapshot,
+                   (volume.shim, volume.calls), cache_version="v1",
+                   cache_include=["burgers1d_train/*"])
+    spec, run = fresh.run("operator", "operator-20270115-140000")
+    cached = fresh.mount / "data" / "latent_cache" / "v1"
+    assert resolved(fresh, spec.run_id)["training"]["latent_cache_dir"] == str(cached)
+    assert sorted(p.name for p in (cached / "burgers1d_train").iterdir()) == \
+        [p.name for p in samples]
+    assert "Using PreloadedCacheDataset for burgers1d_train" in run.stdout
+    assert spec.data_sources[-1].writable  # the trainer owns it (train.py's hand-over)
 
 
 def test_validate_data_accepts_every_split_the_data_phase_leaves(volume):

@@ -14,7 +14,7 @@ import pytest
 from support.keys import FAKE_B2_APP_KEY, FAKE_B2_KEY_ID, FAKE_VULTR_KEY, FAKE_WANDB_KEY
 
 from launcher.runner import train, users
-from launcher.runner.spec import RunSecrets
+from launcher.runner.spec import DataSource, RunSecrets
 from launcher.runner.status import PhaseFailed
 
 from .conftest import IS_ROOT, SYSTEM_PATH, fake_secrets, make_context, make_spec
@@ -208,15 +208,24 @@ def test_the_command_runs_as_the_unprivileged_trainer(job, world, trainer_name):
     secret = world / "root-only"
     secret.write_text("root's eyes only")
     secret.chmod(0o600)
-    ctx = job(env=[("CHILD_READ", str(secret))])
+    ctx = job(env=[("CHILD_READ", str(secret))],
+              data_sources=(DataSource("caches/v1", dest="latent_cache/v1", writable=True),
+                            DataSource("sets/v1", dest="sets")),
+              code_links=(("reports", "outputs/reports"),))
+    for synced in ("data/latent_cache/v1/a.pt", "data/sets/x.h5"):  # as root's sync left them
+        (ctx.mount / synced).parent.mkdir(parents=True, exist_ok=True)
+        (ctx.mount / synced).write_text("synced")
     assert train.run(ctx, ctx.spec.paths.code_dir, lambda: None) == 0
     seen = child_report(ctx)
     user = pwd.getpwnam(trainer_name)
     assert seen["uid"] == seen["euid"] == user.pw_uid != 0
     assert seen["gid"] == user.pw_gid and 0 not in seen["groups"]
     assert seen["read"] is False
-    for name in ("checkpoints", "reports", "cache/huggingface"):
-        assert (ctx.mount / name).stat().st_uid == user.pw_uid
+    for name in ("checkpoints", "reports", "cache/huggingface", "wandb", "outputs/reports",
+                 "data/latent_cache/v1", "data/latent_cache/v1/a.pt"):
+        assert (ctx.mount / name).stat().st_uid == user.pw_uid, name
+    for name in ("data", "data/sets", "data/sets/x.h5"):  # a plain source stays root's
+        assert (ctx.mount / name).stat().st_uid == 0, name
     log = Path(ctx.spec.paths.log_dir, "train.log")
     assert log.stat().st_uid == 0 and log.stat().st_mode & 0o777 == 0o640
 

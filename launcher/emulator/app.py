@@ -140,6 +140,8 @@ class App:
             answer = error_response(500, ERRORS["internal"])
             answer.note = f"performed for real (would have answered {performed.status})"
             return answer
+        if fault.kind == "refuse":
+            return error_response(fault.opts["status"], ERRORS[fault.opts["error"]])
         code = int(fault.kind)
         phrase = HTTPStatus(code).phrase if code in HTTPStatus._value2member_map_ else "Error"
         return error_response(code, phrase + ".")

@@ -2,8 +2,9 @@
 
 The Vultr client maps these texts to exception types, so they are part of the emulator's
 contract: change one here and the client's table must follow. Texts that Vultr is known to send
-are copied verbatim; the rest are the emulator's own wording for a refusal Vultr also makes.
-Every refusal is sent as ``{"error": TEXT, "status": N}``.
+are copied verbatim, each with its source in docs/emulator.md ("Wording"); the rest are the
+emulator's own wording for a refusal Vultr also makes. Every refusal is sent as
+``{"error": TEXT, "status": N}``.
 """
 
 from __future__ import annotations
@@ -37,15 +38,18 @@ ERRORS: dict[str, str] = {
     "bad_user_data": "Invalid user_data: must be base64 encoded.",
     # not found
     "instance_not_found": "Instance not found.",
+    # A gone or going instance in Vultr's other wordings (sent by the "refuse" fault).
+    "instance_invalid_id": "invalid instance ID",
+    "instance_pending_destruction": "Server is pending destruction",
     "block_not_found": "Block storage not found.",
     "snapshot_not_found": "Snapshot not found.",
     "ssh_key_not_found": "SSH key not found.",
     "user_not_found": "User not found.",
     # block storage
-    "instance_locked": "Instance is locked",
+    "instance_locked": "Server is currently locked",
     "region_mismatch": "Block storage volume and instance must be in the same region.",
     "already_attached": "Block storage is already attached.",
-    "not_attached": "Block storage is not attached.",
+    "not_attached": "Block storage volume is not currently attached to a server",
     "delete_attached": "Block storage is attached to an instance. Detach it first.",
     "bad_block_type": "Invalid block_type: must be high_perf or storage_opt.",
     "bad_block_size":

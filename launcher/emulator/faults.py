@@ -3,8 +3,11 @@
 Kinds: an HTTP status string "500".."599" (answered without doing anything), "429" (with a
 ``Retry-After`` of ``retry_after`` seconds, default 1), "hang" (the handler blocks for ``hang_s``
 seconds, default 30, at most 300, released early by ``Emulator.stop()``; then the connection is
-dropped, or answered 504 with ``then="504"``) and "ambiguous_create" (the request is performed
-for real, then answered 500: the client cannot tell whether it happened).
+dropped, or answered 504 with ``then="504"``), "ambiguous_create" (the request is performed
+for real, then answered 500: the client cannot tell whether it happened) and "refuse" (answered
+``status``, default 400, with the text of ``error``, a key of :data:`ERRORS`, without doing
+anything: Vultr's wordings that the emulator's state does not produce by itself, such as
+"Server is currently locked" as a 500, or a gone instance's "invalid instance ID").
 """
 
 from __future__ import annotations
@@ -13,8 +16,11 @@ import re
 import threading
 from dataclasses import dataclass, field, replace
 
+from launcher.emulator.errors import ERRORS
+
 MAX_HANG_S = 300.0
-_OPTS = {"429": {"retry_after"}, "hang": {"hang_s", "then"}, "ambiguous_create": set()}
+_OPTS = {"429": {"retry_after"}, "hang": {"hang_s", "then"}, "ambiguous_create": set(),
+         "refuse": {"status", "error"}}
 
 
 def route_key(route: str) -> str:
@@ -53,6 +59,12 @@ def _check_opts(kind: str, opts: dict) -> dict:
         if not 0 < hang_s <= MAX_HANG_S or then not in ("drop", "504"):
             raise ValueError(f"hang needs 0 < hang_s ≤ {MAX_HANG_S} and then in drop|504")
         return {"hang_s": hang_s, "then": then}
+    if kind == "refuse":
+        status, error = opts.get("status", 400), opts.get("error")
+        if not isinstance(status, int) or not 400 <= status <= 599 or error not in ERRORS:
+            raise ValueError("refuse needs status 400..599 and error, one of "
+                             f"{sorted(ERRORS)}")
+        return {"status": status, "error": error}
     return {}
 
 

@@ -94,7 +94,7 @@ class Phase:
 
     @property
     def locked(self) -> bool:
-        """True when Vultr would refuse an attach/detach with "Instance is locked"."""
+        """True when Vultr would refuse an attach with "Server is currently locked"."""
         return self.server_status != "ok"
 
 

@@ -358,7 +358,7 @@ class Store:
     def detach_block(self, block_id: str, live: bool) -> Instance:
         """Detach; ``live=False`` reboots the instance.
 
-        No lock check: Vultr documents "Instance is locked" for attach only, and a runner
+        No lock check: Vultr's clients meet "Server is currently locked" on attach, and a runner
         that detaches before deleting itself must not be refused by a made-up rule.
         """
         with self.lock, self._transaction():

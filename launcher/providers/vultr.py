@@ -94,7 +94,7 @@ class VultrProvider:
         def attempt() -> bool:
             try:
                 self.client.attach_block(volume_id, instance_id, live=True)
-            except ConflictError:  # "Instance is locked": still booting or busy
+            except ConflictError:  # "Server is currently locked": booting or busy
                 return False
             return True
 

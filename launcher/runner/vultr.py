@@ -3,10 +3,11 @@
 :class:`SelfApi` reads and deletes the run's block volume and instance. Every call has a
 timeout and a monotonic deadline; failures are retried the way Vultr's Go client does (429
 honouring ``Retry-After`` up to a cap, 5xx except 501, connection errors; never another 4xx)
-plus "Instance is locked", which Vultr answers while an attach or detach settles. Every call
-here is safe to repeat: a detach of a detached volume and a delete of something already gone
-count as done. The API key only ever travels in the ``Authorization`` header: it is in no
-exception, log line or ``repr``.
+plus "Server is currently locked", which Vultr answers (as a 400, or a 500) while an attach,
+detach or boot settles. Every call here is safe to repeat: a detach of a detached volume and
+a delete of something already gone count as done, in each wording Vultr has used for them.
+The API key only ever travels in the ``Authorization`` header: it is in no exception, log
+line or ``repr``.
 
 :func:`instance_id` answers "which instance am I": the metadata service's ``instance-v2-id``,
 else the one instance tagged ``run:<run_id>``.
@@ -25,6 +26,13 @@ from dataclasses import dataclass
 from typing import Any
 
 USER_AGENT = "launcher/runner"
+# Vultr's own words, as its own clients match them (docs/emulator.md, "Wording", cites each):
+# an instance busy with an attach, detach or boot;
+LOCKED = ("currently locked", "is locked")
+# a detach of a volume that is not attached;
+NOT_ATTACHED = ("not currently attached", "attachment not found", "not attached")
+# an instance that is gone or going (also answered as a 400, not only as a 404).
+GONE = ("instance not found", "invalid instance id", "pending destruction")
 MAX_PAGES = 50
 # The metadata service is link-local: never ask it through a proxy from the environment.
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -64,9 +72,15 @@ def retry_reason(status: int, error_text: str) -> str | None:
         return "rate limited"
     if status >= 500 and status != 501:
         return f"server error {status}"
-    if "is locked" in error_text.lower():
+    if says(error_text, LOCKED):
         return "instance is locked"
     return None
+
+
+def says(text: str, phrases: tuple[str, ...]) -> bool:
+    """Whether ``text`` holds one of ``phrases`` (case ignored)."""
+    lowered = text.lower()
+    return any(phrase in lowered for phrase in phrases)
 
 
 def retry_delay(attempt: int, answer: Answer, policy: RetryPolicy, rng: random.Random) -> float:
@@ -127,7 +141,7 @@ class SelfApi:
         try:
             self.request("POST", f"/blocks/{_seg(block_id)}/detach", {"live": live})
         except ApiError as exc:
-            if exc.status == 400 and "not attached" in str(exc).lower():
+            if 400 <= exc.status < 500 and says(str(exc), NOT_ATTACHED):
                 return
             raise
 
@@ -136,7 +150,7 @@ class SelfApi:
         return self._delete(f"/blocks/{_seg(block_id)}")
 
     def delete_instance(self, instance_id: str) -> bool:
-        """Delete; False when it was already gone (404)."""
+        """Delete; False when it was already gone (404, or a 400 saying it is gone)."""
         return self._delete(f"/instances/{_seg(instance_id)}")
 
     def list_instances(self, tag: str) -> list[dict]:
@@ -156,7 +170,7 @@ class SelfApi:
         try:
             self.request("DELETE", path)
         except ApiError as exc:
-            if exc.status == 404:
+            if exc.status == 404 or (exc.status == 400 and says(str(exc), GONE)):
                 return False
             raise
         return True

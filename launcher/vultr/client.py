@@ -15,7 +15,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-from launcher.errors import ApiError, ConfigError
+from launcher.errors import ApiError, ConfigError, InvalidRequestError
+from launcher.runner.vultr import NOT_ATTACHED, says
 
 from .config import KEY_VARIABLE, VultrSettings
 from .mutations import create_resolved, delete_idempotent, post_confirmed
@@ -212,7 +213,7 @@ class VultrClient:
 
     def attach_block(self, block_id: str, instance_id: str, live: bool = True) -> None:
         """Attach a volume. ``live=False`` REBOOTS the instance to do it. A busy instance
-        answers ``ConflictError`` ("Instance is locked"): wait and call again."""
+        answers ``ConflictError`` ("Server is currently locked"): wait and call again."""
         post_confirmed(
             self.http,
             f"/blocks/{_seg(block_id)}/attach",
@@ -222,14 +223,20 @@ class VultrClient:
         )
 
     def detach_block(self, block_id: str, live: bool = True) -> None:
-        """Detach a volume; ``live=False`` reboots the instance it was attached to."""
-        post_confirmed(
-            self.http,
-            f"/blocks/{_seg(block_id)}/detach",
-            {"live": live},
-            confirm=lambda: self.get_block(block_id).attached_to is None,
-            what=f"detaching block {block_id}",
-        )
+        """Detach a volume; ``live=False`` reboots the instance it was attached to. A volume
+        that is not attached ("Block storage volume is not currently attached to a server")
+        is already detached."""
+        try:
+            post_confirmed(
+                self.http,
+                f"/blocks/{_seg(block_id)}/detach",
+                {"live": live},
+                confirm=lambda: self.get_block(block_id).attached_to is None,
+                what=f"detaching block {block_id}",
+            )
+        except InvalidRequestError as exc:
+            if not says(str(exc), NOT_ATTACHED):
+                raise
 
     def delete_block(self, block_id: str) -> bool:
         """Delete; True if it existed, False if it was already gone (which is success)."""
@@ -343,7 +350,7 @@ class VultrClient:
             lambda i: i.is_ready,
             deadline_s,
             f"instance {instance_id}",
-            failed=lambda i: "the instance is suspended" if i.status == "suspended" else None,
+            failed=_deploy_failed,
         )
 
     def wait_block_active(self, block_id: str, *, deadline_s: float = 300) -> Block:
@@ -361,3 +368,11 @@ class VultrClient:
             deadline_s,
             f"snapshot {snapshot_id}",
         )
+
+
+def _deploy_failed(instance: Instance) -> str | None:
+    """Why waiting for ``instance`` is pointless: Vultr reports a deploy that failed as
+    ``status: failed`` (dstack's Vultr backend treats it so), a held one as suspended."""
+    if instance.status in ("failed", "suspended"):
+        return f"the instance is {instance.status}"
+    return None

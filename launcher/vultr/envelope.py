@@ -21,6 +21,7 @@ from launcher.errors import (
     RateLimitedError,
     TransientError,
 )
+from launcher.runner.vultr import GONE, LOCKED
 from launcher.secrets import Secret, redact
 
 from .retry import FailureKind, Outcome
@@ -40,7 +41,9 @@ CAPACITY_PHRASES = (
     "insufficient capacity",
     "no available",
 )
-CONFLICT_PHRASES = ("is locked",)
+# Vultr's words for a busy instance and a gone one (launcher/runner/vultr.py keeps them for
+# both clients; docs/emulator.md cites each): busy is a conflict, gone is not found.
+CONFLICT_PHRASES = LOCKED
 
 MAX_MESSAGE = 300
 
@@ -99,6 +102,8 @@ def error_for_status(
     if status == 429:
         return RateLimitedError(message, retry_after=retry_after, **where)
     if 400 <= status < 500:
+        if any(p in lowered for p in GONE):
+            return NotFoundError(message, **where)
         if status == 409 or any(p in lowered for p in CONFLICT_PHRASES):
             return ConflictError(message, **where)
         if any(p in lowered for p in CAPACITY_PHRASES):

@@ -50,7 +50,8 @@ def test_attach_detach_and_their_refusals(emu, api):
         == (400, "Block storage is attached to an instance. Detach it first.")
     detach = f"/blocks/{block['id']}/detach"
     assert api.post(detach, {"live": True}).status_code == 204
-    assert refusal(api.post(detach, {"live": True})) == (400, "Block storage is not attached.")
+    assert refusal(api.post(detach, {"live": True})) == (
+        400, "Block storage volume is not currently attached to a server")
     assert api.delete(f"/blocks/{block['id']}").status_code == 204
     assert refusal(api.get(f"/blocks/{block['id']}")) == (404, "Block storage not found.")
 
@@ -67,12 +68,12 @@ def test_a_busy_instance_is_locked_until_the_clock_moves(slow_emu, slow_api, clo
     inst, block = slow_api.create_instance(), slow_api.create_block()
     attach = f"/blocks/{block['id']}/attach"
     body = {"instance_id": inst["id"], "live": True}
-    assert refusal(slow_api.post(attach, body)) == (400, "Instance is locked")
+    assert refusal(slow_api.post(attach, body)) == (400, "Server is currently locked")
     clock.advance(2.0)  # active but still installingbooting
-    assert refusal(slow_api.post(attach, body)) == (400, "Instance is locked")
+    assert refusal(slow_api.post(attach, body)) == (400, "Server is currently locked")
     clock.advance(1.0)
     slow_emu.state.lock_instance(inst["id"], seconds=5.0)
-    assert refusal(slow_api.post(attach, body)) == (400, "Instance is locked")
+    assert refusal(slow_api.post(attach, body)) == (400, "Server is currently locked")
     clock.advance(5.0)
     assert slow_api.post(attach, body).status_code == 204
     after = slow_api.get(f"/instances/{inst['id']}").json()["instance"]

@@ -60,6 +60,7 @@ def test_launch_attach_and_teardown(emulator, client):
     with pytest.raises(InvalidRequestError, match="Detach it first"):
         client.delete_block(block.id)
     client.detach_block(block.id, live=True)
+    client.detach_block(block.id, live=True)  # "... is not currently attached ...": done
     assert client.delete_block(block.id) is True
     assert client.delete_instance(instance.id) is True
     assert client.delete_instance(instance.id) is False  # already gone is success
@@ -78,6 +79,16 @@ def test_attach_to_a_booting_instance_is_a_conflict_until_it_unlocks(make_emulat
         clock.advance(10)
         client.attach_block(block.id, instance.id)
         assert client.get_block(block.id).attached_to == instance.id
+
+
+@pytest.mark.parametrize("error", ["instance_invalid_id", "instance_pending_destruction"])
+def test_an_instance_gone_in_vultr_s_400_wordings_is_gone(emulator, client, error):
+    instance = client.create_instance(spec())
+    emulator.inject("DELETE /instances/{id}", "refuse", status=400, error=error)
+    assert client.delete_instance(instance.id) is False  # gone is success, in any wording
+    emulator.inject("GET /instances/{id}", "refuse", status=400, error=error)
+    with pytest.raises(NotFoundError):
+        client.get_instance(instance.id)
 
 
 def test_refusals_map_to_what_the_caller_should_do(client):

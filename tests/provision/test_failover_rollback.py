@@ -253,7 +253,7 @@ def test_attaching_to_a_locked_instance_is_retried(make_bed):
     result = run_stage(bed.request(), deps)
     assert result.volume.attached_to == result.instance.id
     attaches = [e.status for e in bed.emulator.events if e.route == "/blocks/{id}/attach"]
-    assert attaches[-1] == 204 and 400 in attaches  # "Instance is locked", then attached
+    assert attaches[-1] == 204 and 400 in attaches  # "Server is currently locked", then attached
     assert clock() >= 23.0  # booting (3 s) and the lock (20 s) passed on the emulator's clock
     assert "wait: waiting for instance" in deps.progress.text
 

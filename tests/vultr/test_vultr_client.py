@@ -198,11 +198,13 @@ def test_wait_times_out_with_the_last_state(stub, client, fake_time):
     assert fake_time.sleeps[-1] == 5.0  # the last sleep is cut to land on the deadline
 
 
-def test_wait_fails_on_a_failed_state(stub, client):
-    _states(stub, "/instances/x", "instance", [{"status": "suspended"}])
-    with pytest.raises(WaitFailedError, match="suspended") as info:
+@pytest.mark.parametrize("status", ["suspended", "failed"])
+def test_wait_fails_on_a_failed_state(stub, client, status):
+    # "failed": a deploy Vultr gave up on (dstack's Vultr backend reads it so).
+    _states(stub, "/instances/x", "instance", [{"status": "pending"}, {"status": status}])
+    with pytest.raises(WaitFailedError, match=f"the instance is {status}") as info:
         client.wait_instance_ready("x")
-    assert info.value.last_state.status == "suspended"
+    assert info.value.last_state.status == status
 
 
 def test_wait_snapshot_complete(stub, client):

@@ -98,7 +98,7 @@ def test_success_that_is_not_a_json_object_is_an_error(stub, http, body):
         (403, "Unauthorized IP address", AuthError),
         (400, "Plan is not available in the selected region", OutOfCapacityError),
         (400, "This plan is currently SOLD OUT", OutOfCapacityError),
-        (400, "Unable to attach: Instance is locked", ConflictError),
+        (400, "Unable to attach: Server is currently locked", ConflictError),
         (409, "busy", ConflictError),
         (501, "Not Implemented", TransientError),
     ],

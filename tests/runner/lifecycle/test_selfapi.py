@@ -1,5 +1,5 @@
 """The runner's own Vultr client (stdlib) against the emulator: retries, idempotent deletes,
-"Instance is locked", the key kept out of every message, and "which instance am I"."""
+"Server is currently locked", the key kept out of every message, and "which instance am I"."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ def calls(emulator, method: str, route: str) -> int:
     (0, "", True), (429, "", True), (500, "", True), (502, "", True), (503, "", True),
     (501, "", False), (400, "Invalid plan chosen.", False), (401, "", False),
     (404, "Block storage not found.", False), (400, "Instance is locked", True),
+    (400, "Server is currently locked", True), (500, "Server is currently locked", True),
     (409, "Server is locked.", True),
 ])
 def test_which_failures_are_retried(status, text, retry):
@@ -67,6 +68,32 @@ def test_other_4xx_are_not_retried_and_deletes_of_the_gone_succeed(emulator):
     assert failure.value.status == 404 and calls(emulator, "GET", "/blocks/{id}") == 1
     assert api.delete_block("no-such-block") is False
     assert api.delete_instance("no-such-instance") is False
+
+
+@pytest.mark.parametrize("error", ["instance_invalid_id", "instance_pending_destruction"])
+def test_a_gone_instance_in_vultr_s_other_wordings_counts_as_deleted(emulator, world, error):
+    emulator.inject("DELETE /instances/{id}", "refuse", status=400, error=error)
+    assert api_for(emulator.url).delete_instance(world.instance_id) is False
+    assert calls(emulator, "DELETE", "/instances/{id}") == 1
+
+
+def test_a_detach_of_a_detached_volume_in_vultr_s_wording_is_done(emulator, world):
+    api = api_for(emulator.url)
+    api.detach_block(world.block_id)  # attached: detached now
+    api.detach_block(world.block_id)  # "Block storage volume is not currently attached ..."
+    assert api.get_block(world.block_id)["attached_to_instance"] == ""
+    emulator.inject("POST /blocks/{id}/detach", "refuse", status=404,
+                    error="block_not_found")
+    with pytest.raises(ApiError, match="404"):
+        api.detach_block(world.block_id)
+
+
+@pytest.mark.parametrize("status", [400, 500])
+def test_server_is_currently_locked_is_waited_out_as_a_400_and_as_a_500(emulator, world, status):
+    emulator.inject("POST /blocks/{id}/detach", "refuse", count=2, status=status,
+                    error="instance_locked")
+    api_for(emulator.url).detach_block(world.block_id)
+    assert calls(emulator, "POST", "/blocks/{id}/detach") == 3
 
 
 def test_a_locked_instance_is_retried(emulator, world):

@@ -9,9 +9,12 @@
 packer {
   required_version = ">= 1.10.0"
   required_plugins {
+    # 2.6.0 to 2.6.4 shipped archives `packer init` cannot install (packer-plugin-vultr #365
+    # changed their naming, #388 reports it); 2.7.0 fixed that (#389), with the builder's
+    # arguments (builder/vultr/config.go) unchanged since 2.6.0.
     vultr = {
       source  = "github.com/vultr/vultr"
-      version = "= 2.6.0"
+      version = "= 2.7.0"
     }
   }
 }

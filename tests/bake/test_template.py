@@ -66,11 +66,14 @@ def defaults(variables: dict, **locals_: str) -> dict[str, str]:
     return values | {f"local.{k}": v for k, v in locals_.items()}
 
 
-def test_the_vultr_plugin_is_required_at_a_pinned_version(template):
+def test_the_vultr_plugin_is_required_at_a_pinned_version_packer_can_install(template):
     (packer,) = template["packer"]
     (plugins,) = packer["required_plugins"]
     assert plugins["vultr"]["source"] == "github.com/vultr/vultr"
-    assert re.fullmatch(r"= ?\d+\.\d+\.\d+", plugins["vultr"]["version"])
+    pinned = re.fullmatch(r"= ?(\d+)\.(\d+)\.(\d+)", plugins["vultr"]["version"])
+    assert pinned, plugins["vultr"]["version"]
+    # Releases before 2.7.0 from 2.6.0 on cannot be installed by `packer init` (#388, #389).
+    assert tuple(map(int, pinned.groups())) >= (2, 7, 0)
 
 
 def test_the_builder_uses_the_plugins_arguments_and_no_key(source):

@@ -115,10 +115,15 @@ class VultrClient:
         )
 
     def region_availability(self, region_id: str, type: str = "vcg") -> Availability:
-        """The plans of ``type`` in stock in ``region_id`` right now."""
+        """The plans of ``type`` in stock in ``region_id`` right now. Public, but the key is
+        sent when there is one: an unauthenticated call has been reported to answer an empty
+        list, which reads as "sold out" (docs/emulator.md)."""
         data = (
             self.http.request(
-                "GET", f"/regions/{_seg(region_id)}/availability", params={"type": type}, auth=False
+                "GET",
+                f"/regions/{_seg(region_id)}/availability",
+                params={"type": type},
+                auth=self.http.has_key,
             )
             or {}
         )
@@ -162,10 +167,18 @@ class VultrClient:
     def list_instances(
         self, label: str | None = None, tag: str | None = None, region: str | None = None
     ) -> tuple[Instance, ...]:
-        """Instances, filtered by the server on label, tag (deprecated, still served), region."""
+        """Instances with that label, tag and region. The server filters (``tag`` is marked
+        deprecated in Vultr's newest document, still served) and the answer is checked again
+        here: a server that ignored a filter must not hand back someone else's instance."""
         params = {k: v for k, v in (("label", label), ("tag", tag), ("region", region)) if v}
+        pages = self.http.paginate("/instances", "instances", params)
+        found = (Instance.from_api(d) for d in pages)
         return tuple(
-            Instance.from_api(d) for d in self.http.paginate("/instances", "instances", params)
+            i
+            for i in found
+            if (not label or i.label == label)
+            and (not tag or tag in i.tags)
+            and (not region or i.region == region)
         )
 
     def delete_instance(self, instance_id: str) -> bool:

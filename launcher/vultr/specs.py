@@ -8,8 +8,9 @@ from typing import Any
 
 from launcher.errors import ConfigError
 
-BLOCK_TYPES = ("high_perf", "storage_opt")
-HIGH_PERF_GB = (10, 10_000)
+# Sizes per block type, from Vultr's OpenAPI document (POST /blocks, block_type).
+BLOCK_SIZES_GB = {"high_perf": (10, 10_000), "storage_opt": (40, 40_000)}
+BLOCK_TYPES = tuple(BLOCK_SIZES_GB)
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class InstanceSpec:
     user_data: bytes | str | None = field(default=None, repr=False)
     sshkey_ids: tuple[str, ...] = ()
     enable_ipv6: bool = False
+    # Sent explicitly (as terraform-provider-vultr does): automatic backups bill extra.
+    backups: str = "disabled"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tags", tuple(self.tags))
@@ -67,12 +70,14 @@ class InstanceSpec:
             body["sshkey_id"] = list(self.sshkey_ids)
         if self.enable_ipv6:
             body["enable_ipv6"] = True
+        body["backups"] = self.backups
         return body
 
 
 @dataclass(frozen=True)
 class BlockSpec:
-    """A block volume to create. ``high_perf`` (NVMe) takes 10-10,000 GB."""
+    """A block volume to create. ``high_perf`` (NVMe) takes 10-10,000 GB, ``storage_opt``
+    (HDD) 40-40,000 GB (Vultr's OpenAPI document, POST /blocks)."""
 
     region: str
     size_gb: int
@@ -84,7 +89,7 @@ class BlockSpec:
             raise ConfigError("a block volume needs a region and a label")
         if self.block_type not in BLOCK_TYPES:
             raise ConfigError(f"block_type must be one of {', '.join(BLOCK_TYPES)}")
-        low, high = HIGH_PERF_GB if self.block_type == "high_perf" else (1, 10**6)
+        low, high = BLOCK_SIZES_GB[self.block_type]
         if not isinstance(self.size_gb, int) or not low <= self.size_gb <= high:
             raise ConfigError(
                 f"a {self.block_type} volume takes {low}-{high} GB, not {self.size_gb!r}"

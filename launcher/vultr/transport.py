@@ -263,6 +263,11 @@ class VultrHttp:
             query["cursor"] = cursor
         raise ApiError(f"more than {max_pages} pages; stopped paging", method="GET", path=path)
 
+    @property
+    def has_key(self) -> bool:
+        """Whether this session holds an API key (never the key itself)."""
+        return self._key is not None
+
     def _headers(self, auth: bool) -> dict[str, str]:
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if auth:

@@ -25,11 +25,28 @@ def test_catalogue_calls_are_public(stub, client):
     assert [p.id for p in client.list_metal_plans()] == ["vbm-1"]
     assert [r.id for r in client.list_regions()] == ["ewr"]
     assert client.list_os()[0].id == 2284
+    assert stub.calls("GET", "/plans")[0].query["type"] == ["vcg"]
+    assert all("Authorization" not in r.headers for r in stub.received)
+
+
+def test_availability_sends_the_key_when_there_is_one(stub, client, make_http, fake_key):
+    # An unauthenticated availability call has been reported to answer an empty list.
+    stub.add("GET", "/regions/ewr/availability", stub.Reply(200, {"available_plans": ["vcg-1"]}))
     availability = client.region_availability("ewr")
     assert availability.has("vcg-1") and availability.region == "ewr"
-    assert stub.calls("GET", "/plans")[0].query["type"] == ["vcg"]
-    assert stub.calls("GET", "/regions/ewr/availability")[0].query["type"] == ["vcg"]
-    assert all("Authorization" not in r.headers for r in stub.received)
+    (call,) = stub.calls("GET", "/regions/ewr/availability")
+    assert call.query["type"] == ["vcg"] and call.headers["Authorization"] == f"Bearer {fake_key}"
+    keyless = VultrClient(make_http(key=None))
+    assert keyless.region_availability("ewr").has("vcg-1")
+    assert "Authorization" not in stub.calls("GET", "/regions/ewr/availability")[1].headers
+
+
+def test_the_instance_filters_are_checked_again_here(stub, client):
+    ours = {"id": "i-1", "label": "run", "region": "ewr", "tags": ["launcher", "run:a"]}
+    theirs = {"id": "i-2", "label": "other", "region": "ewr", "tags": ["web"]}
+    # A server that ignores the deprecated tag filter answers every instance.
+    stub.add("GET", "/instances", stub.Reply(200, listing("instances", ours, theirs)))
+    assert [i.id for i in client.list_instances(tag="run:a")] == ["i-1"]
 
 
 def test_instance_calls(stub, client, fake_key):
@@ -40,7 +57,7 @@ def test_instance_calls(stub, client, fake_key):
     stub.add("GET", "/instances/i-1/user-data", stub.Reply(200, {"user_data": {"data": encoded}}))
     got = client.get_instance("i-1")
     assert got.label == "run" and "pw-secret" not in repr(got)
-    assert client.list_instances(label="run", tag="t", region="ewr")[0].id == "i-1"
+    assert client.list_instances(label="run", region="ewr", tag="t") == ()  # i-1 has no tag t
     assert stub.calls("GET", "/instances")[0].query == {
         "label": ["run"],
         "tag": ["t"],
@@ -88,6 +105,7 @@ def test_create_instance_body(stub, client):
         "sshkey_id": ["k1"],
         "enable_ipv6": True,
         "user_data": base64.b64encode(b"#cloud-config\nsecret: x\n").decode(),
+        "backups": "disabled",  # explicit, as terraform-provider-vultr sends it
     }
     assert "secret" not in repr(spec)
     assert InstanceSpec("ewr", "p", "l", os_id=1, user_data=b"\x00").body()["user_data"] == "AA=="
@@ -117,11 +135,18 @@ def test_instance_spec_is_validated_locally(kwargs, message):
         ("ewr", 50, "l", "nvme"),
         ("ewr", "50", "l"),
         ("ewr", 0, "l", "storage_opt"),
+        ("ewr", 39, "l", "storage_opt"),  # 40-40,000 GB (Vultr's OpenAPI document)
+        ("ewr", 40_001, "l", "storage_opt"),
     ],
 )
 def test_block_spec_is_validated_locally(args):
     with pytest.raises(ConfigError):
         BlockSpec(*args)
+
+
+def test_block_sizes_are_vultr_s():
+    assert BlockSpec("ewr", 40_000, "l", "storage_opt").size_gb == 40_000
+    assert BlockSpec("ewr", 10, "l").size_gb == 10
 
 
 def test_block_calls(stub, client):

@@ -59,6 +59,7 @@ class Block:
     date_created: str
     created_t: float
     attached_to: str = ""
+    attached_t: float = NEVER  # when the attach was accepted (it shows a little later)
 
 
 @dataclass(frozen=True)
@@ -145,12 +146,14 @@ def block_cost(block_type: str, size_gb: int) -> int:
 def block_view(block: Block, now: float, timing: Timing) -> dict:
     """The ``block`` object of the API at time ``now``."""
     active = now - block.created_t >= timing.block_active_s
+    shown = now - block.attached_t >= timing.attach_visible_s
+    named = now - block.created_t >= timing.block_mount_id_s
     return {
         "id": block.id, "cost": block_cost(block.block_type, block.size_gb),
         "status": "active" if active else "pending", "size_gb": block.size_gb,
-        "region": block.region, "attached_to_instance": block.attached_to,
+        "region": block.region, "attached_to_instance": block.attached_to if shown else "",
         "date_created": block.date_created, "label": block.label,
-        "mount_id": block.mount_id, "block_type": block.block_type,
+        "mount_id": block.mount_id if named else "", "block_type": block.block_type,
     }
 
 

@@ -350,7 +350,7 @@ class Store:
             if self.phase(inst).locked:
                 raise Refusal(400, "instance_locked")
             inst = self._after_disk_change(inst, live)
-            block = replace(block, attached_to=inst.id)
+            block = replace(block, attached_to=inst.id, attached_t=self.now())
             self.blocks[block.id] = block
             self._hook(self.hypervisor.volume_attached, inst, block)
             return inst

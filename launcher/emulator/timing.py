@@ -17,7 +17,11 @@ class Timing:
     ``server_booting_s`` is when ``server_status`` goes none→installingbooting and
     ``server_ok_s`` when it reaches ok; an instance is "locked" (attach refused) until it is
     ok and for ``locked_after_create_s`` after create / ``locked_after_attach_s`` after an
-    attach or detach.
+    attach or detach. An attach is accepted at once but shows in the volume's
+    ``attached_to_instance`` only ``attach_visible_s`` later (asynchronous on Vultr: vultr-csi
+    reads the volume back each second, 15 times, until it does); a new volume's ``mount_id``
+    reads empty for ``block_mount_id_s`` (0 here: no source says it ever does, but the
+    launcher reads it back until it is set, and tests raise this to prove it).
     """
 
     instance_active_s: float = 1.0
@@ -27,6 +31,8 @@ class Timing:
     snapshot_complete_s: float = 3.0
     locked_after_create_s: float = 3.0
     locked_after_attach_s: float = 1.0
+    attach_visible_s: float = 1.0
+    block_mount_id_s: float = 0.0
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -95,7 +95,10 @@ class Provider(Protocol):
         """Every run with at least one launcher-tagged instance or run-labelled volume."""
         ...
 
-    def create_volume(self, request: VolumeRequest) -> VolumeRef: ...
+    def create_volume(self, request: VolumeRequest) -> VolumeRef:
+        """Returns fast (not waiting for the volume to be ready) but with its ``mount_id``:
+        the document names the device by it, so an empty one is read back until it is set."""
+        ...
 
     def wait_volume_ready(self, volume_id: str, deadline_s: float) -> VolumeRef: ...
 
@@ -105,7 +108,10 @@ class Provider(Protocol):
 
     def attach_volume(self, volume_id: str, instance_id: str, deadline_s: float) -> VolumeRef:
         """Attach live (never rebooting the instance); a busy instance is retried until the
-        deadline."""
+        deadline. Returns once the attach is visible (``attached_to`` is the instance):
+        attaching is asynchronous, and the call's success alone does not say it is done. A
+        volume gone meanwhile was used and removed by the run's own teardown (a run can end
+        within seconds): its last look, attached, is returned."""
         ...
 
     def delete_instance(self, instance_id: str) -> bool: ...

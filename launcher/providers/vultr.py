@@ -8,7 +8,9 @@ live attach and detach-before-delete.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, TypeVar
 
 from launcher.errors import ConflictError, NotFoundError
 from launcher.naming import LAUNCHER_TAG, REUSABLE_VOLUME_PREFIX, parse_tags, run_tag, volume_label
@@ -23,6 +25,11 @@ from launcher.sshkeys import body_of
 from launcher.vultr import Block, BlockSpec, Instance, InstanceSpec, VultrClient, wait_for
 
 RUN_VOLUME_SUFFIX = "-cache"
+# How long a new volume may take to show its mount_id, and the least time an attach gets to
+# become visible once accepted (vultr-csi waits 15 s, reading back each second).
+MOUNT_ID_S = 120.0
+ATTACH_VISIBLE_S = 15.0
+T = TypeVar("T")
 
 
 def volume_ref(block: Block) -> VolumeRef:
@@ -85,7 +92,12 @@ class VultrProvider:
 
     def create_volume(self, request: VolumeRequest) -> VolumeRef:
         spec = BlockSpec(request.region, request.size_gb, request.label, request.kind)
-        return volume_ref(self.client.create_block(spec))
+        block = self.client.create_block(spec)
+        if not block.mount_id:  # the device's name: only trusted once read back non-empty
+            block = self._wait(lambda: self.client.get_block(block.id),
+                               lambda b: bool(b.mount_id), MOUNT_ID_S,
+                               f"mount_id of volume {block.id}")
+        return volume_ref(block)
 
     def wait_volume_ready(self, volume_id: str, deadline_s: float) -> VolumeRef:
         return volume_ref(self.client.wait_block_active(volume_id, deadline_s=deadline_s))
@@ -98,9 +110,26 @@ class VultrProvider:
                 return False
             return True
 
-        wait_for(attempt, bool, deadline_s=deadline_s, what=f"attaching volume {volume_id}",
-                 poll=self.client.poll, sleep=self.client.http.sleep, clock=self.client.http.clock)
-        return volume_ref(self.client.get_block(volume_id))
+        def look() -> Block | None:
+            try:
+                return self.client.get_block(volume_id)
+            except NotFoundError:  # the run already ended: its runner used and removed it
+                return None
+
+        clock = self.client.http.clock
+        deadline = clock() + deadline_s
+        before = volume_ref(self.client.get_block(volume_id))
+        self._wait(attempt, bool, deadline_s, f"attaching volume {volume_id}")
+        # Asynchronous on Vultr: vultr-csi reads the volume back until it names the node.
+        block = self._wait(look, lambda b: b is None or b.attached_to == instance_id,
+                           max(deadline - clock(), ATTACH_VISIBLE_S),
+                           f"volume {volume_id} showing it is attached to {instance_id}")
+        return volume_ref(block) if block else replace(before, attached_to=instance_id)
+
+    def _wait(self, fetch: Callable[[], T], done: Callable[[T], bool], deadline_s: float,
+              what: str) -> T:
+        return wait_for(fetch, done, deadline_s=deadline_s, what=what, poll=self.client.poll,
+                        sleep=self.client.http.sleep, clock=self.client.http.clock)
 
     def delete_volume(self, volume_id: str, deadline_s: float = 300) -> bool:
         try:
@@ -109,10 +138,8 @@ class VultrProvider:
             return False
         if block.attached_to:
             self.client.detach_block(volume_id, live=True)
-            wait_for(lambda: self.client.get_block(volume_id), lambda b: not b.attached_to,
-                     deadline_s=deadline_s, what=f"detaching volume {volume_id}",
-                     poll=self.client.poll, sleep=self.client.http.sleep,
-                     clock=self.client.http.clock)
+            self._wait(lambda: self.client.get_block(volume_id), lambda b: not b.attached_to,
+                       deadline_s, f"detaching volume {volume_id}")
         return self.client.delete_block(volume_id)
 
     # -- instances ------------------------------------------------------------------------

@@ -78,6 +78,9 @@ def test_attach_to_a_booting_instance_is_a_conflict_until_it_unlocks(make_emulat
             client.attach_block(block.id, instance.id)
         clock.advance(10)
         client.attach_block(block.id, instance.id)
+        # Accepted, shown a moment later: attaching is asynchronous (vultr-csi reads back).
+        assert client.get_block(block.id).attached_to is None
+        clock.advance(Timing.realistic().attach_visible_s)
         assert client.get_block(block.id).attached_to == instance.id
 
 

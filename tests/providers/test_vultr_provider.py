@@ -108,3 +108,43 @@ def test_a_failed_read_raises_instead_of_reporting_nothing(emulator, provider):
     ("my-data", ""), ("launcher-cache-x-cache", "")])
 def test_which_volumes_belong_to_a_run(label, run_id):
     assert run_of_volume(label) == run_id
+
+
+def test_an_attach_is_read_back_until_it_shows(make_emulator):
+    # Attaching is asynchronous on Vultr: accepted first, shown on the volume later.
+    clock = ManualClock()
+    emu = make_emulator(timing=Timing(attach_visible_s=4.0), clock=clock)
+    with client_for(emu.url, sleep=clock.advance) as client:
+        provider = on_manual_clock(client, clock)
+        volume, instance = launch(provider)
+        attached = provider.attach_volume(volume.id, instance.id, deadline_s=60)
+        assert attached.attached_to == instance.id and clock() >= 4.0
+
+
+def test_a_volume_gone_while_its_attach_settles_was_the_run_s(make_emulator):
+    # A run can end within seconds: its runner detaches and deletes the volume itself.
+    clock = ManualClock()
+    emu = make_emulator(timing=Timing(attach_visible_s=4.0), clock=clock)
+    with client_for(emu.url, sleep=clock.advance) as client:
+        provider = on_manual_clock(client, clock)
+        volume, instance = launch(provider)
+        real_attach = client.attach_block
+
+        def attach_then_the_run_ends(block_id, instance_id, live=True):
+            real_attach(block_id, instance_id, live=live)
+            emu.state.detach_block(block_id, live=True)
+            emu.state.delete_block(block_id)
+
+        client.attach_block = attach_then_the_run_ends
+        attached = provider.attach_volume(volume.id, instance.id, deadline_s=60)
+        assert attached.id == volume.id and attached.attached_to == instance.id
+
+
+def test_a_volume_s_mount_id_is_read_back_until_it_is_set(make_emulator):
+    clock = ManualClock()
+    emu = make_emulator(timing=Timing(block_mount_id_s=3.0), clock=clock)
+    with client_for(emu.url, sleep=clock.advance) as client:
+        provider = on_manual_clock(client, clock)
+        assert client.create_block(BlockSpec("sea", 100, "peek")).mount_id == ""
+        volume = provider.create_volume(VolumeRequest("sea", 100, volume_label(RUN)))
+        assert volume.mount_id.startswith("sea-")

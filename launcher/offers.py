@@ -1,9 +1,10 @@
 """Offer selection: every GPU plan × every requested region, judged against a requirement.
 
 :func:`rank_offers` reads the catalogue (read-only, public endpoints: ``/regions``,
-``/plans?type=vcg``, ``/plans-metal``, and per region one ``/regions/{id}/availability?type=vcg``
-and one ``?type=vbm``) and returns an :class:`OfferTable`: one :class:`Verdict` per plan and
-region, each ``ok`` or excluded with its :class:`Reason` s. :func:`candidates` gives the eligible
+``/plans?type=all`` (its GPU plans: ``vcg`` and ``vdm``), ``/plans-metal``, and per region
+one ``/regions/{id}/availability?type=all`` and one ``?type=vbm``) and returns an
+:class:`OfferTable`: one :class:`Verdict` per plan and region, each ``ok`` or excluded with
+its :class:`Reason` s. :func:`candidates` gives the eligible
 offers in the order a launch tries them: **region priority, then hourly price, then plan id**.
 An API failure raises (it is never "no offers"); an unknown region id raises ``ConfigError``.
 
@@ -28,8 +29,12 @@ More GPUs than the run uses (``gpu_count``) are not bought by default: a plan wi
 excluded (``too_many_gpus``) unless ``max_gpu_count`` admits it, so a 1-GPU stage never lands
 on a whole 8-GPU node because that node is first in region order.
 
-Price per hour: ``hourly_cost`` when the API gives one (> 0), else ``monthly_cost / 730``
-(``Offer.price_source`` says which). It is the plan's price only, without the volume.
+Price per hour: the region's own ``location_cost`` when the plan lists one for it, else
+``hourly_cost`` when the API gives one (> 0), else ``monthly_cost / 730`` (``Offer.price_source``
+says which; per-region prices as SpareCores/sc-crawler reads them). It is the plan's price
+only, without the volume. A plan with ``deploy_ondemand: false`` is sold preemptible only and
+is excluded (``not_on_demand``). Dedicated GPU plans (``type: vdm``) carry no GPU fields; their
+GPUs come from ``DEDICATED_GPU_PLANS`` by exact id (``launcher/vultr/records.py``).
 
 Bare metal: stock is read with ``availability?type=vbm`` (the OpenAPI document's type for Bare
 Metal; the emulator files metal plans under it too), and only when no volume is needed. Bare
@@ -50,9 +55,12 @@ from launcher.vultr.records import card_model
 
 DEFAULT_REGIONS = ("sjc", "sea", "lax")
 HOURS_PER_MONTH = 730
+PriceSource = Literal["location_cost", "hourly_cost", "monthly_cost/730"]
 CARD_TOLERANCE = 0.05  # how far a whole node's VRAM may be from a whole number of cards
 METAL_AVAILABILITY_TYPE = "vbm"
-CLOUD_AVAILABILITY_TYPE = "vcg"
+# "all", not "vcg": dedicated GPU plans are "vdm", which a vcg listing or availability may
+# leave out (sc-crawler reads them from type=all); GPU plans are picked out here.
+CLOUD_AVAILABILITY_TYPE = "all"
 
 
 @dataclass(frozen=True)
@@ -118,9 +126,10 @@ class Offer:
     vcpu: int  # cloud: vcpu_count; metal: cpu_threads
     ram_mb: int
     price_per_hour: float
-    price_source: Literal["hourly_cost", "monthly_cost/730"]
+    price_source: PriceSource
     in_stock: bool | None  # None: not asked (bare metal while a volume is needed)
     offered: bool  # the plan lists this region (or lists no locations at all)
+    on_demand: bool = True  # False: the plan is sold preemptible only
 
     @property
     def label(self) -> str:
@@ -228,7 +237,7 @@ def rank_offers(client: VultrClient, requirement: Requirement, *,
 
     plans: list[tuple[Literal["cloud", "metal"], Plan | MetalPlan]] = [
         *(("cloud", p) for p in cloud), *(("metal", p) for p in metal)]
-    plans.sort(key=lambda kp: (_price(kp[1])[0], kp[1].id))
+    plans.sort(key=lambda kp: (_price(kp[1], "")[0], kp[1].id))
     verdicts = []
     for kind, plan in plans:
         for region in requirement.regions:
@@ -248,7 +257,10 @@ def _known_regions(client: VultrClient, wanted: Sequence[str]) -> dict[str, Regi
     return {r: known[r] for r in wanted}
 
 
-def _price(plan: Plan | MetalPlan) -> tuple[float, Literal["hourly_cost", "monthly_cost/730"]]:
+def _price(plan: Plan | MetalPlan, region: str) -> tuple[float, PriceSource]:
+    local = dict(plan.location_hourly).get(region)
+    if local:
+        return local, "location_cost"
     if plan.hourly_cost is not None and plan.hourly_cost > 0:
         return plan.hourly_cost, "hourly_cost"
     return plan.monthly_cost / HOURS_PER_MONTH, "monthly_cost/730"
@@ -274,7 +286,7 @@ def derive_gpus(plan: Plan | MetalPlan, kind: str) -> tuple[int | None, float | 
 def _offer(kind: Literal["cloud", "metal"], plan: Plan | MetalPlan, region: str,
            in_stock: bool | None) -> Offer:
     count, per_gpu, fractional = derive_gpus(plan, kind)
-    price, source = _price(plan)
+    price, source = _price(plan, region)
     vcpu = plan.cpu_threads if isinstance(plan, MetalPlan) else plan.vcpu_count
     return Offer(
         kind=kind, plan_id=plan.id, region=region, gpu_type=plan.gpu_type,
@@ -283,7 +295,8 @@ def _offer(kind: Literal["cloud", "metal"], plan: Plan | MetalPlan, region: str,
         fractional=fractional,
         whole_node=kind == "metal" or plan.type == "vdm" or (count or 0) > 1,
         vcpu=vcpu, ram_mb=plan.ram, price_per_hour=round(price, 4), price_source=source,
-        in_stock=in_stock, offered=not plan.locations or region in plan.locations)
+        in_stock=in_stock, offered=not plan.locations or region in plan.locations,
+        on_demand=plan.deploy_ondemand is not False)
 
 
 def judge(offer: Offer, region: Region, req: Requirement) -> tuple[Reason, ...]:
@@ -295,6 +308,8 @@ def judge(offer: Offer, region: Region, req: Requirement) -> tuple[Reason, ...]:
     if req.needs_nvme_block and offer.kind == "metal":
         reasons.append(Reason("metal_no_block", "bare metal takes no block-storage volume "
                                                 "(Vultr attaches volumes to cloud instances)"))
+    if not offer.on_demand:
+        reasons.append(Reason("not_on_demand", "sold preemptible only (deploy_ondemand: false)"))
     if not offer.offered:
         reasons.append(Reason("not_offered", f"not offered in {offer.region} at all"))
     elif offer.in_stock is False:

@@ -1,7 +1,11 @@
 """The emulator's fixed catalogue: regions, plans, operating systems and the seeded account.
 
 Plain data shaped like Vultr's responses. Whole GPU nodes (8×H100) are listed by ``GET
-/plans?type=vcg`` with ``type: "vdm"``, as Vultr does in practice. Plan ``locations`` are where
+/plans?type=vcg`` with ``type: "vdm"``, as Vultr does in practice; a dedicated B200 node is
+listed with no GPU fields at all, as SpareCores/sc-crawler (``vendors/_vultr.py``) reads the
+live catalogue, and both shapes are served because the sources differ. Every plan carries
+``deploy_ondemand`` / ``deploy_preemptible`` / ``location_cost`` as sc-crawler reads them (one
+plan has a regional price). Prices are illustrative. Plan ``locations`` are where
 a plan is offered at all; ``DEFAULT_STOCK`` (what ``/regions/{id}/availability`` answers) is a
 subset, so a plan can be listed in a region yet sold out there (the A100 40 GB in sjc). Numbers
 follow the OpenAPI types: ``monthly_cost`` is an integer and ``plans-metal`` ``disk`` a string.
@@ -34,7 +38,8 @@ def _plan(pid: str, ptype: str, vcpu: int, ram_mb: int, disk: int, bw: int, hour
           locations: list[str], gpu: tuple[str, int] | None = None) -> dict:
     plan = {"id": pid, "vcpu_count": vcpu, "ram": ram_mb, "disk": disk, "disk_count": 1,
             "bandwidth": bw, "monthly_cost": round(hourly * 730), "hourly_cost": hourly,
-            "type": ptype, "locations": list(locations)}
+            "type": ptype, "locations": list(locations), "deploy_ondemand": True,
+            "deploy_preemptible": False, "location_cost": {}}
     if gpu is not None:
         plan["gpu_type"], plan["gpu_vram_gb"] = gpu
     return plan
@@ -77,6 +82,8 @@ PLANS: list[dict] = [
     _vcg("vcg-l40s-16c-180g-48vram", "L40S", 48, 16, 180, 1200, 1.67, ["ewr", "sjc", "lax"]),
     _vcg("vcg-h100-8x-224c-2048g-640vram", "H100", 640, 224, 2048, 16000, 23.92,
          ["ewr", "sea"], ptype="vdm"),
+    _plan("vcg-b200-248c-2826g-1536vram", "vdm", 248, 2826 * 1024, 30000, 10240, 47.84,
+          ["ord"]),
 ]
 
 

@@ -60,6 +60,21 @@ def _bool(d: dict, key: str) -> bool:
     return d.get(key) is True
 
 
+def _opt_bool(d: dict, key: str) -> bool | None:
+    value = d.get(key)
+    return value if isinstance(value, bool) else None
+
+
+def _region_hourly(d: dict, key: str) -> tuple[tuple[str, float], ...]:
+    """``{region: {"hourly_cost": x, ...}}`` -> ``((region, x), ...)``, priced regions only."""
+    value = d.get(key)
+    if not isinstance(value, dict):
+        return ()
+    found = ((str(r), _opt_float(c, "hourly_cost")) for r, c in value.items()
+             if isinstance(c, dict))
+    return tuple((region, cost) for region, cost in found if cost is not None and cost > 0)
+
+
 # Keyed by the annotation as written (records use postponed annotations, so these are strings).
 READERS: dict[str, Callable[[dict, str], Any]] = {
     "str": _str,
@@ -69,7 +84,9 @@ READERS: dict[str, Callable[[dict, str], Any]] = {
     "float": _float,
     "float | None": _opt_float,
     "bool": _bool,
+    "bool | None": _opt_bool,
     "tuple[str, ...]": _strs,
+    "tuple[tuple[str, float], ...]": _region_hourly,
 }
 
 

@@ -26,8 +26,22 @@ FULL_CARD_VRAM_GB: dict[str, int] = {
     "H100": 80,
     "H200": 141,
     "GH200": 96,
+    "B200": 192,
     "MI300X": 192,
     "MI325X": 256,
+    "MI355X": 288,
+}
+# Dedicated GPU plans (``type: vdm``) carry none of gpu_type / gpu_vram_gb / gpu_count in
+# GET /plans: their GPUs by exact plan id (never parsed), as SpareCores/sc-crawler
+# (src/sc_crawler/vendors/_vultr.py, _DEDICATED_METAL_GPU_PLANS) lists them from Vultr's
+# pricing pages: plan id -> (gpu_type, total VRAM in GB). An id missing here is not used.
+DEDICATED_GPU_PLANS: dict[str, tuple[str, int]] = {
+    "vcg-a16-96c-878g-256vram": ("NVIDIA_A16", 256),
+    "vcg-a100-96c-896g-320vram": ("NVIDIA_A100", 320),
+    "vcg-h100-216c-1914gb-640vram": ("NVIDIA_H100", 640),
+    "vcg-b200-248c-2826g-1536vram": ("NVIDIA_B200", 1536),
+    "vcg-mi325x-252c-2872g-1536vram": ("AMD_MI325X", 1536),
+    "vcg-mi355x-252c-2872g-2304vram": ("AMD_MI355X", 2304),
 }
 
 
@@ -60,10 +74,21 @@ class Plan(ApiRecord):
     gpu_vram_gb: int | None
     gpu_type: str | None
     locations: tuple[str, ...]
+    # False: not sold on demand (preemptible only); None: the answer does not say (on demand).
+    deploy_ondemand: bool | None = None
+    # Regions whose hourly price differs from hourly_cost (Vultr's ``location_cost``).
+    location_hourly: tuple[tuple[str, float], ...] = field(default=(),
+                                                           metadata={"api": "location_cost"})
+
+    def __post_init__(self) -> None:
+        known = DEDICATED_GPU_PLANS.get(self.id)
+        if known and not (self.gpu_type or self.gpu_vram_gb):
+            object.__setattr__(self, "gpu_type", known[0])
+            object.__setattr__(self, "gpu_vram_gb", known[1])
 
     @property
     def is_gpu(self) -> bool:
-        return self.type == "vcg" or self.gpu_type is not None or bool(self.gpu_vram_gb)
+        return self.type in ("vcg", "vdm") or self.gpu_type is not None or bool(self.gpu_vram_gb)
 
     @property
     def is_whole_node(self) -> bool:
@@ -109,6 +134,9 @@ class MetalPlan(ApiRecord):
     gpu_vram_gb: int | None
     gpu_type: str | None
     locations: tuple[str, ...]
+    deploy_ondemand: bool | None = None
+    location_hourly: tuple[tuple[str, float], ...] = field(default=(),
+                                                           metadata={"api": "location_cost"})
 
     @property
     def is_gpu(self) -> bool:

@@ -10,8 +10,13 @@ from .emuclient import A100_40, refusal
 def test_gpu_plans_carry_gpu_fields_and_include_the_whole_node(api):
     plans = api.get("/plans", type="vcg").json()["plans"]
     assert {p["type"] for p in plans} == {"vcg", "vdm"}
+    # A dedicated node may carry no GPU fields at all (sc-crawler's reading of Vultr).
+    bare = [p["id"] for p in plans if "gpu_type" not in p]
+    assert bare == ["vcg-b200-248c-2826g-1536vram"]
+    plans = [p for p in plans if p["id"] not in bare]
     assert all(isinstance(p["gpu_vram_gb"], int) and isinstance(p["gpu_type"], str)
                for p in plans)
+    assert all(p["deploy_ondemand"] is True and p["location_cost"] == {} for p in plans)
     assert all(isinstance(p["monthly_cost"], int) for p in plans)
     by_gpu: dict[str, set[int]] = {}
     for plan in plans:

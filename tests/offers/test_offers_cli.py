@@ -13,7 +13,7 @@ from launcher.cli import main
 
 OFFER_KEYS = {"plan", "kind", "region", "gpu_type", "gpu_model", "gpu_count", "vram_per_gpu_gb",
               "total_vram_gb", "fractional", "whole_node", "vcpu", "ram_mb", "price_per_hour",
-              "price_source", "in_stock", "offered", "label"}
+              "price_source", "in_stock", "offered", "on_demand", "label"}
 REQUIREMENT_KEYS = {"min_vram_gb", "gpu_count", "max_gpu_count", "gpu_model", "allow_fractional",
                     "max_price_per_hour", "regions", "needs_nvme_block", "image_supports_vgpu"}
 

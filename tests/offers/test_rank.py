@@ -116,7 +116,7 @@ def test_metal_offers_are_derived_stocked_by_vbm_and_need_no_volume(client, emul
     assert [r.code for r in metal.reasons] == ["metal_no_block"]
     asked = sorted((e.path, e.query.get("type")) for e in emulator.events
                    if e.path.endswith("/availability"))
-    assert asked == sorted((f"/v2/regions/{r}/availability", "vcg") for r in ("sjc", "sea"))
+    assert asked == sorted((f"/v2/regions/{r}/availability", "all") for r in ("sjc", "sea"))
     table = rank_offers(client, Requirement(min_vram_gb=80, gpu_count=8, regions=("sjc", "sea"),
                                             needs_nvme_block=False))
     assert verdict(table, METAL_A100, "sjc").offer.in_stock is True
@@ -133,7 +133,7 @@ def test_one_availability_request_per_region_and_type_and_nothing_mutated(client
     asked = [(e.path, e.query.get("type")) for e in emulator.events
              if e.path.endswith("/availability")]
     assert sorted(asked) == sorted((f"/v2/regions/{r}/availability", t)
-                                   for r in ("sjc", "sea", "lax") for t in ("vcg", "vbm"))
+                                   for r in ("sjc", "sea", "lax") for t in ("all", "vbm"))
     assert {e.method for e in emulator.events} == {"GET"}
     assert emulator.mutations() == []
 
@@ -222,3 +222,51 @@ def test_requirement_from_config_before_and_after_profiles():
             req.max_price_per_hour, req.regions) == (40, True, True, 3.5, ("lax",))
     assert Requirement.from_config(new, profiles[1]).min_vram_gb == 20
     assert Requirement.from_config(new, min_vram_gb=10, regions=None).min_vram_gb == 10
+
+
+# -- what the live catalogue holds beyond the document (SpareCores/sc-crawler's reading) -----
+
+def _plan(**fields) -> Plan:
+    base = {"id": "vcg-x", "type": "vcg", "vcpu_count": 8, "ram": 65536, "monthly_cost": 730,
+            "hourly_cost": 1.0, "locations": ["sjc", "sea"]}
+    return Plan.from_api({**base, **fields})
+
+
+def test_a_dedicated_gpu_plan_without_gpu_fields_gets_them_by_its_exact_id():
+    node = _plan(id="vcg-b200-248c-2826g-1536vram", type="vdm")
+    assert (node.gpu_type, node.gpu_vram_gb, node.is_gpu) == ("NVIDIA_B200", 1536, True)
+    assert derive_gpus(node, "cloud") == (8, 192.0, False)
+    amd = _plan(id="vcg-mi355x-252c-2872g-2304vram", type="vdm")
+    assert derive_gpus(amd, "cloud") == (8, 288.0, False)
+    unknown = _plan(id="vcg-new-node-999vram", type="vdm")  # never parsed from its id
+    assert unknown.gpu_type is None and derive_gpus(unknown, "cloud") == (None, None, False)
+    told = _plan(id="vcg-b200-248c-2826g-1536vram", type="vdm", gpu_type="NVIDIA_B200",
+                 gpu_vram_gb=192)
+    assert told.gpu_vram_gb == 192  # the API's own fields win over the table
+
+
+def test_a_region_s_own_price_and_preemptible_only_plans(client, emulator):
+    plan = _plan(gpu_type="NVIDIA_L40S", gpu_vram_gb=48,
+                 location_cost={"sea": {"hourly_cost": 1.25, "monthly_cost": 912.5},
+                                "sjc": {"hourly_cost": 0}})
+    assert plan.location_hourly == (("sea", 1.25),)
+    from launcher.offers import _offer
+    assert (_offer("cloud", plan, "sea", True).price_per_hour,
+            _offer("cloud", plan, "sea", True).price_source) == (1.25, "location_cost")
+    assert _offer("cloud", plan, "sjc", True).price_source == "hourly_cost"
+    spot = _plan(gpu_type="NVIDIA_L40S", gpu_vram_gb=48, deploy_ondemand=False)
+    assert not _offer("cloud", spot, "sea", True).on_demand
+    assert _plan(gpu_type="NVIDIA_L40S", gpu_vram_gb=48).deploy_ondemand is None
+    emulator.state.plans[L40S] = {**emulator.state.plans[L40S], "deploy_ondemand": False}
+    table = rank_offers(client, Requirement(min_vram_gb=40, regions=("sjc",)))
+    assert "not_on_demand" in codes(table, L40S, "sjc")
+
+
+def test_dedicated_plans_are_seen_whether_or_not_a_vcg_listing_holds_them(client, emulator):
+    # The emulator files vdm plans under type=vcg; Vultr may not: offers asks type=all.
+    table = rank_offers(client, Requirement(min_vram_gb=80, gpu_count=8, regions=("ord",),
+                                            needs_nvme_block=False))
+    b200 = verdict(table, "vcg-b200-248c-2826g-1536vram", "ord").offer
+    assert (b200.gpu_model, b200.gpu_count, b200.vram_per_gpu_gb) == ("B200", 8, 192)
+    plans_asked = {e.query.get("type") for e in emulator.events if e.path == "/v2/plans"}
+    assert plans_asked == {"all"}

@@ -73,7 +73,9 @@ def test_plan_from_api():
         ({"type": "vcg", "gpu_type": "NVIDIA_A100"}, True, True, False),
         ({"type": "vcg"}, True, True, False),
         ({"type": "vdm", "gpu_type": "NVIDIA_H100", "gpu_vram_gb": 640}, True, False, True),
-        ({"type": "vdm"}, False, False, True),
+        # "vdm" is Vultr's dedicated GPU type (sc-crawler): a GPU plan even without fields,
+        # listed so that `offers --all` shows it (as an unknown model) instead of hiding it.
+        ({"type": "vdm"}, True, False, True),
         ({"type": "vhf"}, False, False, False),
     ],
 )

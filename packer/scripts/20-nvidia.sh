@@ -7,6 +7,12 @@
 # nvidia-smi of nvidia-driver-<branch>-server(-open), without the X server parts.
 # Services are only enabled, never started, so this also works in a chroot. On a machine that
 # has an NVIDIA GPU (a GPU build plan), the driver is loaded and checked with nvidia-smi.
+#
+# The kernel can change under the build: Vultr's vendor data may run a package upgrade on the
+# build instance's first boot (cloud-init's Vultr test data holds one), installing a newer
+# kernel than the running one, which the snapshot then boots. So headers are installed for
+# every installed kernel and for the kernel flavour's meta package (DKMS builds the module
+# for each), and every installed kernel must end up with an nvidia module (modinfo -k).
 set -euo pipefail
 
 NAME=20-nvidia
@@ -16,6 +22,7 @@ export DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a
 APT=(apt-get -y -q -o DPkg::Lock::Timeout=600
      -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
 PRESENT=/usr/local/sbin/launcher-nvidia-present
+MODULES_DIR="${MODULES_DIR:-/lib/modules}"
 
 log() { printf '[%s] %s\n' "$NAME" "$*"; }
 die() { printf '[%s] error: %s\n' "$NAME" "$*" >&2; exit 1; }
@@ -82,7 +89,9 @@ install_driver() {
     has_candidate "nvidia-fabricmanager-${BRANCH}" ||
         die "no nvidia-fabricmanager-${BRANCH} package for $(os_field PRETTY_NAME)"
     log "installing the ${BRANCH}-${flavour} driver and nvidia-fabricmanager-${BRANCH}"
-    "${APT[@]}" install --no-install-recommends "linux-headers-$(uname -r)" dkms \
+    local headers
+    mapfile -t headers < <(kernel_headers)
+    "${APT[@]}" install --no-install-recommends "${headers[@]}" dkms \
         "nvidia-headless-${BRANCH}-${flavour}" "nvidia-utils-${BRANCH}-server" \
         "nvidia-fabricmanager-${BRANCH}"
     local driver fabric
@@ -93,6 +102,30 @@ install_driver() {
     # Held: a later apt run must not split the driver, its libraries and the fabric manager.
     dpkg-query -W -f='${Package}\n' | grep -E "^(lib)?nvidia-.*${BRANCH}" | xargs -r apt-mark hold
     log "driver ${driver} (${flavour}) installed and held"
+}
+
+installed_kernels() { find "$MODULES_DIR" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -V; }
+
+kernel_headers() {
+    # Headers for the running kernel, every installed one, and the flavour's meta package
+    # (5.15.0-105-generic -> linux-headers-generic), so the newest kernel gets them too.
+    local running kernel
+    running="$(uname -r)"
+    { echo "linux-headers-${running}"
+      echo "linux-headers-${running##*[0-9]-}"
+      installed_kernels | while read -r kernel; do echo "linux-headers-${kernel}"; done
+    } | sort -u
+}
+
+check_modules() {
+    local kernel missing=()
+    while read -r kernel; do
+        modinfo -k "$kernel" nvidia >/dev/null 2>&1 || missing+=("$kernel")
+    done < <(installed_kernels)
+    command -v dkms >/dev/null 2>&1 && dkms status | sed "s/^/[$NAME] dkms: /"
+    [ "${#missing[@]}" -eq 0 ] ||
+        die "no nvidia module for kernel(s) ${missing[*]}: the snapshot could boot one without a driver (a kernel upgraded during the build? see docs/bake.md)"
+    log "an nvidia module for every installed kernel: $(installed_kernels | tr '\n' ' ')"
 }
 
 enable_services() {
@@ -142,9 +175,13 @@ verify_on_gpu() {
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
 }
 
+# Sourced (tests): the functions only.
+[[ "${BASH_SOURCE[0]}" == "$0" ]] || return 0
+
 check_inputs
 install_presence_probe
 install_driver
+check_modules
 enable_services
 verify_on_gpu
 log "done"

@@ -55,3 +55,47 @@ def test_bad_input_is_refused_naming_the_variable(script, env, named):
     assert result.returncode == 1
     assert named in result.stderr
     assert result.stdout == ""  # refused before doing anything
+
+
+def _sourced(script: str, body: str, path: str, **env: str) -> subprocess.CompletedProcess:
+    """Source ``script`` (its functions only) and run ``body``."""
+    clean = {"PATH": path, "LANG": "C.UTF-8", **env}
+    return subprocess.run(["bash", "-c", f'source "$1"; {body}', "bash",
+                           str(PACKER / "scripts" / script)],
+                          env=clean, capture_output=True, text=True, timeout=30)
+
+
+def _fake(bin_dir: Path, name: str, text: str) -> None:
+    (bin_dir / name).write_text(f"#!/bin/sh\n{text}\n")
+    (bin_dir / name).chmod(0o755)
+
+
+def test_headers_go_to_every_installed_kernel_and_the_flavour(tmp_path):
+    modules, bin_dir = tmp_path / "modules", tmp_path / "bin"
+    for kernel in ("5.15.0-105-generic", "5.15.0-119-generic"):  # 119: upgraded, not running
+        (modules / kernel).mkdir(parents=True)
+    bin_dir.mkdir()
+    _fake(bin_dir, "uname", 'echo "5.15.0-105-generic"')
+    done = _sourced("20-nvidia.sh", "kernel_headers", f"{bin_dir}:/usr/bin:/bin",
+                    MODULES_DIR=str(modules))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["linux-headers-5.15.0-105-generic",
+                                   "linux-headers-5.15.0-119-generic", "linux-headers-generic"]
+
+
+def test_a_kernel_without_the_nvidia_module_fails_the_bake(tmp_path):
+    modules, bin_dir = tmp_path / "modules", tmp_path / "bin"
+    for kernel in ("5.15.0-105-generic", "5.15.0-119-generic"):
+        (modules / kernel).mkdir(parents=True)
+    bin_dir.mkdir()
+    # DKMS built the module for the running kernel only.
+    _fake(bin_dir, "modinfo", '[ "$2" = 5.15.0-105-generic ]')
+    _fake(bin_dir, "dkms", 'echo "nvidia/550.120, 5.15.0-105-generic, x86_64: installed"')
+    path = f"{bin_dir}:/usr/bin:/bin"
+    done = _sourced("20-nvidia.sh", "check_modules", path, MODULES_DIR=str(modules))
+    assert done.returncode == 1
+    assert "no nvidia module for kernel(s) 5.15.0-119-generic" in done.stderr
+    assert "dkms: nvidia/550.120" in done.stdout
+    _fake(bin_dir, "modinfo", "exit 0")
+    done = _sourced("20-nvidia.sh", "check_modules", path, MODULES_DIR=str(modules))
+    assert done.returncode == 0 and "for every installed kernel" in done.stdout

@@ -11,6 +11,12 @@ Units. ``min_vram_gb`` is the card's marketed size (40, 48, 80), read as GiB, an
 under nominal (H100 80 GB: 81559 MiB). A 7% tolerance admits those and still refuses a card a
 size class smaller. ``min_disk_mb_s`` is in MB/s with MB = 10**6 bytes, as dd reports it.
 
+Driver mode. Whether a whole-card plan is PCI passthrough or a vGPU is not settled by any
+public source; a vGPU needs NVIDIA's GRID driver and a licence, which the baked image lacks
+(``health.vgpu_driver`` false). The gpu check reads each GPU's "Virtualization Mode" from
+``nvidia-smi -q`` (None, Pass-Through, VGPU, ...) into the report, and refuses a VGPU without
+the GRID driver; when nvidia-smi fails at all, the message says a vGPU is the likely cause.
+
 ``cpu_only`` (tests and demos) skips nvidia-smi, runs the matmul on the CPU and says so loudly.
 
 ``python`` checks ``python_env.requires`` (``torch>=2.9.1``) against what the training
@@ -23,13 +29,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
-from launcher.runner import tools
+from launcher.runner import pins, tools
 from launcher.runner.context import Context
 from launcher.runner.status import PhaseFailed
 
@@ -37,6 +44,10 @@ VRAM_TOLERANCE = 0.07
 CPU_ONLY_NOTE = "CPU-ONLY PROFILE: no GPU checks — test/demo runs only"
 NVIDIA_SMI = ("nvidia-smi", "--query-gpu=index,name,memory.total,driver_version",
               "--format=csv,noheader,nounits")
+NVIDIA_SMI_QUERY = ("nvidia-smi", "-q")
+VIRT_MODE = re.compile(r"^\s*Virtualization Mode\s*:\s*(\S.*?)\s*$", re.MULTILINE)
+VGPU_HINT = ("if this plan is a vGPU, the image needs NVIDIA's GRID driver and a licence "
+             "(docs/bake.md)")
 PROBE_FILE = ".launcher-disk-probe"
 DD_BLOCK = 4 * 2**20
 SENSITIVE = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL")
@@ -74,28 +85,6 @@ except Exception as exc:
     out["error"] = f"{type(exc).__name__}: {exc}"
 print(json.dumps(out))
 sys.exit(0 if out["ok"] else 1)
-"""
-
-
-# Fixed text: argv[1:] are requirement strings, checked with the packaging library (pip's own
-# copy when the environment has no packaging of its own).
-REQUIRES_SCRIPT = r"""
-import json, sys
-from importlib import metadata
-try:
-    from packaging.requirements import Requirement
-except ImportError:
-    from pip._vendor.packaging.requirements import Requirement
-found = []
-for text in sys.argv[1:]:
-    req = Requirement(text)
-    try:
-        version = metadata.version(req.name)
-    except metadata.PackageNotFoundError:
-        version = None
-    ok = version is not None and req.specifier.contains(version, prereleases=True)
-    found.append({"requirement": text, "name": req.name, "version": version, "ok": ok})
-print(json.dumps(found))
 """
 
 
@@ -147,6 +136,7 @@ class HealthReport:
     cpu_only: bool
     checks: tuple[Check, ...] = ()
     gpus: tuple[Gpu, ...] = ()
+    virtualization: tuple[str, ...] = ()  # each GPU's mode as nvidia-smi -q reports it
     matmul: dict = field(default_factory=dict)
     disk_mb_s: float = 0.0
     data_files: int = 0
@@ -231,10 +221,27 @@ def check_gpus(ctx: Context, report: HealthReport, probe: Probe) -> HealthReport
     try:
         result = tools.run(NVIDIA_SMI, timeout=probe.smi_timeout_s, env=ctx.base_env)
     except tools.ToolError as exc:
-        return _with(report, Check("gpu", False, f"nvidia-smi failed ({exc})", "a working GPU"))
+        return _with(report, Check("gpu", False, f"nvidia-smi failed ({exc}); {VGPU_HINT}",
+                                   "a working GPU"))
     gpus = parse_gpus(result.stdout)
-    return _with(report, _judge_gpus(gpus, health.min_gpus, health.min_vram_gb,
-                                     health.gpu_model), gpus=gpus)
+    modes = virtualization_modes(ctx, probe)
+    judged = _judge_gpus(gpus, health.min_gpus, health.min_vram_gb, health.gpu_model)
+    vgpus = [m for m in modes if "vgpu" in m.lower().replace(" ", "")]
+    if judged.ok and vgpus and not health.vgpu_driver:
+        judged = Check("gpu", False, f"Virtualization Mode {vgpus[0]}: a vGPU",
+                       "passthrough GPUs, or an image with the GRID driver (image.supports_vgpu)")
+    elif judged.ok and modes:
+        judged = replace(judged, measured=f"{judged.measured} ({', '.join(sorted(set(modes)))})")
+    return _with(report, judged, gpus=gpus, virtualization=modes)
+
+
+def virtualization_modes(ctx: Context, probe: Probe) -> tuple[str, ...]:
+    """Each GPU's "Virtualization Mode" from ``nvidia-smi -q``; () when it does not say."""
+    try:
+        text = tools.run(NVIDIA_SMI_QUERY, timeout=probe.smi_timeout_s, env=ctx.base_env).stdout
+    except tools.ToolError:
+        return ()
+    return tuple(VIRT_MODE.findall(text))
 
 
 def _judge_gpus(gpus: tuple[Gpu, ...], min_gpus: int, min_vram_gb: float, model: str) -> Check:
@@ -256,22 +263,9 @@ def check_requirements(ctx: Context, report: HealthReport, probe: Probe) -> Heal
     requires = ctx.spec.python_env.requires
     if not requires:
         return report
-    wanted = ", ".join(requires)
-    try:
-        result = tools.run([probe.python, "-c", REQUIRES_SCRIPT, *requires],
-                           timeout=probe.smi_timeout_s, env=probe_env(ctx.base_env))
-        found = json.loads(result.stdout.strip().splitlines()[-1])
-    except (tools.ToolError, ValueError, IndexError) as exc:
-        return _with(report, Check("python", False, f"{probe.python} cannot check its "
-                                   f"packages ({exc})", wanted))
-    bad = [f"{f['name']} {f['version'] or 'missing'} (needs {f['requirement']})"
-           for f in found if not f.get("ok")]
-    have = ", ".join(f"{f['name']} {f['version']}" for f in found)
-    measured = f"{probe.python}: " + ("; ".join(bad) if bad else have)
-    if bad:
-        measured += ("; install it in the run's environment (python_env.install) or bake "
-                     "an image with it")
-    return _with(report, Check("python", not bad, measured, wanted))
+    ok, measured = pins.check(probe.python, requires, probe.smi_timeout_s,
+                              probe_env(ctx.base_env))
+    return _with(report, Check("python", ok, measured, ", ".join(requires)))
 
 
 def check_matmul(ctx: Context, report: HealthReport, probe: Probe) -> HealthReport:

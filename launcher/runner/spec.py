@@ -107,7 +107,8 @@ class VolumeSpec:
 @dataclass(frozen=True)
 class HealthSpec:
     """Thresholds of the health phase. ``cpu_only`` skips the GPU checks (tests, demo) and
-    is announced loudly in the log and status."""
+    is announced loudly in the log and status. ``vgpu_driver``: the image has NVIDIA's GRID
+    driver (``image.supports_vgpu``), which a vGPU needs."""
 
     cpu_only: bool = False
     min_gpus: int = 1
@@ -115,6 +116,7 @@ class HealthSpec:
     gpu_model: str = ""
     min_disk_mb_s: float = 200.0
     matmul: bool = True
+    vgpu_driver: bool = False
 
 
 @dataclass(frozen=True)

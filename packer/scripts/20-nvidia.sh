@@ -173,6 +173,8 @@ verify_on_gpu() {
     nvidia-smi -L ||
         die "nvidia-smi sees no GPU: a fractional (vGPU) plan needs the GRID driver, see docs/bake.md"
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+    # Pass-Through (or None) is what the datacenter driver serves; VGPU needs the GRID driver.
+    nvidia-smi -q | grep -E 'Virtualization Mode' | sed "s/^ */[$NAME] /" || true
 }
 
 # Sourced (tests): the functions only.

@@ -55,7 +55,7 @@ def test_a_healthy_machine_passes_every_check_and_the_report_is_json(ctx_for, fa
     assert all(c.ok for c in report.checks) and not report.cpu_only
     assert report.gpus[0].memory_mib == 81920 and report.gpus[0].name.startswith("NVIDIA A100")
     assert (report.data_files, report.data_bytes) == (2, 300) and report.disk_mb_s > 1
-    assert fakes.calls("nvidia-smi") == [list(health.NVIDIA_SMI[1:])]
+    assert fakes.calls("nvidia-smi") == [list(health.NVIDIA_SMI[1:]), ["-q"]]
     assert fakes.calls("python3") == [["-c", health.MATMUL_SCRIPT, "cuda", "4096"]]
     saved = json.loads(Path(ctx.spec.paths.log_dir, "health.json").read_text())
     assert saved == json.loads(json.dumps(asdict(report)))
@@ -233,3 +233,27 @@ def test_the_env_phase_s_python_runs_the_probes(ctx_for, tmp_path, fakes):
     health.check(_with_requires(tmp_path, fakes, (), python_env=venv), Manifest(), PROBE)
     assert fakes.calls("python3") == [["-c", health.MATMUL_SCRIPT, "cuda", "4096"]]
     assert (tmp_path / "venv-ran").read_text().split() == ["cuda"]
+
+
+A100_Q = ("GPU 00000000:06:00.0|    Product Name : NVIDIA A100-SXM4-80GB|"
+          "    GPU Virtualization Mode|        Virtualization Mode : {mode}|")
+
+
+def test_the_gpu_s_virtualization_mode_is_recorded(ctx_for, fakes):
+    fakes.env["FAKE_NVSMI_Q"] = A100_Q.format(mode="Pass-Through")
+    report = health.check(ctx_for(), Manifest(), PROBE)
+    assert report.virtualization == ("Pass-Through",)
+    assert report.checks[0].ok and report.checks[0].measured.endswith("(Pass-Through)")
+
+
+def test_a_vgpu_without_the_grid_driver_fails_and_says_why(ctx_for, fakes):
+    fakes.env["FAKE_NVSMI_Q"] = A100_Q.format(mode="VGPU")
+    reason = failure(ctx_for())
+    assert "Virtualization Mode VGPU: a vGPU" in reason and "image.supports_vgpu" in reason
+    fakes.env["FAKE_NVSMI_Q"] = A100_Q.format(mode="VGPU")
+    assert health.check(ctx_for(vgpu_driver=True), Manifest(), PROBE).checks[0].ok
+
+
+def test_a_failing_nvidia_smi_names_the_vgpu_suspect(ctx_for, fakes):
+    fakes.env["FAKE_NVSMI_EXIT"] = "9"
+    assert "GRID driver" in failure(ctx_for())

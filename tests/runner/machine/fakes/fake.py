@@ -80,7 +80,10 @@ def mount(args):
 
 
 def nvidia_smi(args):
-    print(os.environ.get("FAKE_NVSMI", "").replace("|", "\n"))
+    if args == ["-q"]:  # the full report: only what FAKE_NVSMI_Q says ("|" for newlines)
+        print(os.environ.get("FAKE_NVSMI_Q", "").replace("|", "\n"))
+    else:
+        print(os.environ.get("FAKE_NVSMI", "").replace("|", "\n"))
     return int(os.environ.get("FAKE_NVSMI_EXIT", "0"))
 
 

@@ -24,6 +24,7 @@ from launcher import cli
 from launcher.demo.bed import git_checkout, stop_all
 from launcher.emulator import Emulator, Timing
 from launcher.sandbox import ProcessHypervisor
+from launcher.sandbox.machine import traversable_by_others
 from launcher.sandbox.s3server import Identity, start_s3_server
 from launcher.secrets import Secret
 
@@ -41,13 +42,23 @@ def read(s3, key: str) -> str:
     return s3.s5("cat", f"s3://{BUCKET}/{key}").stdout
 
 
-def sandbox_configs(target: Path) -> Path:
+def reachable_python(root: Path) -> Path:
+    """UPS's environment where the sandbox's unprivileged trainer can run it: in place, or
+    a copy under ``root`` when the checkout is closed to others (a venv runs from a copy)."""
+    if traversable_by_others(UPS_PYTHON.parent.parent) is None:
+        return UPS_PYTHON
+    copy = root / "venv-ups"
+    shutil.copytree(UPS_PYTHON.parent.parent, copy, symlinks=True)
+    return copy / "bin" / "python"
+
+
+def sandbox_configs(target: Path, python: Path) -> Path:
     shutil.copytree(CONFIGS, target)
     path = target / "stages" / "operator.yaml"
     stage = yaml.safe_load(path.read_text())
     stage.update(cpu_only=True, max_hours=1, volume={"size_gb": 10},
                  python_env={"install": []})
-    stage["ups"].update(python=str(UPS_PYTHON), overrides={**TINY, **EPOCHS["operator"]})
+    stage["ups"].update(python=str(python), overrides={**TINY, **EPOCHS["operator"]})
     path.write_text(yaml.safe_dump(stage))
     return target
 
@@ -85,7 +96,8 @@ def _launch_and_check(root: Path, ups_snapshot: Path, tiny_splits: Path, monkeyp
                             "B2_S3_ENDPOINT": s3.endpoint, "B2_S3_REGION": "us-east-1",
                             "LAUNCHER_ENV_FILE": str(root / "empty.env"),
                             "LAUNCHER_LOCK_DIR": str(root / "locks"),
-                            "LAUNCHER_CONFIG_DIR": str(sandbox_configs(root / "configs"))
+                            "LAUNCHER_CONFIG_DIR": str(sandbox_configs(
+                                root / "configs", reachable_python(root)))
                             }.items():
             monkeypatch.setenv(name, value)
         for name in ("WANDB_API_KEY", "B2_APPLICATION_KEY_ID", "B2_APPLICATION_KEY"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 from conftest import client_for
 
@@ -110,12 +112,18 @@ def test_which_volumes_belong_to_a_run(label, run_id):
     assert run_of_volume(label) == run_id
 
 
+@contextmanager
+def timed(make_emulator, **timing):
+    """(emulator, client, provider, clock) on a manual clock with these ``Timing`` fields."""
+    clock = ManualClock()
+    emu = make_emulator(timing=Timing(**timing), clock=clock)
+    with client_for(emu.url, sleep=clock.advance) as client:
+        yield emu, client, on_manual_clock(client, clock), clock
+
+
 def test_an_attach_is_read_back_until_it_shows(make_emulator):
     # Attaching is asynchronous on Vultr: accepted first, shown on the volume later.
-    clock = ManualClock()
-    emu = make_emulator(timing=Timing(attach_visible_s=4.0), clock=clock)
-    with client_for(emu.url, sleep=clock.advance) as client:
-        provider = on_manual_clock(client, clock)
+    with timed(make_emulator, attach_visible_s=4.0) as (_, _, provider, clock):
         volume, instance = launch(provider)
         attached = provider.attach_volume(volume.id, instance.id, deadline_s=60)
         assert attached.attached_to == instance.id and clock() >= 4.0
@@ -123,10 +131,7 @@ def test_an_attach_is_read_back_until_it_shows(make_emulator):
 
 def test_a_volume_gone_while_its_attach_settles_was_the_run_s(make_emulator):
     # A run can end within seconds: its runner detaches and deletes the volume itself.
-    clock = ManualClock()
-    emu = make_emulator(timing=Timing(attach_visible_s=4.0), clock=clock)
-    with client_for(emu.url, sleep=clock.advance) as client:
-        provider = on_manual_clock(client, clock)
+    with timed(make_emulator, attach_visible_s=4.0) as (emu, client, provider, _):
         volume, instance = launch(provider)
         real_attach = client.attach_block
 
@@ -141,10 +146,7 @@ def test_a_volume_gone_while_its_attach_settles_was_the_run_s(make_emulator):
 
 
 def test_a_volume_s_mount_id_is_read_back_until_it_is_set(make_emulator):
-    clock = ManualClock()
-    emu = make_emulator(timing=Timing(block_mount_id_s=3.0), clock=clock)
-    with client_for(emu.url, sleep=clock.advance) as client:
-        provider = on_manual_clock(client, clock)
+    with timed(make_emulator, block_mount_id_s=3.0) as (_, client, provider, _):
         assert client.create_block(BlockSpec("sea", 100, "peek")).mount_id == ""
         volume = provider.create_volume(VolumeRequest("sea", 100, volume_label(RUN)))
         assert volume.mount_id.startswith("sea-")

@@ -19,7 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from launcher.errors import ApiError, ConfigError
-from launcher.runner.s3 import BINARY_ENV, ObjectInfo, S3Tool, b2_region, split_url
+from launcher.runner.s3 import ObjectInfo, S3Tool, split_url
+from launcher.runner.s5cmd import BINARY_ENV, b2_region
 from launcher.runner.spec import RunSecrets
 from launcher.runner.tools import ToolError
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 from launcher.bucket import Bucket, BucketAddress
 from launcher.config import Account, StorageConfig, run_secrets, vultr_settings
 from launcher.providers import Provider
-from launcher.render.zipapp import cached_runner_zipapp
+from launcher.render.zipapp import build_runner_zipapp
 from launcher.vultr import VultrClient
 
 if TYPE_CHECKING:
@@ -82,8 +82,8 @@ def bucket_factory(account: Account, environ: Mapping[str, str] | None = None
 
 @cache
 def cached_runner() -> bytes:
-    """The runner zipapp, built once per source state (kept in the user's cache directory)."""
-    return cached_runner_zipapp()
+    """The runner zipapp, built once per process."""
+    return build_runner_zipapp()
 
 
 @dataclass

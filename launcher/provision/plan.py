@@ -29,7 +29,7 @@ from launcher.provision.model import (
     volume_usd_per_hour,
 )
 from launcher.provision.sshkey import plan_ssh_key
-from launcher.render import render
+from launcher.render import BootInputs, render
 from launcher.render.stage import placeholder_facts, run_hours, run_id_for, stage_run_spec
 from launcher.runner.spec import RUN_ID
 from launcher.training.ups import ORCHESTRATOR
@@ -86,7 +86,8 @@ def trial_render(chosen: tuple[Candidate, ...], deps: LaunchDeps) -> None:
             done.add(cand.profile.name)
             facts = dataclasses.replace(placeholder_facts(cand.stage, deps.now()),
                                         wandb_key=bool(deps.account.wandb_api_key))
-            render(stage_run_spec(cand.stage, facts, deps.now()), secrets, deps.runner())
+            render(stage_run_spec(cand.stage, facts, deps.now()), secrets,
+                   BootInputs(deps.runner(), delete_volume=True))
 
 
 # -- the account and the run id ------------------------------------------------------------

@@ -5,7 +5,8 @@ already tagged is never created again, only waited for and given its volume. Oth
 upload the code bundle (before any Vultr create, so an unreachable bucket costs nothing),
 register the stage's SSH key when the account does not have it yet (once; an account key,
 never rolled back), then per candidate: the volume in its region (reused, or created), the
-document rendered with the real ids, the instance created from the snapshot with the run's
+document rendered with the real ids (the runner and the run spec it pins uploaded to
+``runs/<run_id>/boot/``), the instance created from the snapshot with the run's
 tags and waited for, then the volume waited for and attached live. The volume is not waited
 for before the instance is created: it becomes active while the instance boots (the document
 needs only its ``mount_id``), so the launch waits out one state change, not two in a row.
@@ -52,7 +53,7 @@ from launcher.provision.model import (
 )
 from launcher.provision.preflight import check_reachable
 from launcher.provision.sshkey import ensure_ssh_key
-from launcher.render import RenderedDocument, render
+from launcher.render import BootInputs, RenderedDocument, render
 from launcher.render.stage import LaunchFacts, stage_run_spec
 from launcher.runner.spec import Placement, RunSpec
 
@@ -71,6 +72,7 @@ class Session:
     reused: list[str] = field(default_factory=list)
     documents: list[RenderedDocument] = field(default_factory=list)
     ssh_key_ids: tuple[str, ...] = ()
+    boot_keys: set[str] = field(default_factory=set)  # bootstrap files already uploaded
 
     @property
     def say(self) -> Progress:
@@ -129,6 +131,7 @@ def _incomplete(exc: BaseException, remaining: tuple[str, ...], plan: LaunchPlan
 def reconcile(session: Session) -> LaunchResult:
     if session.ledger.before.instances:
         return resume_instance(session, session.ledger.before.instances[0])
+    check_reachable(session.bucket.address.endpoint_url)  # the bootstrap's files go there too
     code = upload_code(session) if session.plan.stage.code.kind == "tarball" else None
     session.ssh_key_ids = ensure_ssh_key(session.plan.ssh_key, session.provider, session.say,
                                          session.created, session.reused, session.ledger.kept)
@@ -140,7 +143,6 @@ def reconcile(session: Session) -> LaunchResult:
 def upload_code(session: Session) -> CodeBundle:
     """Pack the checkout and put it at ``runs/<run_id>/code.tar.gz``."""
     plan, bucket = session.plan, session.bucket
-    check_reachable(bucket.address.endpoint_url)
     bundle = bundle_code(plan.code_dir, session.workdir, bucket.address, plan.run_id)
     if bundle.dirty:
         session.say.warn(f"{plan.code_dir.resolve()} has uncommitted changes; the bundle packs "
@@ -164,7 +166,7 @@ def place(session: Session, code: CodeBundle | None) -> LaunchResult:
         if held is None or held[0].region != offer.region:
             held = ensure_volume(session, cand)
         volume, entry = held
-        spec, document = render_document(session, cand, volume, code)
+        spec, document = render_document(session, cand, volume, code, fresh=entry is not None)
         try:
             instance = create_instance(session, cand, spec, document)
         except InvalidRequestError as exc:
@@ -237,8 +239,10 @@ def drop_volume(session: Session, volume: VolumeRef, entry: Entry) -> None:
 
 
 def render_document(session: Session, cand: Candidate, volume: VolumeRef,
-                    code: CodeBundle | None) -> tuple[RunSpec, RenderedDocument]:
-    """The run spec and document with the real volume ids, placement and code."""
+                    code: CodeBundle | None, *, fresh: bool) -> tuple[RunSpec, RenderedDocument]:
+    """The run spec and document with the real volume ids, placement and code; what the
+    document's bootstrap fetches is in the bucket when this returns. ``fresh``: this launch
+    created the volume, so the bootstrap may delete it if it gives up."""
     plan, offer = session.plan, cand.offer
     stage = cand.stage
     git_sha = stage.code.git_commit
@@ -256,9 +260,26 @@ def render_document(session: Session, cand: Candidate, volume: VolumeRef,
                         hourly_cost_usd=cand.estimate.usd_per_hour,
                         wandb_key=bool(session.deps.account.wandb_api_key))
     spec = stage_run_spec(stage, facts, session.deps.now())
-    document = render(spec, run_secrets(session.deps.account), session.deps.runner())
+    document = render(spec, run_secrets(session.deps.account),
+                      BootInputs(session.deps.runner(), delete_volume=fresh))
+    put_boot_files(session, document)
     session.documents.append(document)
     return spec, document
+
+
+def put_boot_files(session: Session, document: RenderedDocument) -> None:
+    """Put the runner and the run spec the document pins into the bucket (each key once: a
+    key names its content, so every candidate shares the runner)."""
+    bucket = session.bucket
+    for upload in document.uploads:
+        if upload.key in session.boot_keys:
+            continue
+        local = session.workdir / upload.key.rsplit("/", 1)[-1]
+        local.write_bytes(upload.data)
+        url = f"s3://{bucket.address.bucket}/{upload.key}"
+        with session.say.waiting(f"uploading {local.name} ({len(upload.data):,} bytes) to {url}"):
+            bucket.put_file(local, url)
+        session.boot_keys.add(upload.key)
 
 
 def create_instance(session: Session, cand: Candidate, spec: RunSpec,

@@ -1,12 +1,15 @@
-"""The run document: a validated ``#cloud-config`` carrying the runner, the spec and secrets.
+"""The run document: a validated ``#cloud-config`` bootstrap carrying the secrets and pinning
+the runner and the spec, which it fetches from the bucket.
 
-``render(spec, secrets, build_runner_zipapp())`` is the whole pipeline; see
+``render(spec, secrets, BootInputs(build_runner_zipapp(), delete_volume=True))`` is the whole
+pipeline; see
 :mod:`launcher.render.pipeline` for its stages and ``docs/security.md`` for why the secrets
 live where they do.
 """
 
 from launcher.render.pipeline import (
-    MAX_DOCUMENT_BYTES,
+    MAX_USER_DATA_BYTES,
+    BootInputs,
     DocumentError,
     RenderedDocument,
     SizeReport,
@@ -16,7 +19,8 @@ from launcher.render.pipeline import (
 from launcher.render.zipapp import build_runner_zipapp, zipapp_listing
 
 __all__ = [
-    "MAX_DOCUMENT_BYTES",
+    "MAX_USER_DATA_BYTES",
+    "BootInputs",
     "DocumentError",
     "RenderedDocument",
     "SizeReport",

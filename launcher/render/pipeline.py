@@ -1,17 +1,24 @@
-"""render(spec, secrets, runner) -> RenderedDocument: build, serialise, check, measure, encode.
+"""render(spec, secrets, inputs) -> RenderedDocument: build, serialise, check, measure, encode.
+
+The document is a bootstrap (:mod:`launcher.runner.boot`): it writes ``boot.pyz``,
+``boot.json`` and the root-only secrets file, and starts the runner unit, whose
+``ExecStartPre`` fetches the runner and the run spec from the bucket, each pinned by sha256.
+:attr:`RenderedDocument.uploads` says what the launcher must put in the bucket first.
 
 Stages, each a function: **build** the document as data from the template; **serialise** it
 with ``yaml.safe_dump`` and prove it parses back equal; **validate** it against
 ``cloud-init/schema.json``; **guard** that no secret value appears outside the root-only
-secrets file; **measure** it against :data:`MAX_DOCUMENT_BYTES` (first with the runner as
-plain base64, then gzipped); **encode** the text as base64 for Vultr's ``user_data``.
+secrets file (nor in the run spec, which goes to the bucket); **measure** it against
+:data:`MAX_USER_DATA_BYTES`; **encode** the text as base64 for Vultr's ``user_data``.
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import gzip
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,19 +26,23 @@ from typing import Any
 from launcher.errors import ConfigError, LauncherError
 from launcher.render.schema import validate_document
 from launcher.render.serialise import to_cloud_config
-from launcher.render.template import Template, load_template
+from launcher.render.template import FileSpec, Template, load_template
 from launcher.render.units import unit_text
+from launcher.render.zipapp import build_boot_zipapp
+from launcher.runner.boot import BootSpec, Pinned
+from launcher.runner.s5cmd import b2_region
 from launcher.runner.spec import SECRET_NAMES, RunSecrets, RunSpec
 
-# Vultr documents no size limit for user_data (not in its OpenAPI document, API reference
-# or user-data guides, as far as we could find). Peers cap it at 16 KiB (AWS) or 64 KiB
-# (OpenStack: 65,535 bytes base64-encoded; DigitalOcean, IBM: 64 KiB). We assume 64 KiB of
-# *decoded* document and measure every document against it; if Vultr's limit turns out to
-# apply to the base64 form, the safe decoded figure is 48 KiB - change it here, and only here.
-MAX_DOCUMENT_BYTES = 64 * 1024
+# Vultr documents no size limit for user_data (not in its OpenAPI document, API reference or
+# user-data guides, as far as we could find). The strictest limit we know is AWS's: 16 KiB of
+# user data in raw form, before base64 (OpenStack, DigitalOcean, IBM: 64 KiB). Every document
+# is held to it; its base64 size is reported too (tests/integration/probe_vultr.sh measures
+# what Vultr accepts).
+MAX_USER_DATA_BYTES = 16 * 1024
 
-RUNNER_ENCODINGS = ("b64", "gz+b64")  # tried in this order; the first that fits wins
+BOOT_ENCODINGS = ("b64", "gz+b64")  # tried in this order; the first that fits wins
 SECRET_GUARD_MIN_LEN = 8  # shorter "secrets" are not real keys and match by chance
+FETCH_DEADLINE_S = 900.0  # how long the bootstrap tries the bucket before it gives up
 
 
 class DocumentError(LauncherError):
@@ -39,14 +50,38 @@ class DocumentError(LauncherError):
 
 
 @dataclass(frozen=True)
+class BootInputs:
+    """What the document needs besides the spec and secrets: the runner zipapp (fetched from
+    the bucket), whether the bootstrap may delete the volume when it gives up (only one the
+    launcher created for this run), and the bootstrap zipapp (default: built from the runner
+    sources)."""
+
+    runner: bytes = field(repr=False)
+    delete_volume: bool
+    boot: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An object the launcher puts in the bucket before it creates the instance."""
+
+    key: str
+    data: bytes = field(repr=False)
+    sha256: str
+
+
+@dataclass(frozen=True)
 class SizeReport:
-    """Byte counts of one rendered document and the limit it was measured against."""
+    """Byte counts of one rendered document, the limit it is held to, and the files the
+    bootstrap fetches instead of carrying them."""
 
     document_bytes: int
     user_data_b64_bytes: int
+    boot_bytes: int
+    boot_encoding: str
+    boot_encoded_bytes: int
     runner_bytes: int
-    runner_encoding: str
-    runner_encoded_bytes: int
+    spec_bytes: int
     limit_bytes: int
 
     @property
@@ -54,29 +89,29 @@ class SizeReport:
         return self.limit_bytes - self.document_bytes
 
     def as_dict(self) -> dict[str, Any]:
-        return {"document_bytes": self.document_bytes,
-                "user_data_b64_bytes": self.user_data_b64_bytes,
-                "runner_bytes": self.runner_bytes, "runner_encoding": self.runner_encoding,
-                "runner_encoded_bytes": self.runner_encoded_bytes,
-                "limit_bytes": self.limit_bytes, "headroom_bytes": self.headroom_bytes,
+        return {**dataclasses.asdict(self), "headroom_bytes": self.headroom_bytes,
                 "percent_of_limit": round(100 * self.document_bytes / self.limit_bytes, 1)}
 
     def __str__(self) -> str:
         return (f"document {self.document_bytes:,} of {self.limit_bytes:,} bytes "
-                f"({100 * self.document_bytes / self.limit_bytes:.1f}%); base64 "
-                f"{self.user_data_b64_bytes:,}; runner {self.runner_bytes:,} bytes as "
-                f"{self.runner_encoding} ({self.runner_encoded_bytes:,})")
+                f"({100 * self.document_bytes / self.limit_bytes:.1f}%; base64 "
+                f"{self.user_data_b64_bytes:,}); bootstrap {self.boot_bytes:,} bytes as "
+                f"{self.boot_encoding} ({self.boot_encoded_bytes:,}); fetched from the bucket: "
+                f"runner {self.runner_bytes:,}, spec {self.spec_bytes:,}")
 
 
 @dataclass(frozen=True)
 class RenderedDocument:
     """A checked run document. ``text`` and ``user_data_b64`` hold the secrets: never print
-    or log them; show :meth:`redacted_text` instead. ``repr`` shows sizes only."""
+    or log them; show :meth:`redacted_text` instead. ``uploads`` (runner, spec: no secrets)
+    must be in the bucket before the instance boots. ``repr`` shows sizes only."""
 
     text: str = field(repr=False)
     user_data_b64: str = field(repr=False)
     sizes: SizeReport
     _redacted: str = field(repr=False)
+    uploads: tuple[Upload, ...] = field(default=(), repr=False)
+    boot_spec: BootSpec | None = field(default=None, repr=False)
 
     def redacted_text(self) -> str:
         """The document with each secret replaced by ``<secret:NAME>`` (``<unset:NAME>`` for
@@ -87,46 +122,83 @@ class RenderedDocument:
         return self.sizes
 
 
-def render(spec: RunSpec, secrets: RunSecrets, runner: bytes, *,
-           limit: int = MAX_DOCUMENT_BYTES, template: Template | None = None) -> RenderedDocument:
-    """The run document for ``spec``, carrying ``secrets`` and the ``runner`` zipapp.
+def render(spec: RunSpec, secrets: RunSecrets, inputs: BootInputs, *,
+           limit: int = MAX_USER_DATA_BYTES, template: Template | None = None
+           ) -> RenderedDocument:
+    """The bootstrap document for ``spec``, carrying ``secrets``, pinning ``inputs.runner``.
 
-    Raises :class:`DocumentError` when even the gzipped document exceeds ``limit`` bytes,
-    :class:`~launcher.errors.ConfigError` when a secret value appears in the spec.
+    Raises :class:`DocumentError` when it exceeds ``limit`` bytes even with the bootstrap
+    gzipped, :class:`~launcher.errors.ConfigError` when a secret value appears in
+    the spec.
     """
     template = template or load_template(values={"secrets_file": spec.paths.secrets_file})
-    for encoding in RUNNER_ENCODINGS:
-        if encoding == "b64" and 4 * ((len(runner) + 2) // 3) > limit:
-            continue  # its base64 alone is over the limit: no need to serialise it
-        document = build_document(template, spec, secrets.to_env_file(), runner, encoding)
+    boot_zip = inputs.boot if inputs.boot is not None else boot_zipapp()
+    uploads = (_upload(spec, "runner", "pyz", inputs.runner),
+               _upload(spec, "run", "json", (spec.to_json() + "\n").encode("utf-8")))
+    boot = boot_spec(spec, template, uploads, inputs.delete_volume)
+    for encoding in BOOT_ENCODINGS:
+        document = build_document(template, boot, secrets.to_env_file(), boot_zip, encoding)
         text = to_cloud_config(document)
         validate_document(document)
         if len(text.encode("ascii")) <= limit:
             break
     else:
         raise DocumentError(
-            f"the run document is {len(text.encode('ascii')):,} bytes, over the "
-            f"{limit:,}-byte user-data limit even with the runner gzipped (runner zipapp "
-            f"{len(runner):,} bytes, spec {len(spec.to_json()):,} bytes)",
-            hint="shrink launcher/runner/ or the stage's env and command")
-    masked = build_document(template, spec, _masked_env(secrets), runner, encoding)
-    _guard_secrets(masked, secrets, spec, template.files["spec"].path)
+            f"the run document is {len(text):,} bytes, over the {limit:,}-byte user-data "
+            f"limit even with the bootstrap gzipped (boot.pyz "
+            f"{len(boot_zip):,} bytes, boot.json {len(boot.to_json()):,} bytes)",
+            hint="shrink launcher/runner/boot.py or the modules it imports")
+    masked = build_document(template, boot, _masked_env(secrets), boot_zip, encoding)
+    _guard_secrets(masked, secrets, spec, template.fetched["spec"].path)
     redacted = to_cloud_config(masked, verify=False)  # same styles as the verified text
     encoded = base64.b64encode(text.encode("ascii")).decode("ascii")
-    runner_entry = next(f for f in document["write_files"]
-                        if f["path"] == template.files["runner"].path)
-    sizes = SizeReport(len(text), len(encoded), len(runner), encoding,
-                       len(runner_entry["content"]), limit)
-    return RenderedDocument(text, encoded, sizes, redacted)
+    boot_entry = next(f for f in document["write_files"]
+                      if f["path"] == template.files["boot"].path)
+    sizes = SizeReport(len(text), len(encoded), len(boot_zip), encoding,
+                       len(boot_entry["content"]), len(uploads[0].data), len(uploads[1].data),
+                       limit)
+    return RenderedDocument(text, encoded, sizes, redacted, uploads, boot)
 
 
-def build_document(template: Template, spec: RunSpec, secrets_env: str, runner: bytes,
+@functools.lru_cache(maxsize=1)
+def boot_zipapp() -> bytes:
+    """The bootstrap zipapp, built once per process (it parses six modules)."""
+    return build_boot_zipapp()
+
+
+def boot_key(spec: RunSpec, name: str, extension: str, sha256: str) -> str:
+    """``<runs_prefix>/<run_id>/boot/<name>-<sha256 prefix>.<ext>``: a new content, a new key,
+    so an instance never fetches what another candidate's launch put there."""
+    return f"{spec.run_prefix}/boot/{name}-{sha256[:16]}.{extension}"
+
+
+def _upload(spec: RunSpec, name: str, extension: str, data: bytes) -> Upload:
+    digest = hashlib.sha256(data).hexdigest()
+    return Upload(boot_key(spec, name, extension, digest), data, digest)
+
+
+def boot_spec(spec: RunSpec, template: Template, uploads: tuple[Upload, Upload],
+              delete_volume: bool) -> BootSpec:
+    """``boot.json`` for ``spec``: its bucket, the pinned runner and spec, what to remove."""
+    storage = spec.storage
+    pins = tuple(Pinned(u.key, f.path, u.sha256, len(u.data), f.permissions)
+                 for u, f in zip(uploads, (template.fetched["runner"], template.fetched["spec"]),
+                                 strict=True))
+    return BootSpec(run_id=spec.run_id, endpoint_url=storage.endpoint_url, bucket=storage.bucket,
+                    region=storage.region or b2_region(storage.endpoint_url), files=pins,
+                    status_key=f"{spec.run_prefix}/status.json", api_url=spec.api_url,
+                    block_id=spec.volume.block_id, delete_volume=delete_volume,
+                    secrets_file=spec.paths.secrets_file, metadata_url=spec.metadata_url,
+                    fetch_deadline_s=FETCH_DEADLINE_S)
+
+
+def build_document(template: Template, boot: BootSpec, secrets_env: str, boot_zip: bytes,
                    encoding: str) -> dict[str, Any]:
     """The document as data: the template's static keys plus write_files, in a fixed order."""
     files = template.files
     write_files = [
-        _entry(files["runner"], _encode(runner, encoding), encoding),
-        _entry(files["spec"], spec.to_json() + "\n", "text/plain"),
+        _entry(files["boot"], _encode(boot_zip, encoding), encoding),
+        _entry(files["boot_spec"], boot.to_json() + "\n", "text/plain"),
         _entry(files["secrets"], secrets_env, "text/plain"),
     ]
     for name, sections in template.units.items():
@@ -140,11 +212,9 @@ def build_document(template: Template, spec: RunSpec, secrets_env: str, runner: 
     return {**static, "write_files": write_files, "runcmd": runcmd}
 
 
-def _entry(spec_file, content: str, encoding: str) -> dict[str, Any]:
+def _entry(spec_file: FileSpec, content: str, encoding: str) -> dict[str, Any]:
     return {"path": spec_file.path, "content": content, "encoding": encoding,
             "owner": spec_file.owner, "permissions": spec_file.permissions}
-
-
 def _encode(data: bytes, encoding: str) -> str:
     if encoding == "gz+b64":
         data = gzip.compress(data, compresslevel=9, mtime=0)

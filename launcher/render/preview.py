@@ -22,9 +22,9 @@ from launcher.config import (
     resolve_stage,
     run_secrets,
 )
-from launcher.render.pipeline import RenderedDocument, render
+from launcher.render.pipeline import BootInputs, RenderedDocument, render
 from launcher.render.stage import placeholder_facts, stage_run_spec
-from launcher.render.zipapp import cached_runner_zipapp, zipapp_listing
+from launcher.render.zipapp import build_runner_zipapp, zipapp_listing
 from launcher.runner.spec import SECRET_NAMES, RunSpec
 
 
@@ -68,8 +68,8 @@ def render_stage(config_dir: Path, name: str, account: Account,
                                 wandb_key=bool(account.wandb_api_key))
     spec = stage_run_spec(stage, facts, now)
     secrets = run_secrets(account)
-    runner = cached_runner_zipapp()
-    document = render(spec, secrets, runner)
+    runner = build_runner_zipapp()
+    document = render(spec, secrets, BootInputs(runner, delete_volume=True))
     sources = instance_secret_sources(account)
     unset = tuple(n for n in SECRET_NAMES if not secrets.get(n))
     return Preview(stage, spec, document,

@@ -3,8 +3,8 @@
 The template is YAML parsed by ``yaml.safe_load``; the renderer never edits YAML text. A
 string value that is exactly ``${name}`` is replaced by ``values[name]``; a ``${`` anywhere
 else, or an unknown name, is an error, so a typo cannot ship a literal placeholder. Each entry
-of ``files`` whose path is literal is also a value under its own name (``${runner}`` is the
-runner's path), so a path is written down once.
+of ``files`` and ``fetched`` whose path is literal is also a value under its own name
+(``${runner}`` is the runner's path), so a path is written down once.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import yaml
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = PROJECT_ROOT / "cloud-init" / "run.yaml"
 PLACEHOLDER = re.compile(r"^\$\{([a-z_]+)\}$")
+ROOT = "root:root"  # the bootstrap runs as root: what it fetches is root's
 
 
 class TemplateError(ValueError):
@@ -37,11 +38,13 @@ class FileSpec:
 
 @dataclass(frozen=True)
 class Template:
-    """``cloud_config``: the static top-level keys; ``files``: runner, spec and secrets;
+    """``cloud_config``: the static top-level keys; ``files``: what the document writes (boot,
+    boot_spec, secrets); ``fetched``: what the bootstrap fetches (runner, spec), root's;
     ``unit_files``: where units go; ``units``: unit name -> section -> key -> value."""
 
     cloud_config: dict[str, Any]
     files: dict[str, FileSpec]
+    fetched: dict[str, FileSpec]
     unit_files: FileSpec
     units: dict[str, dict[str, dict[str, Any]]]
 
@@ -55,20 +58,25 @@ def load_template(path: Path = TEMPLATE_PATH, values: Mapping[str, str] | None =
     if not isinstance(raw, dict):
         raise TemplateError(f"{path}: expected a mapping at the top level")
     data = substitute(raw, {**_own_paths(raw), **(values or {})}, str(path))
-    missing = sorted({"cloud_config", "files", "unit_files", "units"} - set(data))
+    missing = sorted({"cloud_config", "files", "fetched", "unit_files", "units"} - set(data))
     if missing:
         raise TemplateError(f"{path}: missing key(s) {', '.join(missing)}")
     files = {name: _file_spec(entry, f"{path}: files.{name}")
              for name, entry in data["files"].items()}
-    if sorted(files) != ["runner", "secrets", "spec"]:
-        raise TemplateError(f"{path}: files must be exactly runner, spec and secrets")
+    if sorted(files) != ["boot", "boot_spec", "secrets"]:
+        raise TemplateError(f"{path}: files must be exactly boot, boot_spec and secrets")
+    fetched = {name: _file_spec({"owner": ROOT, **entry} if isinstance(entry, dict) else entry,
+                                f"{path}: fetched.{name}")
+               for name, entry in data["fetched"].items()}
+    if sorted(fetched) != ["runner", "spec"]:
+        raise TemplateError(f"{path}: fetched must be exactly runner and spec")
     unit_files = data["unit_files"]
     if not isinstance(unit_files, dict) or "directory" not in unit_files:
         raise TemplateError(f"{path}: unit_files: expected a mapping with a directory")
     entry = dict(unit_files)
     entry["path"] = entry.pop("directory")
     units_at = _file_spec(entry, f"{path}: unit_files")
-    return Template(dict(data["cloud_config"]), files, units_at, data["units"])
+    return Template(dict(data["cloud_config"]), files, fetched, units_at, data["units"])
 
 
 def substitute(value: Any, values: Mapping[str, str], where: str) -> Any:
@@ -89,12 +97,14 @@ def substitute(value: Any, values: Mapping[str, str], where: str) -> Any:
 
 
 def _own_paths(raw: dict[str, Any]) -> dict[str, str]:
-    files = raw.get("files")
-    if not isinstance(files, dict):
-        return {}
-    return {name: entry["path"] for name, entry in files.items()
+    entries = {**_mapping(raw.get("files")), **_mapping(raw.get("fetched"))}
+    return {name: entry["path"] for name, entry in entries.items()
             if isinstance(entry, dict) and isinstance(entry.get("path"), str)
             and "${" not in entry["path"]}
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _file_spec(entry: Any, where: str) -> FileSpec:

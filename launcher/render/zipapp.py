@@ -1,40 +1,35 @@
-"""The runner as a zip application (``runner.pyz``) that travels inside the document.
+"""The runner as zip applications: ``runner.pyz`` (the whole runner, fetched from the bucket)
+and ``boot.pyz`` (the bootstrap that fetches it, inside the document).
 
-Contents, byte-for-byte reproducible (fixed timestamps and
-modes, sorted entries, stored uncompressed so the document's gzip sees across files):
+Contents, byte-for-byte reproducible (fixed timestamps and modes, sorted entries, stored
+uncompressed so the document's gzip sees across files):
 
-- ``__main__.py``          runs ``launcher.runner.cli.main()``;
+- ``__main__.py``          runs ``launcher.runner.cli.main()`` (``boot.pyz``:
+                           ``launcher.runner.boot.main()``);
 - ``launcher/__init__.py`` a minimal stand-in, so importing ``launcher.runner`` pulls in
                            nothing else of the launcher;
-- ``launcher/runner/**/*.py``  every runner module, slimmed: comments and docstrings are
-                           blanked (a docstring becomes ``""``), every line keeps its number, so
-                           a traceback from the instance points at the right line of the
-                           checkout. Each slimmed module is proved to have the same syntax
-                           tree as the original, docstrings aside, or it travels as it is.
-                           Slimming cuts the gzipped runner by about a third, which is what
-                           keeps the document under the user-data limit. A module that reads
-                           ``__doc__`` keeps its docstrings.
+- ``launcher/runner/**/*.py``  every runner module (``boot.pyz``: :data:`BOOT_MODULES` only,
+                           slimmed: comments and docstrings blanked, a docstring becoming
+                           ``""``, every line keeping its number so that a traceback from the
+                           instance points at the right line of the checkout). Each slimmed
+                           module is proved to have the same syntax tree as the original,
+                           docstrings aside, or it travels as it is. A module that reads
+                           ``__doc__`` keeps its docstrings. Slimming cuts the gzipped
+                           bootstrap by about a third.
 
-The instance runs it with the image's system interpreter: ``python3 runner.pyz supervise ...``.
-
-Slimming parses every module twice (the proof above), which costs seconds on a small machine,
-so :func:`cached_runner_zipapp` keeps the built bytes under the user's cache directory, keyed
-by the runner's sources, this Python and the launcher version: a changed source is a new key.
+The instance runs them with the image's system interpreter: ``python3 boot.pyz fetch ...``, then
+``python3 runner.pyz supervise ...``.
 """
 
 from __future__ import annotations
 
 import ast
-import hashlib
 import io
-import os
-import sys
 import tokenize
 import zipfile
 from pathlib import Path
 
 from launcher import __version__
-from launcher.cachedir import user_cache_dir
 
 RUNNER_DIR = Path(__file__).resolve().parents[1] / "runner"
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
@@ -48,6 +43,9 @@ from launcher.runner.cli import main
 
 sys.exit(main())
 '''
+BOOT_MAIN = MAIN.replace("runner.pyz", "boot.pyz").replace("runner.cli", "runner.boot")
+# What the bootstrap imports, and nothing else of the runner (a test proves it runs alone).
+BOOT_MODULES = ("__init__.py", "boot.py", "s5cmd.py", "secretsfile.py", "tools.py", "vultr.py")
 
 PACKAGE_INIT = f'''"""launcher, as packed into runner.pyz: only launcher.runner travels with it."""
 
@@ -55,13 +53,15 @@ __version__ = "{__version__}"
 '''
 
 
-def runner_sources(runner_dir: Path = RUNNER_DIR, *, slim: bool = True) -> dict[str, bytes]:
-    """Archive name -> bytes of every ``.py`` file under ``runner_dir`` (no caches),
-    slimmed by :func:`slim_source` unless ``slim`` is false."""
+def runner_sources(runner_dir: Path = RUNNER_DIR, *, slim: bool = True,
+                   only: tuple[str, ...] | None = None) -> dict[str, bytes]:
+    """Archive name -> bytes of every ``.py`` file under ``runner_dir`` (no caches; ``only``:
+    just these paths below it), slimmed by :func:`slim_source` unless ``slim`` is false."""
     sources = {}
     for path in sorted(runner_dir.rglob("*.py")):
         relative = path.relative_to(runner_dir)
-        if "__pycache__" in relative.parts:
+        if "__pycache__" in relative.parts or (only is not None
+                                                and relative.as_posix() not in only):
             continue
         data = path.read_bytes()
         if slim:
@@ -72,10 +72,20 @@ def runner_sources(runner_dir: Path = RUNNER_DIR, *, slim: bool = True) -> dict[
     return sources
 
 
-def build_runner_zipapp(runner_dir: Path = RUNNER_DIR, *, slim: bool = True) -> bytes:
-    """The runner zipapp's bytes; the same sources always give the same bytes."""
-    entries = {"__main__.py": MAIN.encode(), "launcher/__init__.py": PACKAGE_INIT.encode()}
-    entries.update(runner_sources(runner_dir, slim=slim))
+def build_runner_zipapp(runner_dir: Path = RUNNER_DIR, *, slim: bool = False) -> bytes:
+    """The runner zipapp's bytes; the same sources always give the same bytes. It travels
+    through the bucket, so it keeps its docstrings unless ``slim``."""
+    return _zipapp(MAIN, runner_sources(runner_dir, slim=slim))
+
+
+def build_boot_zipapp(runner_dir: Path = RUNNER_DIR) -> bytes:
+    """The bootstrap zipapp's bytes: :data:`BOOT_MODULES` only, slimmed."""
+    return _zipapp(BOOT_MAIN, runner_sources(runner_dir, only=BOOT_MODULES))
+
+
+def _zipapp(main: str, sources: dict[str, bytes]) -> bytes:
+    entries = {"__main__.py": main.encode(), "launcher/__init__.py": PACKAGE_INIT.encode()}
+    entries.update(sources)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
         for name in sorted(entries):
@@ -85,36 +95,6 @@ def build_runner_zipapp(runner_dir: Path = RUNNER_DIR, *, slim: bool = True) -> 
             info.compress_type = zipfile.ZIP_STORED
             archive.writestr(info, entries[name])
     return buffer.getvalue()
-
-
-def cached_runner_zipapp(runner_dir: Path = RUNNER_DIR, cache_dir: Path | None = None) -> bytes:
-    """:func:`build_runner_zipapp`'s bytes, built once per source state and kept in
-    ``cache_dir`` (default ``<user cache>/runner``); an unwritable cache only costs the build."""
-    directory = cache_dir or user_cache_dir() / "runner"
-    path = directory / f"runner-{_sources_key(runner_dir)}.pyz"
-    try:
-        return path.read_bytes()
-    except OSError:
-        pass
-    data = build_runner_zipapp(runner_dir)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-        partial.write_bytes(data)
-        os.replace(partial, path)  # atomic: a reader sees the whole file or none
-    except OSError:
-        pass
-    return data
-
-
-def _sources_key(runner_dir: Path) -> str:
-    digest = hashlib.sha256(f"{__version__} {sys.version_info[:2]}".encode())
-    digest.update(MAIN.encode() + PACKAGE_INIT.encode())
-    for path in sorted(runner_dir.rglob("*.py")):
-        if "__pycache__" not in path.parts:
-            digest.update(path.relative_to(runner_dir).as_posix().encode() + b"\0")
-            digest.update(path.read_bytes() + b"\0")
-    return digest.hexdigest()[:24]
 
 
 def zipapp_listing(data: bytes) -> list[str]:

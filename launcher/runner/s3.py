@@ -1,9 +1,7 @@
 """A small wrapper around ``s5cmd``: the runner's only way to talk to the bucket.
 
-Secrets reach s5cmd through its environment only (``AWS_ACCESS_KEY_ID`` /
-``AWS_SECRET_ACCESS_KEY``), never its command line: argv is readable by every user in
-``/proc``. Every error is one line, scrubbed of the secrets, with a hint when the bucket
-refused the key.
+Secrets reach s5cmd through its environment only (:mod:`launcher.runner.s5cmd`). Every error
+is one line, scrubbed of the secrets, with a hint when the bucket refused the key.
 
 s5cmd quirks this wrapper absorbs (measured with s5cmd 2.3.0):
 
@@ -18,20 +16,16 @@ s5cmd quirks this wrapper absorbs (measured with s5cmd 2.3.0):
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from launcher.runner.context import Context
+from launcher.runner.s5cmd import b2_region, find_binary, s5cmd_env
 from launcher.runner.spec import RunSecrets, scrub
 from launcher.runner.tools import ToolError, run
 
-DEFAULT_BINARY = "/usr/local/bin/s5cmd"
-BINARY_ENV = "LAUNCHER_S5CMD"  # in Context.base_env: where s5cmd is, when not the default
-B2_ENDPOINT = re.compile(r"^https://s3\.([a-z0-9-]+)\.backblazeb2\.com/?$")
 AUTH_MARKERS = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "Forbidden",
                 "status code: 401", "status code: 403", "NoCredentialProviders")
 PERMANENT_MARKERS = AUTH_MARKERS + ("NoSuchBucket", "NoSuchKey", "InvalidBucketName",
@@ -110,19 +104,8 @@ class S3Tool:
     def env(self) -> dict[str, str]:
         """The environment s5cmd runs with: the base minus any inherited ``AWS_*``, plus
         the run's key, the region and B2's checksum settings."""
-        env = {k: v for k, v in self.env_base.items() if not k.startswith("AWS_")}
-        env.update({
-            "AWS_ACCESS_KEY_ID": self.secrets.get("B2_KEY_ID"),
-            "AWS_SECRET_ACCESS_KEY": self.secrets.get("B2_APP_KEY"),
-            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-            "AWS_CONFIG_FILE": os.devnull,
-            # B2 rejects the CRC32 checksum headers recent AWS SDKs send by default.
-            "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
-            "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
-        })
-        if self.region:
-            env["AWS_REGION"] = self.region
-        return env
+        return s5cmd_env(self.env_base, self.secrets.get("B2_KEY_ID"),
+                         self.secrets.get("B2_APP_KEY"), self.region)
 
     # -- operations ------------------------------------------------------------------------
 
@@ -249,22 +232,6 @@ def transfer_counts(stdout: str) -> Transfer:
 
 def _dir(path: str) -> str:
     return path if path.endswith("/") else path + "/"
-
-
-def b2_region(endpoint_url: str) -> str:
-    """``us-west-004`` from ``https://s3.us-west-004.backblazeb2.com``; else ``""``."""
-    match = B2_ENDPOINT.match(endpoint_url)
-    return match.group(1) if match else ""
-
-
-def find_binary(env: Mapping[str, str]) -> str:
-    """Where s5cmd is: ``$LAUNCHER_S5CMD`` in ``env``, else the image's
-    ``/usr/local/bin/s5cmd``, else the first ``s5cmd`` on ``env``'s ``PATH``."""
-    if env.get(BINARY_ENV):
-        return env[BINARY_ENV]
-    if os.access(DEFAULT_BINARY, os.X_OK):
-        return DEFAULT_BINARY
-    return shutil.which("s5cmd", path=env.get("PATH")) or DEFAULT_BINARY
 
 
 def tool_for(ctx: Context, timeout: float = 3600.0, **options) -> S3Tool:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from launcher.runner.secretsfile import SECRET_NAMES, read_env_file, scrub_values
+
 SPEC_VERSION = 2
 RUN_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}$")
 
@@ -253,7 +255,6 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
     return float(value) if hint is float else value
 
 
-SECRET_NAMES = ("VULTR_KEY", "B2_KEY_ID", "B2_APP_KEY", "WANDB_API_KEY")
 
 
 @dataclass(frozen=True)
@@ -285,20 +286,12 @@ class RunSecrets:
 
 def read_secrets(path: str | Path) -> RunSecrets:
     """Read the env file written by the renderer (``NAME=value`` per line, ``#`` comments)."""
-    values: dict[str, str] = {}
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        name, sep, value = line.partition("=")
-        if not sep or name.strip() not in SECRET_NAMES:
-            raise SpecError(f"{path}:{number}: expected NAME=value with NAME in {SECRET_NAMES}")
-        values[name.strip()] = value
-    return RunSecrets(values)
+    try:
+        return RunSecrets(read_env_file(path, SECRET_NAMES))
+    except ValueError as exc:  # OSError passes: callers say which file could not be read
+        raise SpecError(str(exc)) from None
 
 
 def scrub(text: str, secrets: RunSecrets) -> str:
     """``text`` with every secret value (4+ characters) replaced by ``***``."""
-    for value in secrets.all_values():
-        if len(value) >= 4:
-            text = text.replace(value, "***")
-    return text
+    return scrub_values(text, secrets.all_values())

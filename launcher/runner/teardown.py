@@ -32,7 +32,14 @@ from pathlib import Path
 from launcher.runner import tools
 from launcher.runner.context import Context
 from launcher.runner.statefiles import INSTANCE_ID, TEARDOWN_LOCK, TEARDOWN_STATE, StateDir
-from launcher.runner.vultr import ApiError, RetryPolicy, SelfApi, instance_id, run_tag
+from launcher.runner.vultr import (
+    ApiError,
+    RetryPolicy,
+    SelfApi,
+    instance_id,
+    remove_block,
+    run_tag,
+)
 
 FinalUpload = Callable[[Context], None]
 
@@ -184,19 +191,8 @@ def _release_volume(ctx: Context, api: SelfApi | None, verified: bool, keep: boo
 
 
 def _detach_and_delete(ctx: Context, api: SelfApi, block: str, opts: TeardownOptions) -> None:
-    try:
-        api.detach_block(block, live=True)
-        tools.retry_until(lambda: not api.get_block(block).get("attached_to_instance"),
-                          deadline_s=opts.detach_wait_s, what=f"detach of volume {block}",
-                          first_delay=opts.detach_poll_s / 4, max_delay=opts.detach_poll_s,
-                          clock=ctx.clock, sleep=ctx.sleep)
-    except ApiError as exc:
-        if exc.status != 404:
-            raise
-        ctx.log(f"teardown: volume {block} is already gone")
-        return
-    gone = not api.delete_block(block)
-    ctx.log(f"teardown: volume {block} {'was already gone' if gone else 'deleted'}")
+    deleted = remove_block(api, block, wait_s=opts.detach_wait_s, poll_s=opts.detach_poll_s)
+    ctx.log(f"teardown: volume {block} {'deleted' if deleted else 'was already gone'}")
 
 
 def unmount(ctx: Context, opts: TeardownOptions | None = None) -> bool:

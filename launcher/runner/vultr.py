@@ -9,8 +9,10 @@ a delete of something already gone count as done, in each wording Vultr has used
 The API key only ever travels in the ``Authorization`` header: it is in no exception, log
 line or ``repr``.
 
-:func:`instance_id` answers "which instance am I": the metadata service's ``instance-v2-id``,
-else the one instance tagged ``run:<run_id>``.
+:func:`remove_block` detaches, waits and deletes a volume. :func:`instance_id` answers "which
+instance am I": the metadata service's ``instance-v2-id``, else the one instance tagged
+``run:<run_id>``. Imports nothing of the runner but :mod:`launcher.runner.tools`: both
+travel in the bootstrap (``boot.pyz``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from launcher.runner.tools import retry_until
 
 USER_AGENT = "launcher/runner"
 # Vultr's own words, as its own clients match them (docs/emulator.md, "Wording", cites each):
@@ -242,6 +246,22 @@ def _decode(raw: bytes) -> Any:
 def _seg(value: str) -> str:
     """An id as one path segment (ids are ours, but never let one change the path)."""
     return urllib.parse.quote(value, safe="")
+
+
+def remove_block(api: SelfApi, block_id: str, *, wait_s: float, poll_s: float) -> bool:
+    """Detach ``block_id`` live, wait until Vultr shows it detached (attach and detach are
+    asynchronous), then delete it. False when it was already gone. Raises
+    :class:`ApiError`, or TimeoutError when it stays attached for ``wait_s``."""
+    try:
+        api.detach_block(block_id, live=True)
+        retry_until(lambda: not api.get_block(block_id).get("attached_to_instance"),
+                    deadline_s=wait_s, what=f"detach of volume {block_id}",
+                    first_delay=poll_s / 4, max_delay=poll_s, clock=api.clock, sleep=api.sleep)
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        return False
+    return api.delete_block(block_id)
 
 
 # -- which instance am I ----------------------------------------------------------------------

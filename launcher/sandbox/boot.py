@@ -12,23 +12,27 @@ from __future__ import annotations
 
 import base64
 import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from launcher.emulator.records import Instance
-from launcher.runner.s3 import BINARY_ENV
+from launcher.runner.boot import BootSpec
+from launcher.runner.s5cmd import BINARY_ENV
 from launcher.runner.spec import RunSpec, SpecError
 from launcher.runner.supervisor import TEST_HOST_ENV
 from launcher.sandbox.document import BootPlan, DocumentRefused, parse_document
 from launcher.sandbox.machine import (
+    SERVICE_UMASK,
     SYSTEM_PATH,
     host_path,
+    make_dirs,
     make_host,
     write_files,
     write_host_key,
     write_sandbox_json,
 )
-from launcher.sandbox.respec import SpecRefused, sandbox_spec
+from launcher.sandbox.respec import SpecRefused, sandbox_boot, sandbox_spec
 
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 RESERVED_ENV = {"PATH", "HOME", "TMPDIR", "LANG", TEST_HOST_ENV, BINARY_ENV}
@@ -74,33 +78,44 @@ class Launch:
     secret_files: tuple[Path, ...] = ()
 
 
-def prepare(instance: Instance, host: Path, settings: Settings, metadata_url: str) -> Launch:
-    """Materialise ``instance``'s document under ``host``; the runner's :class:`Launch`."""
+def prepare(instance: Instance, host: Path, settings: Settings, metadata_url: str,
+            console: Path) -> Launch:
+    """Materialise ``instance``'s document under ``host``, run its bootstrap (output appended
+    to ``console``); the runner's :class:`Launch`."""
     try:
         plan = parse_document(instance.user_data)
-        exec_start = runner_exec_start(plan)
-        spec_path = exec_start[4]
-        spec = load_spec(plan, spec_path)
-        sandboxed, rewrites = sandbox_spec(spec, host, metadata_url=metadata_url,
-                                           trainer_user=settings.trainer_user)
-        plan.file(spec.paths.secrets_file)  # the secrets must come with the document
+        boot_argv, exec_start = unit_commands(plan)
+        boot = load_boot(plan, boot_argv[4])
+        hosted, boot_rewrites = sandbox_boot(boot, host, metadata_url=metadata_url)
+        plan.file(boot.secrets_file)  # the secrets must come with the document
     except (DocumentRefused, SpecRefused) as exc:
         raise BootRefused(str(exc)) from None
     env = runner_env(plan, host, settings)
     make_host(host, instance.id, base64.b64decode(instance.user_data))
     host_key = write_host_key(host, instance.id)
-    replaced = {spec_path: (sandboxed.to_json() + "\n").encode("utf-8")}
-    files = write_files(host, plan.files, replaced)
+    files = write_files(host, plan.files, {boot_argv[4]: (hosted.to_json() + "\n").encode()})
+    boot_run = (settings.python, str(host_path(host, boot_argv[1])), *boot_argv[2:4],
+                str(host_path(host, boot_argv[4])))
+    run_bootstrap(boot_run, env, host, console, hosted.fetch_deadline_s)
+    spec_path = exec_start[4]
+    try:
+        spec = RunSpec.from_json(host_path(host, spec_path).read_text(encoding="utf-8"))
+        sandboxed, rewrites = sandbox_spec(spec, host, metadata_url=metadata_url,
+                                           trainer_user=settings.trainer_user)
+    except (OSError, SpecError, SpecRefused) as exc:
+        raise BootRefused(f"{spec_path}, as the bootstrap fetched it: {exc}") from None
+    host_path(host, spec_path).write_text(sandboxed.to_json() + "\n", encoding="utf-8")
     argv = (settings.python, str(host_path(host, exec_start[1])), *exec_start[2:4],
             str(host_path(host, spec_path)))
     record = {
         "instance_id": instance.id, "host_root": str(host), "unit": plan.unit,
+        "document_exec_start_pre": list(boot_argv), "sandbox_boot_argv": list(boot_run),
         "document_exec_start": list(exec_start), "sandbox_argv": list(argv),
-        "environment": env, "rewrites": [r.as_dict() for r in rewrites], "files": files,
-        "skipped_from_document": list(plan.ignored), "not_emulated": list(NOT_EMULATED),
-        "ssh_host_key": host_key,
+        "environment": env, "rewrites": [r.as_dict() for r in (*boot_rewrites, *rewrites)],
+        "files": files, "skipped_from_document": list(plan.ignored),
+        "not_emulated": list(NOT_EMULATED), "ssh_host_key": host_key,
         "python": settings.python, "python_note": "the unit names the image's python3; a "
-        "sandbox runs the runner with this interpreter instead",
+        "sandbox runs the bootstrap and the runner with this interpreter instead",
     }
     write_sandbox_json(host_path(host, spec_path).with_name("sandbox.json"), record)
     secret_files = (Path(sandboxed.paths.secrets_file),
@@ -108,26 +123,47 @@ def prepare(instance: Instance, host: Path, settings: Settings, metadata_url: st
     return Launch(argv, env, host, Path(sandboxed.paths.state_dir), secret_files)
 
 
-def runner_exec_start(plan: BootPlan) -> tuple[str, ...]:
-    """The unit's ``ExecStart``: ``<python3> <runner.pyz> supervise --spec <run.json>``,
-    both paths written by the document; anything else is refused."""
-    argv = plan.exec_start
-    shape_ok = (len(argv) == 5 and PurePosixPath(argv[0]).name.startswith("python3")
-                and argv[2:4] == ("supervise", "--spec"))
-    if not shape_ok:
-        raise DocumentRefused(f"{plan.unit}: ExecStart {' '.join(argv)!r} is not "
-                              "'<python3> <runner.pyz> supervise --spec <run.json>'")
-    for path in (argv[1], argv[4]):
-        plan.file(path)
-    return argv
+def unit_commands(plan: BootPlan) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The unit's ``ExecStartPre`` (``<python3> <boot.pyz> fetch --boot <boot.json>``, both
+    written by the document) and ``ExecStart`` (``<python3> <runner.pyz> supervise --spec
+    <run.json>``, both fetched by the bootstrap); any other shape is refused."""
+    pre, start = plan.exec_start_pre, plan.exec_start
+    for argv, words, shape in ((pre, ("fetch", "--boot"), "<boot.pyz> fetch --boot <boot.json>"),
+                               (start, ("supervise", "--spec"),
+                                "<runner.pyz> supervise --spec <run.json>")):
+        if not (len(argv) == 5 and PurePosixPath(argv[0]).name.startswith("python3")
+                and argv[2:4] == words):
+            raise DocumentRefused(f"{plan.unit}: {' '.join(argv) or 'nothing'!r} is not "
+                                  f"'<python3> {shape}'")
+    plan.file(pre[1])
+    return pre, start
 
 
-def load_spec(plan: BootPlan, spec_path: str) -> RunSpec:
+def load_boot(plan: BootPlan, path: str) -> BootSpec:
     try:
-        return RunSpec.from_json(plan.file(spec_path).data.decode("utf-8"))
-    except (SpecError, UnicodeDecodeError) as exc:
-        raise DocumentRefused(f"{spec_path} is not a run spec this runner reads: {exc}"
-                              ) from None
+        return BootSpec.from_json(plan.file(path).data.decode("utf-8"))
+    except ValueError as exc:
+        raise DocumentRefused(f"{path} is not a boot spec this sandbox reads: {exc}") from None
+
+
+def run_bootstrap(argv: tuple[str, ...], env: dict[str, str], host: Path, console: Path,
+                  deadline_s: float) -> None:
+    """The unit's ``ExecStartPre``, as systemd would run it (bounded like its start
+    timeout); :class:`BootRefused` with its last line when it fails."""
+    make_dirs(console.parent)
+    with open(console, "ab") as out:
+        out.write(f"=== launcher sandbox: {' '.join(argv)}\n".encode())
+        out.flush()
+        try:
+            done = subprocess.run(argv, env=env, cwd=host, stdin=subprocess.DEVNULL,
+                                  stdout=out, stderr=subprocess.STDOUT, check=False,
+                                  timeout=deadline_s + 600, umask=SERVICE_UMASK)
+        except subprocess.TimeoutExpired:
+            raise BootRefused(f"the bootstrap ran past {deadline_s + 600:g}s") from None
+    if done.returncode != 0:
+        lines = console.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        raise BootRefused(f"the bootstrap failed (exit {done.returncode}): "
+                          f"{lines[-1] if lines else 'no output'}")
 
 
 def runner_env(plan: BootPlan, host: Path, settings: Settings) -> dict[str, str]:

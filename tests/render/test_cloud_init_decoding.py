@@ -1,5 +1,5 @@
 """Debian's cloud-init itself reads the document back: its YAML loader and its write_files
-decoders give back every file byte for byte, and the unpacked runner starts under the
+decoders give back every file byte for byte, and the unpacked bootstrap starts under the
 system interpreter."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from launcher.render import render
-from launcher.render.zipapp import RUNNER_DIR
+from launcher.render import BootInputs, render
+from launcher.render.pipeline import boot_zipapp
 
-from .conftest import fake_secrets, large_runner, make_spec, tiny_runner
+from .conftest import fake_secrets, make_spec, tiny_runner
 
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 UNPACK = r'''
@@ -54,12 +54,12 @@ def _sha(data: str | bytes) -> str:
     return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
 
 
-@pytest.mark.parametrize("runner_kind", ["real", "tiny", "large"])
+@pytest.mark.parametrize("boot_kind", ["real", "tiny"])  # gz+b64, then plain b64
 def test_cloud_init_decodes_every_file_exactly(system_cloud_init, runner_bytes, tmp_path,
-                                               runner_kind):
-    runner = {"real": runner_bytes, "tiny": tiny_runner(), "large": large_runner()}[runner_kind]
+                                               boot_kind):
+    boot = {"real": boot_zipapp(), "tiny": tiny_runner()}[boot_kind]
     spec, secrets = make_spec(), fake_secrets()
-    document = render(spec, secrets, runner)
+    document = render(spec, secrets, BootInputs(runner_bytes, delete_volume=True, boot=boot))
     source = tmp_path / "user-data"
     source.write_text(document.text)
     result = subprocess.run([str(system_cloud_init), "-c", UNPACK, str(source),
@@ -68,11 +68,12 @@ def test_cloud_init_decodes_every_file_exactly(system_cloud_init, runner_bytes, 
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)
     assert report["top"] == ["package_update", "package_upgrade", "runcmd", "write_files"]
-    assert report["/opt/launcher/runner.pyz"] == [_sha(runner), "0o755"]
-    assert report["/etc/launcher/run.json"] == [_sha(spec.to_json() + "\n"), "0o644"]
+    assert report["/opt/launcher/boot.pyz"] == [_sha(boot), "0o755"]
+    assert report["/etc/launcher/boot.json"] == [_sha(document.boot_spec.to_json() + "\n"),
+                                                 "0o644"]
     assert report["/etc/launcher/secrets.env"] == [_sha(secrets.to_env_file()), "0o600"]
-    if runner_kind == "real" and (RUNNER_DIR / "cli.py").exists():
-        pyz = tmp_path / "root" / "opt" / "launcher" / "runner.pyz"
+    if boot_kind == "real":
+        pyz = tmp_path / "root" / "opt" / "launcher" / "boot.pyz"
         started = subprocess.run([str(system_cloud_init), "-I", "-S", str(pyz), "--help"],
                                  capture_output=True, text=True, timeout=60, check=False)
-        assert started.returncode == 0 and "supervise" in started.stdout, started.stderr[-2000:]
+        assert started.returncode == 0 and "fetch" in started.stdout, started.stderr[-2000:]

@@ -1,11 +1,13 @@
 """render(): every variant passes both validators, carries hostile strings as data, keeps
-the secrets in the one root-only file, and fits the user-data limit."""
+the secrets in the one root-only file, pins what the launcher uploads, and fits the 16 KiB
+user-data limit."""
 
 from __future__ import annotations
 
 import base64
 import dataclasses
 import gzip
+import hashlib
 import json
 import os
 
@@ -13,9 +15,11 @@ import pytest
 from support.keys import ALL_FAKE_KEYS, FAKE_WANDB_KEY
 
 from launcher.errors import ConfigError
-from launcher.render import MAX_DOCUMENT_BYTES, DocumentError, render
+from launcher.render import MAX_USER_DATA_BYTES, BootInputs, DocumentError, render
+from launcher.render.pipeline import boot_zipapp
 from launcher.render.schema import validate_document
 from launcher.render.serialise import load_cloud_config
+from launcher.runner.boot import BootSpec
 from launcher.runner.spec import SECRET_NAMES, CodeSource, HealthSpec, RunSecrets, read_secrets
 
 from .conftest import (
@@ -65,11 +69,19 @@ def _variants() -> dict[str, tuple]:
 VARIANTS = _variants()
 
 
+def inputs(runner: bytes, **changes) -> BootInputs:
+    return BootInputs(runner, **{"delete_volume": True, **changes})
+
+
 @pytest.fixture(scope="module", params=sorted(VARIANTS))
 def variant(request, runner_bytes):
     spec, runner = VARIANTS[request.param]
     runner = runner if runner is not None else runner_bytes
-    return request.param, spec, runner, render(spec, fake_secrets(), runner)
+    return request.param, spec, runner, render(spec, fake_secrets(), inputs(runner))
+
+
+def boot_json(document) -> BootSpec:
+    return BootSpec.from_json(files_by_path(document)["/etc/launcher/boot.json"]["content"])
 
 
 def test_every_variant_passes_both_validators(variant, cloud_init_schema):
@@ -79,22 +91,50 @@ def test_every_variant_passes_both_validators(variant, cloud_init_schema):
 
 
 def test_every_variant_fits_the_limit_and_reports_its_size(variant):
-    name, _, runner, document = variant
+    _, spec, runner, document = variant
     sizes = document.size_report()
-    assert sizes.document_bytes == len(document.text.encode("ascii")) <= MAX_DOCUMENT_BYTES
+    assert sizes.document_bytes == len(document.text.encode("ascii")) <= MAX_USER_DATA_BYTES
     assert sizes.user_data_b64_bytes == len(document.user_data_b64)
-    assert sizes.runner_bytes == len(runner) and sizes.limit_bytes == MAX_DOCUMENT_BYTES
-    assert sizes.as_dict()["headroom_bytes"] == MAX_DOCUMENT_BYTES - sizes.document_bytes
+    assert sizes.runner_bytes == len(runner) and sizes.limit_bytes == MAX_USER_DATA_BYTES
+    assert sizes.spec_bytes == len(spec.to_json()) + 1
+    assert sizes.boot_bytes == len(boot_zipapp()) and sizes.boot_encoding == "gz+b64"
+    assert sizes.as_dict()["headroom_bytes"] == MAX_USER_DATA_BYTES - sizes.document_bytes
     assert base64.b64decode(document.user_data_b64).decode("ascii") == document.text
-    assert sizes.runner_encoding == ("b64" if name == "tiny-runner" else "gz+b64")
 
 
-def test_the_runner_file_decodes_to_the_runner(variant):
+def test_the_document_carries_the_bootstrap_not_the_runner(variant):
     _, _, runner, document = variant
-    entry = files_by_path(document)["/opt/launcher/runner.pyz"]
-    data = base64.b64decode(entry["content"])
-    assert (gzip.decompress(data) if entry["encoding"] == "gz+b64" else data) == runner
+    files = files_by_path(document)
+    entry = files["/opt/launcher/boot.pyz"]
+    assert gzip.decompress(base64.b64decode(entry["content"])) == boot_zipapp()
     assert (entry["owner"], entry["permissions"]) == ("root:root", "0755")
+    assert not {"/opt/launcher/runner.pyz", "/etc/launcher/run.json"} & set(files)
+    assert runner not in base64.b64decode(document.user_data_b64)
+
+
+def test_boot_json_pins_what_the_launcher_uploads(variant):
+    _, spec, runner, document = variant
+    boot = boot_json(document)
+    spec_bytes = (spec.to_json() + "\n").encode()
+    assert [u.data for u in document.uploads] == [runner, spec_bytes]
+    for upload, pin, path, mode in zip(document.uploads, boot.files,
+                                       ("/opt/launcher/runner.pyz", "/etc/launcher/run.json"),
+                                       ("0755", "0644"), strict=True):
+        assert pin.key == upload.key and pin.sha256 == upload.sha256 == \
+            hashlib.sha256(upload.data).hexdigest()
+        assert (pin.path, pin.mode, pin.size) == (path, mode, len(upload.data))
+        assert pin.key.startswith(f"{spec.run_prefix}/boot/") and upload.sha256[:16] in pin.key
+    assert (boot.endpoint_url, boot.bucket, boot.region) == (
+        spec.storage.endpoint_url, spec.storage.bucket, "us-west-004")
+    assert boot.status_key == f"{spec.run_prefix}/status.json"
+    assert (boot.api_url, boot.block_id, boot.secrets_file, boot.metadata_url) == (
+        spec.api_url, spec.volume.block_id, spec.paths.secrets_file, spec.metadata_url)
+    assert boot.delete_volume is True and boot.run_id == spec.run_id
+
+
+def test_a_reused_volume_is_never_the_bootstraps_to_delete(runner_bytes):
+    document = render(make_spec(), fake_secrets(), inputs(runner_bytes, delete_volume=False))
+    assert boot_json(document).delete_volume is False
 
 
 def test_runcmd_is_only_the_fixed_argv_lists(variant):
@@ -103,15 +143,12 @@ def test_runcmd_is_only_the_fixed_argv_lists(variant):
 
 def test_the_spec_travels_as_data_and_comes_back_exactly(variant):
     _, spec, _, document = variant
-    entry = files_by_path(document)["/etc/launcher/run.json"]
-    assert (entry["owner"], entry["permissions"], entry["encoding"]) == (
-        "root:root", "0644", "text/plain")
-    back = json.loads(entry["content"])
+    back = json.loads(document.uploads[1].data)
     assert back["command"] == list(spec.command)
     assert back["env"] == [list(pair) for pair in spec.env]
     assert back["code"] == dataclasses.asdict(spec.code)
     assert back["workdir"] == spec.workdir
-    assert entry["content"] == spec.to_json() + "\n"
+    assert document.uploads[1].data.decode() == spec.to_json() + "\n"
 
 
 def test_secrets_live_only_in_the_root_only_file(variant, tmp_path):
@@ -130,6 +167,7 @@ def test_secrets_live_only_in_the_root_only_file(variant, tmp_path):
             if entry["encoding"] == "gz+b64":
                 decoded = gzip.decompress(decoded)
             assert key not in content and key.encode() not in decoded
+        assert not any(key.encode() in upload.data for upload in document.uploads)
 
 
 def test_the_redacted_text_masks_every_secret_and_stays_valid(variant, cloud_init_schema):
@@ -146,8 +184,7 @@ def test_the_redacted_text_masks_every_secret_and_stays_valid(variant, cloud_ini
 
 def test_hostile_strings_stay_data_in_every_field():
     spec = VARIANTS["hostile"][0]
-    back = json.loads(files_by_path(render(spec, fake_secrets(), tiny_runner()))
-                      ["/etc/launcher/run.json"]["content"])
+    back = json.loads(render(spec, fake_secrets(), inputs(tiny_runner())).uploads[1].data)
     assert back["command"][2:] == list(HOSTILE)
     assert [v for _, v in back["env"]] == list(HOSTILE)
     assert back["code"]["git_url"].endswith("rm -rf / #'\"")
@@ -155,7 +192,7 @@ def test_hostile_strings_stay_data_in_every_field():
 
 
 def test_unset_secrets_are_marked_unset():
-    document = render(make_spec(), RunSecrets({"VULTR_KEY": "x" * 32}), tiny_runner())
+    document = render(make_spec(), RunSecrets({"VULTR_KEY": "x" * 32}), inputs(tiny_runner()))
     redacted = document.redacted_text()
     assert "VULTR_KEY=<secret:VULTR_KEY>" in redacted
     assert "B2_APP_KEY=<unset:B2_APP_KEY>" in redacted
@@ -164,7 +201,7 @@ def test_unset_secrets_are_marked_unset():
 def test_a_secret_in_the_spec_is_refused_without_showing_it():
     spec = make_spec(env=(("WANDB_API_KEY", FAKE_WANDB_KEY),))
     with pytest.raises(ConfigError) as raised:
-        render(spec, fake_secrets(), tiny_runner())
+        render(spec, fake_secrets(), inputs(tiny_runner()))
     message = str(raised.value)
     assert "WANDB_API_KEY" in message and "/etc/launcher/run.json" in message
     assert FAKE_WANDB_KEY not in message
@@ -174,29 +211,30 @@ def test_a_non_ascii_secret_in_the_spec_is_refused_too():
     secret = "clé-secrète-日本-0123456789"
     spec = make_spec(command=("python3", "-c", f"print({secret!r})"))
     with pytest.raises(ConfigError, match="B2_APP_KEY"):
-        render(spec, RunSecrets({"B2_APP_KEY": secret}), tiny_runner())
+        render(spec, RunSecrets({"B2_APP_KEY": secret}), inputs(tiny_runner()))
 
 
 def test_a_document_too_big_even_gzipped_names_its_sizes():
-    incompressible = os.urandom(MAX_DOCUMENT_BYTES)
+    incompressible = os.urandom(MAX_USER_DATA_BYTES)
     with pytest.raises(DocumentError) as raised:
-        render(make_spec(), fake_secrets(), incompressible)
+        render(make_spec(), fake_secrets(), inputs(tiny_runner(), boot=incompressible))
     message = str(raised.value)
-    assert f"{MAX_DOCUMENT_BYTES:,}-byte" in message and f"{len(incompressible):,}" in message
+    assert f"{MAX_USER_DATA_BYTES:,}-byte" in message and f"{len(incompressible):,}" in message
 
 
-def test_a_smaller_limit_switches_the_runner_to_gzip():
-    runner = large_runner()
-    plain = render(make_spec(), fake_secrets(), tiny_runner())
-    assert plain.size_report().runner_encoding == "b64"
-    squeezed = render(make_spec(), fake_secrets(), runner, limit=len(runner))
-    assert squeezed.size_report().runner_encoding == "gz+b64"
-    assert squeezed.size_report().limit_bytes == len(runner)
+def test_a_smaller_limit_switches_the_bootstrap_to_gzip():
+    boot = large_runner()
+    plain = render(make_spec(), fake_secrets(), inputs(tiny_runner(), boot=tiny_runner()))
+    assert plain.size_report().boot_encoding == "b64"
+    squeezed = render(make_spec(), fake_secrets(), inputs(tiny_runner(), boot=boot),
+                      limit=len(boot))
+    assert squeezed.size_report().boot_encoding == "gz+b64"
+    assert squeezed.size_report().limit_bytes == len(boot)
 
 
 def test_the_same_inputs_give_the_same_document(runner_bytes):
-    first = render(make_spec(), fake_secrets(), runner_bytes)
-    second = render(make_spec(), fake_secrets(), runner_bytes)
+    first = render(make_spec(), fake_secrets(), inputs(runner_bytes))
+    second = render(make_spec(), fake_secrets(), inputs(runner_bytes))
     assert first.text == second.text and first.user_data_b64 == second.user_data_b64
 
 

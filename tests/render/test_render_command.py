@@ -11,14 +11,16 @@ import pytest
 from support.keys import ALL_FAKE_KEYS
 
 from launcher.cli import main
-from launcher.render import MAX_DOCUMENT_BYTES
+from launcher.render import MAX_USER_DATA_BYTES
 from launcher.render.schema import validate_document
 from launcher.render.serialise import load_cloud_config
+from launcher.runner.boot import BootSpec
 from launcher.runner.spec import SECRET_NAMES, RunSpec
 
 from .conftest import FAKE_SECRETS
 
 ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = ROOT / "configs"
 # The launcher's own variable names for the instance's four secrets.
 LAUNCHER_NAMES = {"VULTR_KEY": "VULTR_KEY", "B2_KEY_ID": "B2_APPLICATION_KEY_ID",
                   "B2_APP_KEY": "B2_APPLICATION_KEY", "WANDB_API_KEY": "WANDB_API_KEY"}
@@ -44,10 +46,12 @@ def test_render_prints_the_document_with_every_secret_masked(fake_env, capsys):
     validate_document(document)
     env_file = next(f for f in document["write_files"] if f["path"].endswith("secrets.env"))
     assert env_file["content"] == "".join(f"{n}=<secret:{n}>\n" for n in SECRET_NAMES)
-    spec_file = next(f for f in document["write_files"] if f["path"].endswith("run.json"))
-    spec = RunSpec.from_json(spec_file["content"])
-    assert spec.stage == "diffusion" and spec.volume.block_id == "<created-at-launch>"
-    assert "diffusion: document" in err and f"of {MAX_DOCUMENT_BYTES:,} bytes" in err
+    boot_file = next(f for f in document["write_files"] if f["path"].endswith("boot.json"))
+    boot = BootSpec.from_json(boot_file["content"])
+    assert boot.run_id.startswith("diffusion-") and boot.block_id == "<created-at-launch>"
+    assert [p.path for p in boot.files] == ["/opt/launcher/runner.pyz", "/etc/launcher/run.json"]
+    assert not any(f["path"].endswith("run.json") for f in document["write_files"])
+    assert "diffusion: document" in err and f"of {MAX_USER_DATA_BYTES:,} bytes" in err
     assert "not set in the environment" not in err and "note:" not in err
 
 
@@ -58,9 +62,19 @@ def test_render_json_reports_sizes_and_the_masked_document(fake_env, capsys):
     report = json.loads(out)
     assert report["stage"] == "smoke" and report["secrets_set"] == list(SECRET_NAMES)
     assert report["secrets_unset"] == []
-    assert report["size"]["document_bytes"] <= report["size"]["limit_bytes"]
+    assert report["size"]["document_bytes"] <= report["size"]["limit_bytes"] == 16 * 1024
     assert "launcher/runner/spec.py" in report["runner_files"]
+    spec = RunSpec.from_json(json.dumps(report["spec"]))
+    assert spec.stage == "smoke" and report["size"]["spec_bytes"] == len(spec.to_json()) + 1
     assert "<secret:VULTR_KEY>" in report["document"]
+
+
+@pytest.mark.parametrize("stage", sorted(p.stem for p in (CONFIGS / "stages").glob("*.yaml")))
+def test_every_stage_renders_within_16_kib(fake_env, capsys, stage):
+    assert main(["render", "--stage", stage, "--config-dir", str(CONFIGS), "--json"]) == 0
+    size = json.loads(capsys.readouterr().out)["size"]
+    assert size["document_bytes"] <= 16 * 1024 and size["boot_encoding"] == "gz+b64"
+    assert size["runner_bytes"] > 100_000  # the runner is fetched, not carried
 
 
 def test_render_out_writes_only_the_masked_document(fake_env, capsys, tmp_path):

@@ -40,9 +40,10 @@ def test_every_property_is_described_and_every_object_is_closed():
 
 @pytest.fixture(scope="module")
 def good() -> dict:
-    from launcher.render import render
+    from launcher.render import BootInputs, render
 
-    return load_cloud_config(render(make_spec(), fake_secrets(), tiny_runner()).text)
+    return load_cloud_config(render(make_spec(), fake_secrets(),
+                                    BootInputs(tiny_runner(), delete_volume=True)).text)
 
 
 @pytest.mark.parametrize(("mistake", "change"), [

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from launcher.render import render
+from launcher.render import BootInputs, render
 
 from .conftest import fake_secrets, files_by_path, make_spec, tiny_runner
 
@@ -16,7 +16,7 @@ UNIT_DIR = "/etc/systemd/system/"
 
 @pytest.fixture(scope="module")
 def units() -> dict[str, str]:
-    document = render(make_spec(), fake_secrets(), tiny_runner())
+    document = render(make_spec(), fake_secrets(), BootInputs(tiny_runner(), delete_volume=True))
     return {path.removeprefix(UNIT_DIR): entry["content"]
             for path, entry in files_by_path(document).items() if path.startswith(UNIT_DIR)}
 
@@ -25,11 +25,13 @@ def test_the_three_units_are_there(units):
     assert sorted(units) == ["launcher-runner.service", "launcher-watchdog.service",
                              "launcher-watchdog.timer"]
     runner = units["launcher-runner.service"]
+    assert ("ExecStartPre=/usr/bin/python3 /opt/launcher/boot.pyz fetch "
+            "--boot /etc/launcher/boot.json\n") in runner
     assert ("ExecStart=/usr/bin/python3 /opt/launcher/runner.pyz supervise "
             "--spec /etc/launcher/run.json\n") in runner
     assert "Type=simple\n" in runner and "Restart=no\n" in runner
     assert "KillMode=mixed\n" in runner and "TimeoutStopSec=900\n" in runner
-    assert "TimeoutStartSec" not in runner
+    assert "TimeoutStartSec=2400\n" in runner and "RuntimeMaxSec" not in runner
     assert "After=network-online.target cloud-final.service\n" in runner
     watchdog = units["launcher-watchdog.service"]
     assert "Type=oneshot\n" in watchdog and " watchdog --spec /etc/launcher/run.json\n" in watchdog

@@ -10,11 +10,14 @@ from launcher.render.template import TEMPLATE_PATH, TemplateError, load_template
 def test_the_template_loads_and_fills_its_own_paths():
     template = load_template(values={"secrets_file": "/etc/launcher/secrets.env"})
     assert template.files["secrets"].path == "/etc/launcher/secrets.env"
+    assert template.fetched["runner"].owner == "root:root"
     service = template.units["launcher-runner.service"]["Service"]
     assert service["ExecStart"] == ["/usr/bin/python3", "/opt/launcher/runner.pyz",
                                     "supervise", "--spec", "/etc/launcher/run.json"]
+    assert service["ExecStartPre"] == ["/usr/bin/python3", "/opt/launcher/boot.pyz",
+                                       "fetch", "--boot", "/etc/launcher/boot.json"]
     assert service["Restart"] == "no" and service["KillMode"] == "mixed"
-    assert "TimeoutStartSec" not in service and "RuntimeMaxSec" not in service
+    assert service["TimeoutStartSec"] == "2400" and "RuntimeMaxSec" not in service
     timer = template.units["launcher-watchdog.timer"]["Timer"]
     assert (timer["OnBootSec"], timer["OnUnitInactiveSec"], timer["AccuracySec"]) == (
         "5min", "1min", "10s")
@@ -50,10 +53,12 @@ def test_a_bad_template_names_the_file(tmp_path):
     path.write_text(
         "cloud_config: {}\nunits: {}\n"
         "unit_files: {directory: /u, owner: 'root:root', permissions: '0644'}\n"
-        "files:\n  runner: {path: /r, owner: 'root:root', permissions: 0755}\n"
-        "  spec: {path: /s, owner: 'root:root', permissions: '0644'}\n"
+        "fetched: {runner: {path: /r, permissions: '0755'}, spec: {path: /s, permissions: "
+        "'0644'}}\n"
+        "files:\n  boot: {path: /b, owner: 'root:root', permissions: 0755}\n"
+        "  boot_spec: {path: /j, owner: 'root:root', permissions: '0644'}\n"
         "  secrets: {path: /x, owner: 'root:root', permissions: '0600'}\n")
     with pytest.raises(TemplateError) as raised:
         load_template(path, values={})
-    assert str(path) in str(raised.value) and "files.runner" in str(raised.value)
+    assert str(path) in str(raised.value) and "files.boot" in str(raised.value)
     assert "quote octal modes" in str(raised.value)

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from launcher.render import zipapp
 from launcher.render.zipapp import (
+    BOOT_MAIN,
+    BOOT_MODULES,
     FIXED_TIME,
     MAIN,
     RUNNER_DIR,
+    build_boot_zipapp,
     build_runner_zipapp,
-    cached_runner_zipapp,
     slim_source,
     zipapp_listing,
 )
@@ -111,8 +112,6 @@ def test_every_runner_module_imports_from_the_zip_with_the_standard_library_only
 
 
 def test_the_zipapp_runs_its_help(runner_bytes, tmp_path):
-    if not (RUNNER_DIR / "cli.py").exists():
-        pytest.skip("launcher/runner/cli.py has not landed yet: nothing to run")
     pyz = tmp_path / "runner.pyz"
     pyz.write_bytes(runner_bytes)
     result = subprocess.run([sys.executable, "-I", "-S", str(pyz), "--help"],
@@ -142,26 +141,24 @@ def test_no_file_in_the_zip_comes_from_outside_the_runner(runner_bytes):
     assert Path(RUNNER_DIR).name == "runner"
 
 
-def test_the_built_runner_is_cached_by_its_sources(tmp_path, monkeypatch):
-    runner_dir = tmp_path / "runner"
-    shutil.copytree(RUNNER_DIR, runner_dir, ignore=shutil.ignore_patterns("__pycache__"))
-    cache = tmp_path / "cache"
-    first = cached_runner_zipapp(runner_dir, cache)
-    assert first == build_runner_zipapp(runner_dir)
-    assert len(list(cache.glob("runner-*.pyz"))) == 1
+def test_the_bootstrap_holds_only_what_it_imports_and_runs_alone(tmp_path):
+    boot = build_boot_zipapp()
+    assert zipapp_listing(boot) == sorted(["__main__.py", "launcher/__init__.py",
+                                           *(f"launcher/runner/{m}" for m in BOOT_MODULES)])
+    with zipfile.ZipFile(io.BytesIO(boot)) as archive:
+        assert archive.read("__main__.py").decode() == BOOT_MAIN
+        assert "launcher.runner.boot" in BOOT_MAIN
+        slimmed = archive.read("launcher/runner/boot.py").decode()
+    assert slimmed == slim_source((RUNNER_DIR / "boot.py").read_text())
+    pyz = tmp_path / "boot.pyz"
+    pyz.write_bytes(boot)
+    result = subprocess.run([sys.executable, "-I", "-S", str(pyz), "fetch", "--help"],
+                            capture_output=True, text=True, timeout=60, check=False,
+                            cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "--boot" in result.stdout
 
-    def no_build(*args, **kwargs):
-        raise AssertionError("built again although the sources did not change")
 
-    monkeypatch.setattr(zipapp, "build_runner_zipapp", no_build)
-    assert cached_runner_zipapp(runner_dir, cache) == first
-    monkeypatch.undo()
-    (runner_dir / "cli.py").write_text((runner_dir / "cli.py").read_text() + "\n# changed\n")
-    assert cached_runner_zipapp(runner_dir, cache) != first  # a new key, a new build
-    assert len(list(cache.glob("runner-*.pyz"))) == 2
-
-
-def test_an_unwritable_cache_only_costs_the_build(tmp_path):
-    blocked = tmp_path / "file-not-dir"
-    blocked.write_text("")
-    assert cached_runner_zipapp(cache_dir=blocked / "runner") == build_runner_zipapp()
+def test_the_runner_keeps_its_docstrings(runner_bytes):
+    with zipfile.ZipFile(io.BytesIO(runner_bytes)) as archive:
+        assert archive.read("launcher/runner/boot.py") == (RUNNER_DIR / "boot.py").read_bytes()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from support.keys import FAKE_B2_APP_KEY, FAKE_B2_KEY_ID
 
-from launcher.runner.s3 import MASTER_KEY_HINT, ObjectInfo, S3Tool, b2_region, find_binary
+from launcher.runner.s3 import MASTER_KEY_HINT, ObjectInfo, S3Tool
+from launcher.runner.s5cmd import b2_region, find_binary
 from launcher.runner.spec import RunSecrets
 from launcher.runner.tools import ToolError
 

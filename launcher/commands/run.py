@@ -178,6 +178,9 @@ def show_dry_run(console: Console, result: DryRunResult) -> None:
         dirty = ", uncommitted changes left out" if c.dirty else ""
         console.print(f"code bundle: {c.size:,} bytes, sha256 {c.sha256}, git {c.git_sha}"
                       f"{dirty}", soft_wrap=True)
+    if result.spec:
+        console.print("\nrun spec (uploaded beside the runner; the bootstrap fetches both):")
+        console.print(result.spec, end="", soft_wrap=True, markup=False)
     if result.document:
         console.print(f"\nrun document ({escape(result.document_size)}), secrets masked:")
         console.print(result.document, end="", soft_wrap=True, markup=False)

@@ -12,6 +12,7 @@ nothing was created.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -107,8 +108,17 @@ class RecordingBucket:
         self.calls = calls
 
     def put_file(self, local: Path, url: str) -> None:
-        size = local.stat().st_size
-        self.calls.append(PlannedCall("PUT", url, {"bytes": size}, "the code bundle"))
+        data = local.read_bytes()
+        body = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        self.calls.append(PlannedCall("PUT", url, body, _what(local.name)))
+
+
+def _what(name: str) -> str:
+    if name.endswith(".pyz"):
+        return "the runner, which the document's bootstrap fetches"
+    if name.endswith(".json"):
+        return "the run spec, which the document's bootstrap fetches"
+    return "the code bundle"
 
 
 class WarningsOnly:
@@ -136,13 +146,9 @@ def dry_run(plan: LaunchPlan, deps: LaunchDeps) -> DryRunResult:
     bucket = RecordingBucket(deps.bucket_for(plan.stage.storage).address, provider.calls)
     result, session = execute(plan, deps, provider, bucket, roll_back=False)
     document = session.documents[-1] if session.documents else None
-    calls = tuple(_with_sha(c, result.code.sha256) if c.method == "PUT" and result.code else c
-                  for c in provider.calls)
-    return DryRunResult(plan=plan, calls=calls,
+    spec = next((u for u in document.uploads if u.key.endswith(".json")), None) \
+        if document else None
+    return DryRunResult(plan=plan, calls=tuple(provider.calls),
                         document=document.redacted_text() if document else "",
                         document_size=str(document.size_report()) if document else "",
-                        code=result.code)
-
-
-def _with_sha(call: PlannedCall, sha256: str) -> PlannedCall:
-    return dataclasses.replace(call, body={**(call.body or {}), "sha256": sha256})
+                        code=result.code, spec=spec.data.decode() if spec else "")

@@ -254,13 +254,15 @@ class DryRunResult:
     document: str
     document_size: str
     code: CodeBundle | None
+    spec: str = ""  # run.json as the bootstrap would fetch it (no secrets in it)
 
     def as_dict(self) -> dict[str, Any]:
         return {"dry_run": True, "run_id": self.plan.run_id, "plan": self.plan.as_dict(),
                 "estimate": self.plan.first.estimate.as_dict(),
                 "calls": [c.as_dict() for c in self.calls],
                 "code": self.code.as_dict() if self.code else None,
-                "document_size": self.document_size, "document": self.document}
+                "document_size": self.document_size, "document": self.document,
+                "spec": self.spec}
 
 
 # -- errors ---------------------------------------------------------------------------------

@@ -191,9 +191,8 @@ def test_render_takes_keys_from_the_dotenv_file_and_the_flags(account_env, capsy
     report = json.loads(out)
     assert report["secrets_unset"] == [] and report["variables_unset"] == []
     assert "not set" not in err
-    document = load_cloud_config(report["document"])
-    spec = RunSpec.from_json(next(f["content"] for f in document["write_files"]
-                                  if f["path"].endswith("run.json")))
+    load_cloud_config(report["document"])
+    spec = RunSpec.from_json(json.dumps(report["spec"]))  # what the bootstrap will fetch
     started = calendar.timegm(time.strptime(spec.run_id, "smoke-%Y%m%d-%H%M%S"))
     assert 1800 <= spec.deadline_epoch - started <= 1801  # --max-hours 0.5
 

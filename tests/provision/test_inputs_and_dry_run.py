@@ -3,7 +3,9 @@ makes no mutating call; the command line end to end."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import socket
 
 import pytest
@@ -112,15 +114,19 @@ def test_a_dry_run_lists_the_calls_and_makes_none(bed):
     result = run_stage(bed.request(dry_run=True), deps)
     assert isinstance(result, DryRunResult)
     untouched(bed)
-    assert [(c.method, c.target) for c in result.calls] == [
-        ("PUT", f"s3://{bed.bucket}/runs/{result.plan.run_id}/code.tar.gz"),
-        ("POST", "/blocks"), ("POST", "/instances"),
+    run = f"s3://{bed.bucket}/runs/{result.plan.run_id}"
+    boot = re.compile(r"-[0-9a-f]{16}\.(pyz|json)$")
+    assert [(c.method, boot.sub("", c.target)) for c in result.calls] == [
+        ("PUT", f"{run}/code.tar.gz"), ("POST", "/blocks"), ("PUT", f"{run}/boot/runner"),
+        ("PUT", f"{run}/boot/run"), ("POST", "/instances"),
         ("POST", "/blocks/<new-volume-id>/attach")]
-    create = result.calls[2].body
+    create = result.calls[4].body
     assert create["user_data"].startswith("<rendered document, ")
     assert create["snapshot_id"] == SNAPSHOT and "launcher" in create["tags"]
     assert result.calls[0].body["sha256"] == result.code.sha256
-    assert "<secret:VULTR_KEY>" in result.document and "<new-mount-id>" in result.document
+    spec_sha = hashlib.sha256(result.spec.encode()).hexdigest()
+    assert result.calls[3].body["sha256"] == spec_sha and spec_sha in result.document
+    assert "<secret:VULTR_KEY>" in result.document and "<new-mount-id>" in result.spec
     text = json.dumps(result.as_dict())
     assert not any(key in text for key in ALL_FAKE_KEYS)
 

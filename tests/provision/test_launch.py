@@ -7,9 +7,11 @@ import json
 import subprocess
 
 import pytest
+import yaml
 
 from launcher.naming import parse_tags, volume_label
 from launcher.provision import LaunchResult, run_stage
+from launcher.runner.boot import BootSpec
 from launcher.vultr import BlockSpec
 
 from .conftest import NOW, git
@@ -20,6 +22,19 @@ def user_data(bed, instance_id: str) -> str:
 
     with client_for(bed.emulator.url) as client:
         return client.get_user_data(instance_id).decode()
+
+
+def fetched_spec(bed, instance_id: str) -> str:
+    """The run spec the instance's bootstrap fetches: the key and sha256 its boot.json pins,
+    read back from the bucket and checked."""
+    document = yaml.safe_load(user_data(bed, instance_id))
+    entry = next(f for f in document["write_files"] if f["path"] == "/etc/launcher/boot.json")
+    pin = next(p for p in BootSpec.from_json(entry["content"]).files
+               if p.path == "/etc/launcher/run.json")
+    target = bed.tmp / "run.json"
+    bed.s3.s5("cp", f"s3://{bed.bucket}/{pin.key}", str(target))
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == pin.sha256
+    return target.read_text()
 
 
 def test_a_launch_creates_tags_attaches_and_uploads(bed):
@@ -37,14 +52,18 @@ def test_a_launch_creates_tags_attaches_and_uploads(bed):
     assert [v.attached_to for v in found.volumes] == [result.instance.id]
     assert found.volumes[0].label == volume_label(run_id)
     assert not any(e.note and "reboot" in e.note for e in bed.emulator.events)
-    # the document carries the real ids and the bundle's sha
-    text = user_data(bed, result.instance.id)
+    # the spec the document pins carries the real ids and the bundle's sha
+    text = fetched_spec(bed, result.instance.id)
     volume = found.volumes[0]
     assert volume.id in text and volume.mount_id in text
+    assert volume.id in user_data(bed, result.instance.id)  # the bootstrap's to delete
     assert result.code is not None and result.code.sha256 in text
     assert f"runs/{run_id}/code.tar.gz" in text
-    # the bundle in the bucket is the one the document names
-    assert bed.objects() == {f"runs/{run_id}/code.tar.gz": result.code.size}
+    # the bundle in the bucket is the one the spec names; the runner and spec sit beside it
+    objects = bed.objects()
+    assert objects.pop(f"runs/{run_id}/code.tar.gz") == result.code.size
+    assert sorted(k.rsplit("-", 1)[0] for k in objects) == [
+        f"runs/{run_id}/boot/run", f"runs/{run_id}/boot/runner"]
     fetched = bed.tmp / "fetched.tar.gz"
     bed.s3.s5("cp", f"s3://{bed.bucket}/runs/{run_id}/code.tar.gz", str(fetched))
     assert hashlib.sha256(fetched.read_bytes()).hexdigest() == result.code.sha256
@@ -84,7 +103,7 @@ def test_a_dirty_checkout_is_packed_at_head_and_recorded_dirty(bed):
     deps = bed.deps()
     result = run_stage(bed.request(), deps)
     assert result.code.dirty and "uncommitted changes" in deps.progress.text
-    assert f"{result.code.git_sha}-dirty" in user_data(bed, result.instance.id)
+    assert f"{result.code.git_sha}-dirty" in fetched_spec(bed, result.instance.id)
 
 
 def test_a_reusable_volume_is_reused_and_never_rolled_back(bed):

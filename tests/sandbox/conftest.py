@@ -25,7 +25,7 @@ from runner.conftest import S3Server, bucket, put, s3_server  # noqa: F401 - fix
 from runner.lifecycle.conftest import PLAN, REGION, SNAPSHOT_ID
 from support.keys import FAKE_B2_APP_KEY, FAKE_B2_KEY_ID, FAKE_VULTR_KEY, FAKE_WANDB_KEY
 
-from launcher.render import build_runner_zipapp, render
+from launcher.render import BootInputs, RenderedDocument, build_runner_zipapp, render
 from launcher.runner.spec import (
     CodeSource,
     HealthSpec,
@@ -101,6 +101,7 @@ class Bed:
     tarball_key: str
     sha256: str
     runner: bytes
+    tmp: Path
     log: list[str] = field(default_factory=list)
 
     def spec(self, block, **changes) -> RunSpec:
@@ -122,7 +123,7 @@ class Bed:
         """Create a volume and an instance carrying the rendered document, then attach."""
         block = self.client.create_block(BlockSpec(REGION, 50, f"{RUN_ID}-cache"))
         spec = self.spec(block, **changes)
-        text = user_data if user_data is not None else render(spec, SECRETS, self.runner).text
+        text = user_data if user_data is not None else self.render(spec).text
         instance = self.client.create_instance(InstanceSpec(
             REGION, PLAN, RUN_ID, snapshot_id=SNAPSHOT_ID, tags=("launcher", f"run:{RUN_ID}"),
             user_data=text))
@@ -130,6 +131,13 @@ class Bed:
         if attach:
             self.client.attach_block(block.id, instance.id, live=True)
         return Launched(instance.id, block.id, spec)
+
+    def render(self, spec: RunSpec) -> RenderedDocument:
+        """The document, with what its bootstrap fetches put in the bucket, as a launch does."""
+        document = render(spec, SECRETS, BootInputs(self.runner, delete_volume=True))
+        for upload in document.uploads:
+            put(self.server, self.bucket, upload.key, upload.data, self.tmp)
+        return document
 
     def gone(self, launched: Launched) -> bool:
         state = self.emulator.state
@@ -196,7 +204,8 @@ def make_bed(make_emulator, s3_server, bucket, sandbox_root, runner_pyz,  # noqa
         put(s3_server, bucket, key, tarball, tmp_path)
         for rel, data in DATASET.items():
             put(s3_server, bucket, f"{DATA_PREFIX}/{rel}", data, tmp_path)
-        return Bed(hypervisor, emulator, client, s3_server, bucket, key, sha, runner_pyz, log)
+        return Bed(hypervisor, emulator, client, s3_server, bucket, key, sha, runner_pyz,
+                   tmp_path, log)
 
     yield make
     for hypervisor in made:

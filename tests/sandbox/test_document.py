@@ -9,7 +9,9 @@ import time
 import pytest
 import yaml
 
-from launcher.render import build_runner_zipapp, render
+from launcher.render import BootInputs, build_runner_zipapp, render
+from launcher.render.pipeline import boot_zipapp
+from launcher.runner.boot import BootSpec
 from launcher.runner.spec import CodeSource, HealthSpec, RunSpec, Storage, VolumeSpec
 from launcher.sandbox.document import (
     DocumentRefused,
@@ -37,7 +39,7 @@ def spec(**changes) -> RunSpec:
 
 @pytest.fixture(scope="module")
 def rendered():
-    return render(spec(), SECRETS, build_runner_zipapp())
+    return render(spec(), SECRETS, BootInputs(build_runner_zipapp(), delete_volume=True))
 
 
 def b64(text: str) -> str:
@@ -49,12 +51,16 @@ def test_the_rendered_document_is_understood(rendered):
     assert plan.unit == "launcher-runner.service"
     assert plan.exec_start == ("/usr/bin/python3", "/opt/launcher/runner.pyz", "supervise",
                                "--spec", "/etc/launcher/run.json")
+    assert plan.exec_start_pre == ("/usr/bin/python3", "/opt/launcher/boot.pyz", "fetch",
+                                   "--boot", "/etc/launcher/boot.json")
     assert ("PYTHONUNBUFFERED", "1") in plan.environment
-    assert plan.file("/opt/launcher/runner.pyz").data == build_runner_zipapp()
-    assert plan.file("/opt/launcher/runner.pyz").mode == 0o755
+    assert plan.file("/opt/launcher/boot.pyz").data == boot_zipapp()
+    assert plan.file("/opt/launcher/boot.pyz").mode == 0o755
     assert plan.file("/etc/launcher/secrets.env").mode == 0o600
-    assert RunSpec.from_json(plan.file("/etc/launcher/run.json").data.decode()).run_id == \
+    assert BootSpec.from_json(plan.file("/etc/launcher/boot.json").data.decode()).run_id == \
         "doc-run-1"
+    with pytest.raises(DocumentRefused, match="run.json"):
+        plan.file("/etc/launcher/run.json")  # fetched by the bootstrap, not carried
     assert any("watchdog.timer" in item for item in plan.ignored)
 
 

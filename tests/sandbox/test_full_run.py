@@ -14,7 +14,8 @@ from launcher.sandbox import default_trainer_user
 from .conftest import RUN_ID, SECRET_VALUES, Bed
 
 REWRITTEN = {"paths.state_dir", "paths.log_dir", "paths.code_dir", "paths.secrets_file",
-             "paths.trainer_user", "volume.mount_point", "metadata_url"}
+             "paths.trainer_user", "volume.mount_point", "metadata_url", "boot.files",
+             "boot.secrets_file", "boot.metadata_url"}
 
 
 def pid_gone(pid: int) -> bool:
@@ -77,11 +78,15 @@ def assert_sandbox_record(host: Path) -> None:
     assert rewrites["metadata_url"]["sandbox"].startswith("http://127.0.0.1:")
     assert all(r["why"] for r in record["rewrites"])
     files = {f["path"]: f for f in record["files"]}
-    assert files["/opt/launcher/runner.pyz"]["encoding"] in ("b64", "gz+b64")
-    assert files["/etc/launcher/run.json"]["rewritten"] is True
+    assert files["/opt/launcher/boot.pyz"]["encoding"] in ("b64", "gz+b64")
+    assert files["/etc/launcher/boot.json"]["rewritten"] is True
     assert files["/etc/launcher/secrets.env"]["permissions"] == "0600"
+    assert "/etc/launcher/run.json" not in files  # the bootstrap fetched it
+    assert record["document_exec_start_pre"][1:] == ["/opt/launcher/boot.pyz", "fetch",
+                                                     "--boot", "/etc/launcher/boot.json"]
     assert record["document_exec_start"][1:] == ["/opt/launcher/runner.pyz", "supervise",
                                                  "--spec", "/etc/launcher/run.json"]
+    assert (host / "opt/launcher/runner.pyz").stat().st_mode & 0o777 == 0o755
     spec = json.loads((host / "etc/launcher/run.json").read_text())
     assert spec["paths"]["trainer_user"] == default_trainer_user()
     assert spec["api_url"].startswith("http://127.0.0.1:")

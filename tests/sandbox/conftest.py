@@ -119,11 +119,11 @@ class Bed:
         return RunSpec(**fields)
 
     def launch(self, *, attach: bool = True, user_data: str | None = None,
-               **changes) -> Launched:
+               tamper: bool = False, **changes) -> Launched:
         """Create a volume and an instance carrying the rendered document, then attach."""
         block = self.client.create_block(BlockSpec(REGION, 50, f"{RUN_ID}-cache"))
         spec = self.spec(block, **changes)
-        text = user_data if user_data is not None else self.render(spec).text
+        text = user_data if user_data is not None else self.render(spec, tamper).text
         instance = self.client.create_instance(InstanceSpec(
             REGION, PLAN, RUN_ID, snapshot_id=SNAPSHOT_ID, tags=("launcher", f"run:{RUN_ID}"),
             user_data=text))
@@ -132,11 +132,14 @@ class Bed:
             self.client.attach_block(block.id, instance.id, live=True)
         return Launched(instance.id, block.id, spec)
 
-    def render(self, spec: RunSpec) -> RenderedDocument:
-        """The document, with what its bootstrap fetches put in the bucket, as a launch does."""
+    def render(self, spec: RunSpec, tamper: bool = False) -> RenderedDocument:
+        """The document, with what its bootstrap fetches put in the bucket, as a launch does
+        (``tamper``: another runner under the pinned key)."""
         document = render(spec, SECRETS, BootInputs(self.runner, delete_volume=True))
         for upload in document.uploads:
-            put(self.server, self.bucket, upload.key, upload.data, self.tmp)
+            data = b"not the pinned runner" if tamper and upload.key.endswith(".pyz") \
+                else upload.data
+            put(self.server, self.bucket, upload.key, data, self.tmp)
         return document
 
     def gone(self, launched: Launched) -> bool:

@@ -4,13 +4,14 @@ succeeded, as on Vultr), the machine is marked failed with its reason, and nothi
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
 from launcher.runner.spec import HealthSpec
 from launcher.sandbox import ProcessHypervisor
 
-from .conftest import Bed
+from .conftest import SECRET_VALUES, Bed
 
 
 def assert_refused(bed: Bed, instance_id: str, words: str) -> None:
@@ -37,6 +38,20 @@ def test_an_api_beyond_loopback_is_refused(make_bed):
     bed = make_bed()
     run = bed.launch(api_url="https://api.vultr.com/v2")
     assert_refused(bed, run.instance_id, "is not on 127.0.0.1")
+
+
+def test_a_runner_other_than_the_pinned_one_never_runs_and_the_machine_removes_itself(
+        make_bed):
+    bed = make_bed()
+    run = bed.launch(attach=False, tamper=True)
+    view = bed.hypervisor.wait(run.instance_id, 30)
+    assert view.state == "failed" and "the bootstrap failed (exit 1)" in view.reason
+    assert bed.wait_gone(run), bed.diagnostics(run.instance_id)  # the fresh volume too
+    console = view.console.read_text()
+    assert "another file under that key" in console and "supervise" not in console
+    status = json.loads(bed.fetch(f"runs/{run.spec.run_id}/status.json", bed.tmp))
+    assert (status["state"], status["phase"], status["left_behind"]) == ("failed", "boot", [])
+    assert not any(value in console for value in SECRET_VALUES)
 
 
 def test_a_document_with_unknown_keys_is_refused(make_bed):

@@ -1,4 +1,5 @@
-"""``launcher doctor``: can this machine launch, watch and stop runs? One row per check.
+"""``launcher doctor``: can this machine launch, watch and stop runs, and can a run's
+instance delete itself? One row per check.
 
 Each :class:`Check` is ``ok``, ``warn`` (works, but should change), ``fail`` or ``skip``
 (could not be asked because an earlier check failed), with a hint saying what to do. A
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,9 +19,11 @@ from launcher.access import open_bucket, stage_for
 from launcher.bucket import Bucket, s5cmd_binary
 from launcher.config import Account, ImageConfig, StageConfig
 from launcher.errors import AuthError, ConfigError, LauncherError
-from launcher.offers import Requirement, candidates, rank_offers
+from launcher.offers import DEFAULT_REGIONS, Requirement, candidates, rank_offers
 from launcher.provision.plan import choose_snapshot
+from launcher.provision.preflight import InstanceKeyError, prove_instance_key
 from launcher.runner.s3 import MASTER_KEY_HINT
+from launcher.selfdestruct import choose_target, prove_self_destruct
 from launcher.vultr import VultrClient
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
@@ -27,6 +31,13 @@ NEEDED_ACLS = ("provisioning", "subscriptions_view")
 SERVICE_USER_HINT = ("create a service user with only the provisioning and subscriptions_view "
                      "ACLs (Vultr has no manage_servers ACL) and launch with its key "
                      "(my.vultr.com: Account > Users)")
+INSTANCE_KEY, PROOF = "instance key", "self-destruct proof"
+UNPROVED = ("a read cannot prove that it may detach and delete (the provisioning ACL: "
+            "`launcher doctor --prove-self-destruct` does), nor that its API allowlist admits "
+            "the instance's future address (only 'allow all' does)")
+SELF_DESTRUCT_HINT = ("create a self-destruct user (provisioning + subscriptions_view, API "
+                      "access control 'allow all') and set VULTR_SELF_DESTRUCT_KEY to its key "
+                      "(docs/security.md)")
 
 
 @dataclass(frozen=True)
@@ -44,11 +55,21 @@ def passed(checks: list[Check]) -> bool:
     return not any(c.status == FAIL for c in checks)
 
 
+@dataclass(frozen=True)
+class ProbeRequest:
+    """``--prove-self-destruct [--region R]``: R, else the stage's first region with block
+    storage."""
+
+    region: str | None = None
+
+
 def run_checks(account: Account, client: VultrClient, *, config_dir: Path,
                stage_name: str | None = None,
                environ: Mapping[str, str] | None = None,
-               bucket_factory: Callable[[], Bucket] | None = None) -> list[Check]:
-    """Every check, in the order a launch needs them."""
+               bucket_factory: Callable[[], Bucket] | None = None,
+               probe: ProbeRequest | None = None) -> list[Check]:
+    """Every check, in the order a launch needs them; with ``probe``, the self-destruct
+    proof (it creates and deletes a 40 GB volume) after the instance key's check."""
     env = os.environ if environ is None else environ
     checks: list[Check] = []
     stage: StageConfig | None = None
@@ -59,12 +80,7 @@ def run_checks(account: Account, client: VultrClient, *, config_dir: Path,
         checks.append(Check("configuration", FAIL, exc.message, exc.hint or
                             "run from the project root or pass --config-dir"))
     checks.append(_s5cmd(env))
-    key = _key(account, client)
-    checks.append(key)
-    key_ok = key.status == OK
-    checks.append(_guard("key permissions", key_ok, lambda: _acls(client)))
-    image = stage.image if stage else ImageConfig()
-    checks.append(_guard("snapshot", key_ok, lambda: _snapshot(client, image)))
+    checks += _vultr_checks(account, client, stage, probe)
     requirement = Requirement.from_config(stage) if stage else Requirement()
     stock = _guard("GPU stock", True, lambda: _stock(client, requirement, stage_name))
     if stage is None:
@@ -76,9 +92,28 @@ def run_checks(account: Account, client: VultrClient, *, config_dir: Path,
     return checks
 
 
-def _guard(name: str, can_run: bool, check: Callable[[], Check]) -> Check:
+def _vultr_checks(account: Account, client: VultrClient, stage: StageConfig | None,
+                  probe: ProbeRequest | None) -> list[Check]:
+    """The launcher's key, its ACLs, the instance's key (and its proof), the snapshot."""
+    key = _key(account, client)
+    key_ok = key.status == OK
+    checks = [key, _guard("key permissions", key_ok, lambda: _acls(client))]
+    instance = _guard(INSTANCE_KEY, True, lambda: _instance_key(account, client))
+    checks.append(instance)
+    if probe is not None:
+        regions = stage.regions if stage else DEFAULT_REGIONS
+        checks.append(_guard(PROOF, instance.status != FAIL,
+                             lambda: _proof(account, client, regions, probe),
+                             "not checked: the instance's key was not accepted"))
+    image = stage.image if stage else ImageConfig()
+    checks.append(_guard("snapshot", key_ok, lambda: _snapshot(client, image)))
+    return checks
+
+
+def _guard(name: str, can_run: bool, check: Callable[[], Check],
+           why: str = "not checked: the Vultr key was not accepted") -> Check:
     if not can_run:
-        return Check(name, SKIP, "not checked: the Vultr key was not accepted")
+        return Check(name, SKIP, why)
     try:
         return check()
     except LauncherError as exc:
@@ -107,6 +142,31 @@ def _key(account: Account, client: VultrClient) -> Check:
     except LauncherError as exc:
         return Check("Vultr key", FAIL, exc.message, exc.hint or "")
     return Check("Vultr key", OK, f"accepted ({info.name or info.email or 'account'})")
+
+
+def _instance_key(account: Account, client: VultrClient) -> Check:
+    """The key the instance deletes itself with, read with as its teardown reads."""
+    try:
+        proof = prove_instance_key(account, client)
+    except InstanceKeyError as exc:
+        return Check(INSTANCE_KEY, FAIL, exc.message, "docs/security.md, \"The Vultr key "
+                     "(the self-destruct key)\"")
+    reads = " and ".join(proof.reads)
+    if not proof.dedicated:
+        return Check(INSTANCE_KEY, WARN, "VULTR_SELF_DESTRUCT_KEY is not set: the launcher's "
+                     "own key (VULTR_KEY) travels to every instance, readable by anyone who "
+                     "can read the account's instances while one lives, and its allowlist "
+                     f"must admit every instance's address; it answered {reads}; {UNPROVED}",
+                     SELF_DESTRUCT_HINT)
+    return Check(INSTANCE_KEY, OK, f"VULTR_SELF_DESTRUCT_KEY answered {reads} (what the "
+                 f"instance's teardown reads); {UNPROVED}")
+
+
+def _proof(account: Account, client: VultrClient, regions: tuple[str, ...],
+           probe: ProbeRequest) -> Check:
+    target = choose_target(client, regions, probe.region, time.time())
+    result = prove_self_destruct(account, client, target)
+    return Check(PROOF, OK if result.ok else FAIL, result.detail, result.hint)
 
 
 def _acls(client: VultrClient) -> Check:

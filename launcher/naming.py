@@ -8,6 +8,9 @@ carry tags, and volumes — which Vultr cannot tag — carry labels with the run
   ended).
 - Volume of one run: label ``<run_id>-cache``. A volume kept for reuse between runs (latent
   caches survive): label ``launcher-cache-<name>``; it belongs to no run and is never garbage.
+- The volume ``launcher doctor --prove-self-destruct`` creates and deletes within seconds:
+  label ``launcher-probe-<UTC yyyymmdd-hhmmss>-cache``, the volume of a pseudo-run, so that
+  ``status``, ``gc`` and ``teardown`` find it should it ever be left behind.
 - Bucket: ``<runs_prefix>/<run_id>/`` holds ``status.json``, ``manifest.json``, ``logs/``,
   outputs, and the code bundle ``code.tar.gz``.
 
@@ -16,15 +19,17 @@ A run id is ``<stage>-<UTC yyyymmdd-hhmmss>`` (see ``launcher.render.stage.run_i
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from launcher.runner.vultr import run_tag
 
 LAUNCHER_TAG = "launcher"
 REUSABLE_VOLUME_PREFIX = "launcher-cache-"
+PROBE_PREFIX = "launcher-probe-"
 
-__all__ = ["LAUNCHER_TAG", "RunTags", "instance_tags", "parse_tags", "reusable_volume_label",
-           "run_tag", "volume_label"]
+__all__ = ["LAUNCHER_TAG", "PROBE_PREFIX", "RunTags", "instance_tags", "parse_tags",
+           "probe_volume_label", "reusable_volume_label", "run_tag", "volume_label"]
 
 
 def instance_tags(run_id: str, stage: str, expires_epoch: float) -> tuple[str, ...]:
@@ -33,6 +38,12 @@ def instance_tags(run_id: str, stage: str, expires_epoch: float) -> tuple[str, .
 
 def volume_label(run_id: str) -> str:
     return f"{run_id}-cache"
+
+
+def probe_volume_label(epoch: float) -> str:
+    """The self-destruct probe's volume: the volume label of pseudo-run
+    ``launcher-probe-<UTC yyyymmdd-hhmmss>``."""
+    return volume_label(PROBE_PREFIX + time.strftime("%Y%m%d-%H%M%S", time.gmtime(epoch)))
 
 
 def reusable_volume_label(name: str) -> str:

@@ -1,13 +1,13 @@
 """The request pipeline, independent of the HTTP server.
 
-Order: rate limit → route (404/405) → auth (401) → injected fault → handler. Every answered
+Order: rate limit → route (404/405) → auth (401: an unknown key, or a known one from an
+address its allowlist lacks) → injected fault → handler. Every answered
 request is logged as an :class:`Event` and handed to listeners as an :class:`Exchange` before
 its bytes are written, so a client that has its response can already see both.
 """
 
 from __future__ import annotations
 
-import hmac
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +17,7 @@ from http import HTTPStatus
 from launcher.emulator.errors import ERRORS, HypervisorError, Refusal
 from launcher.emulator.events import MUTATING_METHODS, EventLog, Exchange, redact_headers
 from launcher.emulator.faults import Fault, FaultPlan
+from launcher.emulator.keys import Keyring, Verdict
 from launcher.emulator.ratelimit import Limiter
 from launcher.emulator.routes import Route, match
 from launcher.emulator.state import Store
@@ -30,7 +31,7 @@ class _Seen:
     """What the pipeline learnt about a request, for its event."""
 
     route: Route | None = None
-    authorized: bool = False
+    verdict: Verdict = field(default_factory=Verdict)
     fault: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -47,11 +48,11 @@ class Answer:
 class App:
     """Turns a :class:`Request` into an :class:`Answer` (or None: drop the connection)."""
 
-    def __init__(self, store: Store, api_key: str, limiter: Limiter, faults: FaultPlan,
+    def __init__(self, store: Store, keys: Keyring, limiter: Limiter, faults: FaultPlan,
                  stopping: threading.Event, latency_s: float = 0.0) -> None:
         self.store = store
         self.latency_s = latency_s
-        self._key = api_key.encode("utf-8")
+        self.keys = keys
         self.limiter = limiter
         self.faults = faults
         self.stopping = stopping
@@ -84,7 +85,8 @@ class App:
         every answer waits that long first (a network round trip; cut short by ``stop``)."""
         if self.latency_s:
             self.stopping.wait(self.latency_s)
-        seen = _Seen(authorized=self._authorized(req.headers))
+        header = next((v for k, v in req.headers.items() if k.lower() == "authorization"), "")
+        seen = _Seen(verdict=self.keys.judge(header, req.client))
         response = self._respond(req, seen)
         answer = None
         if response is not None:
@@ -95,13 +97,6 @@ class App:
         self._record(req, seen, answer)
         return answer
 
-    def _authorized(self, headers: dict[str, str]) -> bool:
-        value = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
-        scheme, _, token = value.partition(" ")
-        # compare_digest on every request, even a malformed one, so timing leaks nothing.
-        same = hmac.compare_digest(token.strip().encode("utf-8", "replace"), self._key)
-        return same and scheme.lower() == "bearer"
-
     def _respond(self, req: Request, seen: _Seen) -> Response | None:
         try:
             retry_after = self.limiter.admit(req.client)
@@ -109,7 +104,9 @@ class App:
                 raise Refusal(429, "rate_limited", headers={"Retry-After": str(retry_after)})
             route, ids = match(req.method, req.path)
             seen.route = route
-            if not route.public and not seen.authorized:
+            if not route.public and not seen.verdict.accepted:
+                if seen.verdict.name:  # a valid key, from an address its allowlist lacks
+                    raise Refusal(401, "unauthorized_ip", address=req.client)
                 raise Refusal(401, "unauthorized")
             fault = self.faults.take(route.key)
             if fault is not None:
@@ -152,7 +149,8 @@ class App:
             route=seen.route.template if seen.route else None,
             query={k: v[0] for k, v in req.query.items() if v},
             status=answer.status if answer else None, mutating=req.method in MUTATING_METHODS,
-            authorized=seen.authorized, fault=seen.fault,
+            authorized=seen.verdict.accepted, fault=seen.fault,
+            key=seen.verdict.name if seen.verdict.accepted else None,
             note="; ".join(seen.notes) or None)
         if answer is None:
             return

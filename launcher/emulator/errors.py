@@ -12,6 +12,8 @@ from __future__ import annotations
 ERRORS: dict[str, str] = {
     # auth, routing, transport
     "unauthorized": "Invalid API token.",
+    # A valid key used from an address its API access control does not list (Vultr's words).
+    "unauthorized_ip": "Unauthorized IP address: {address}",
     "no_route": "Invalid route.",
     "bad_method": "Method not allowed.",
     "bad_json": "Invalid JSON body.",

@@ -21,8 +21,10 @@ class Event:
 
     ``t`` is the emulator clock; ``route`` the matched template ("/instances/{id}") or None;
     ``query`` maps each query parameter to its first value; ``status`` is None when the
-    connection was dropped; ``authorized`` means the request carried the valid key; ``fault``
-    names an injected fault that fired; ``note`` records side effects such as a reboot.
+    connection was dropped; ``authorized`` means the request carried an accepted key (from an
+    address its allowlist admits), ``key`` that key's name (``main``, or the name given to
+    ``Emulator.add_key``), never the key; ``fault`` names an injected fault that fired;
+    ``note`` records side effects such as a reboot.
     """
 
     seq: int
@@ -36,6 +38,7 @@ class Event:
     authorized: bool
     fault: str | None = None
     note: str | None = None
+    key: str | None = None
 
 
 @dataclass(frozen=True)

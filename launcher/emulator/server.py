@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -12,6 +12,7 @@ from launcher.emulator.app import Answer, App, Listener
 from launcher.emulator.events import Event
 from launcher.emulator.faults import Fault, FaultPlan
 from launcher.emulator.hypervisor import Hypervisor, NoopHypervisor
+from launcher.emulator.keys import Keyring
 from launcher.emulator.ratelimit import Limiter, RateLimit
 from launcher.emulator.routes import API_PREFIX, ROUTE_KEYS
 from launcher.emulator.state import Store
@@ -78,7 +79,8 @@ class _Handler(BaseHTTPRequestHandler):
 class Emulator:
     """A loopback Vultr API. ``start()`` returns its base URL (``http://127.0.0.1:PORT/v2``).
 
-    ``api_key`` is the only accepted bearer token; ``timing`` how fast resources change state
+    ``api_key`` is the accepted bearer token (events name it ``main``; ``add_key`` adds
+    others, each with an optional IP allowlist); ``timing`` how fast resources change state
     (read lazily from ``clock``, default ``time.monotonic``); ``hypervisor`` is told about
     instances and volumes; ``rate_limit`` caps requests per client IP; ``seed`` makes ids,
     passwords and mount ids reproducible (None: random); ``latency_s`` delays every answer
@@ -99,7 +101,8 @@ class Emulator:
         store = Store(clock or time.monotonic, timing or Timing.realistic(),
                       hypervisor or NoopHypervisor(), seed)
         limiter = Limiter(rate_limit or RateLimit())
-        self._app = App(store, api_key, limiter, self._faults, self._stopping, latency_s)
+        self._app = App(store, Keyring(api_key), limiter, self._faults, self._stopping,
+                        latency_s)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -164,6 +167,12 @@ class Emulator:
     def stock(self, region_id: str) -> list[str]:
         """The plan ids in stock in ``region_id``."""
         return self.state.stock(region_id)
+
+    def add_key(self, key: str, name: str, allowed_ips: Iterable[str] | None = None) -> None:
+        """Accept ``key`` too, recorded in events as ``name``. With ``allowed_ips`` it is
+        refused from any other client address (the tests' is 127.0.0.1) with Vultr's 401
+        ``Unauthorized IP address: <address>``; without, it works from anywhere."""
+        self._app.keys.add(key, name, allowed_ips)
 
     def inject(self, route: str, kind: str, count: int = 1, **opts: object) -> None:
         """Make the next ``count`` calls of ``route`` ("POST /instances") fail as ``kind``.

@@ -33,6 +33,7 @@ from launcher.provision.model import (
     VolumePlan,
 )
 from launcher.provision.plan import plan_launch
+from launcher.provision.preflight import prove_before_launch
 from launcher.provision.reconcile import launch
 
 __all__ = [
@@ -46,7 +47,9 @@ __all__ = [
 
 def run_stage(request: LaunchRequest, deps: LaunchDeps) -> LaunchResult | DryRunResult:
     """Plan ``request``; then either the dry run, or ``deps.confirm(plan)`` and the launch.
-    Nothing mutating happens before the confirmation (or at all in a dry run). A launch of a
+    Nothing mutating happens before the confirmation (or at all in a dry run); before it,
+    the key the instance will hold is proved with two reads (:mod:`.preflight`) and a
+    refusal stops the launch (a dry run lists those reads without making them). A launch of a
     given ``--run-id`` holds that run's lock (:mod:`.lock`) from planning to the end."""
     if request.dry_run:
         return dry_run(plan_launch(request, deps), deps)
@@ -59,6 +62,7 @@ def run_stage(request: LaunchRequest, deps: LaunchDeps) -> LaunchResult | DryRun
 
 
 def _confirm_and_launch(plan: LaunchPlan, deps: LaunchDeps) -> LaunchResult:
+    prove_before_launch(deps.account, deps.client)  # two GETs with the instance's key
     if not deps.confirm(plan):
         raise LaunchCancelledError("not launched: the plan was declined; nothing was created")
     return launch(plan, deps)

@@ -5,8 +5,9 @@ The real reconcile (:func:`launcher.provision.reconcile.execute`) runs against s
 and delete as the HTTP call it would be (bodies built by the API layer's own specs, the user
 data replaced by its size), answering with placeholder ids; :class:`RecordingBucket` records
 the upload to the real bucket's address (whose endpoint is checked for reachability). The
-code bundle is packed locally (to show its size and sha256) but not sent. No rollback runs:
-nothing was created.
+code bundle is packed locally (to show its size and sha256) but not sent. The two reads that
+prove the instance's key before a launch are listed first, and not made either. No rollback
+runs: nothing was created.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from launcher.providers import (
 )
 from launcher.provision.deps import LaunchDeps, Progress
 from launcher.provision.model import DryRunResult, LaunchPlan, PlannedCall
+from launcher.provision.preflight import read_proof_calls
 from launcher.provision.reconcile import execute
 from launcher.vultr import BlockSpec, InstanceSpec
 
@@ -143,6 +145,7 @@ def dry_run(plan: LaunchPlan, deps: LaunchDeps) -> DryRunResult:
     """Run the launch against recording stand-ins; no mutating call reaches anything."""
     deps = dataclasses.replace(deps, progress=WarningsOnly(deps.progress))
     provider = RecordingProvider(deps.provider)
+    provider.calls.extend(read_proof_calls(deps.account))  # the launch's key proof, not made
     bucket = RecordingBucket(deps.bucket_for(plan.stage.storage).address, provider.calls)
     result, session = execute(plan, deps, provider, bucket, roll_back=False)
     document = session.documents[-1] if session.documents else None

@@ -233,7 +233,8 @@ class LaunchResult:
 
 @dataclass(frozen=True)
 class PlannedCall:
-    """A mutating call a dry run would have made; ``body`` has secrets and user data masked."""
+    """A call a dry run would have made (a mutation, or a read proving the instance's key);
+    ``body`` has secrets and user data masked."""
 
     method: str
     target: str

@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from launcher.errors import ApiError, ConfigError, InvalidRequestError
 from launcher.runner.vultr import NOT_ATTACHED, says
+from launcher.secrets import Secret
 
 from .config import KEY_VARIABLE, VultrSettings
 from .mutations import create_resolved, delete_idempotent, post_confirmed
@@ -85,6 +86,10 @@ class VultrClient:
 
     def close(self) -> None:
         self.http.close()
+
+    def with_key(self, api_key: Secret | None, key_variable: str) -> VultrClient:
+        """The same client (URL, timeouts, retries, polling) with another key; close it."""
+        return VultrClient(self.http.with_key(api_key, key_variable), poll=self.poll)
 
     def __enter__(self) -> VultrClient:
         return self

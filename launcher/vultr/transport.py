@@ -145,6 +145,14 @@ class VultrHttp:
     def close(self) -> None:
         self._session.close()
 
+    def with_key(self, api_key: Secret | None, key_variable: str) -> VultrHttp:
+        """A new session to the same API with the same timeouts, retries and clocks, holding
+        another key (named ``key_variable`` in errors): the instance's, which the launcher
+        proves before a launch. Close it when done."""
+        return VultrHttp(api_key, base_url=self.base_url, timeouts=self.timeouts,
+                         policy=self.policy, key_variable=key_variable, sleep=self.sleep,
+                         clock=self.clock, rng=self._rng)
+
     def __enter__(self) -> VultrHttp:
         return self
 

@@ -55,3 +55,47 @@ def test_an_empty_key_is_rejected_at_construction():
 
     with pytest.raises(ValueError):
         Emulator(api_key="")
+
+
+# -- more keys, and keys limited to addresses (Vultr's API access control) ---------------------
+
+def test_an_added_key_works_from_anywhere_and_events_name_it(emu):
+    from support.keys import FAKE_SELF_DESTRUCT_KEY
+
+    emu.add_key(FAKE_SELF_DESTRUCT_KEY, "self-destruct")
+    response = Api(emu.url, key=FAKE_SELF_DESTRUCT_KEY).post(
+        "/blocks", {"region": "sea", "size_gb": 40, "block_type": "storage_opt"})
+    assert response.status_code == 202
+    assert emu.events[-1].key == "self-destruct" and emu.events[-1].authorized
+    Api(emu.url).get("/account")
+    assert emu.events[-1].key == "main"
+    assert FAKE_SELF_DESTRUCT_KEY not in repr(emu.events) + repr(emu.state.__dict__)
+
+
+def test_a_key_limited_to_other_addresses_gets_vultrs_401(emu):
+    from support.keys import FAKE_FENCED_KEY
+
+    emu.add_key(FAKE_FENCED_KEY, "fenced", allowed_ips=["203.0.113.7"])
+    fenced = Api(emu.url, key=FAKE_FENCED_KEY)
+    assert refusal(fenced.get("/blocks")) == (401, "Unauthorized IP address: 127.0.0.1")
+    response = fenced.post("/blocks", {"region": "sea", "size_gb": 40})
+    assert response.status_code == 401 and emu.state.list_blocks() == []
+    assert emu.mutations() == [] and emu.events[-1].key is None
+    assert FAKE_FENCED_KEY not in response.text + repr(emu.events)
+
+
+def test_a_key_whose_list_holds_the_clients_address_is_accepted(emu):
+    from support.keys import FAKE_FENCED_KEY
+
+    emu.add_key(FAKE_FENCED_KEY, "fenced", allowed_ips=["203.0.113.7", "127.0.0.1"])
+    assert Api(emu.url, key=FAKE_FENCED_KEY).get("/instances").status_code == 200
+
+
+def test_an_unknown_key_is_still_an_invalid_token_and_names_must_differ(emu):
+    from support.keys import FAKE_SELF_DESTRUCT_KEY, FAKE_UNKNOWN_KEY
+
+    emu.add_key(FAKE_SELF_DESTRUCT_KEY, "self-destruct")
+    assert refusal(Api(emu.url, key=FAKE_UNKNOWN_KEY).get("/blocks")) == (
+        401, "Invalid API token.")
+    with pytest.raises(ValueError, match="already has a key named"):
+        emu.add_key(FAKE_UNKNOWN_KEY, "self-destruct")

@@ -9,13 +9,19 @@ import re
 import socket
 
 import pytest
-from support.keys import ALL_FAKE_KEYS
+from support.keys import (
+    ALL_FAKE_KEYS,
+    FAKE_FENCED_KEY,
+    FAKE_SELF_DESTRUCT_KEY,
+    FAKE_UNKNOWN_KEY,
+)
 
 import launcher.commands.run as run_command
 from launcher.cli import main
 from launcher.config import Overrides
 from launcher.errors import ApiError, ConfigError
 from launcher.provision import DryRunResult, LaunchCancelledError, run_stage
+from launcher.provision.preflight import InstanceKeyError
 
 from .conftest import account_for
 
@@ -107,6 +113,53 @@ def test_a_declined_plan_creates_nothing(bed):
     untouched(bed)
 
 
+# -- the key the instance deletes itself with ------------------------------------------------
+
+def with_instance_key(bed, key: str):
+    """The bed's deps with VULTR_SELF_DESTRUCT_KEY set to ``key`` (the emulator accepts
+    FAKE_SELF_DESTRUCT_KEY from anywhere, FAKE_FENCED_KEY only from another address)."""
+    bed.emulator.add_key(FAKE_SELF_DESTRUCT_KEY, "self-destruct")
+    bed.emulator.add_key(FAKE_FENCED_KEY, "fenced", allowed_ips=["203.0.113.7"])
+    return account_for(bed.emulator, bed.bucket, bed.tmp, VULTR_SELF_DESTRUCT_KEY=key)
+
+
+@pytest.mark.parametrize(("key", "answer"), [
+    (FAKE_UNKNOWN_KEY, "Invalid API token."),
+    (FAKE_FENCED_KEY, "Unauthorized IP address: 127.0.0.1"),
+])
+def test_a_refused_instance_key_stops_the_launch_before_anything_exists(quick_bed, key,
+                                                                        answer):
+    account = with_instance_key(quick_bed, key)
+    deps = quick_bed.deps(account=account, confirm=lambda plan: pytest.fail("not asked"))
+    with pytest.raises(InstanceKeyError) as refused:
+        run_stage(quick_bed.request(), deps)
+    text = str(refused.value)
+    for part in ("not launched, nothing was created", "VULTR_SELF_DESTRUCT_KEY", "HTTP 401",
+                 answer, "allow all"):
+        assert part in text, part
+    assert "\n" not in text and refused.value.exit_code == 2
+    assert quick_bed.emulator.mutations() == [] and quick_bed.left() == ([], [])
+
+
+def test_a_good_instance_key_costs_two_reads_and_the_launch_goes_on(quick_bed):
+    account = with_instance_key(quick_bed, FAKE_SELF_DESTRUCT_KEY)
+    result = run_stage(quick_bed.request(), quick_bed.deps(account=account))
+    assert result.instance.id in quick_bed.left()[0]
+    used = [(e.method, e.route, e.query) for e in quick_bed.emulator.events
+            if e.key == "self-destruct"]
+    assert used == [("GET", "/blocks", {"per_page": "1"}),
+                    ("GET", "/instances", {"per_page": "1"})]
+
+
+def test_a_dry_run_lists_the_key_proof_and_does_not_make_it(quick_bed):
+    account = with_instance_key(quick_bed, FAKE_FENCED_KEY)
+    result = run_stage(quick_bed.request(dry_run=True), quick_bed.deps(account=account))
+    assert [c.target for c in result.calls[:2]] == ["/blocks?per_page=1",
+                                                    "/instances?per_page=1"]
+    assert "with VULTR_SELF_DESTRUCT_KEY" in result.calls[0].note
+    assert not any(e.key == "fenced" or e.status == 401 for e in quick_bed.emulator.events)
+
+
 # -- dry run --------------------------------------------------------------------------------
 
 def test_a_dry_run_lists_the_calls_and_makes_none(bed):
@@ -117,15 +170,18 @@ def test_a_dry_run_lists_the_calls_and_makes_none(bed):
     run = f"s3://{bed.bucket}/runs/{result.plan.run_id}"
     boot = re.compile(r"-[0-9a-f]{16}\.(pyz|json)$")
     assert [(c.method, boot.sub("", c.target)) for c in result.calls] == [
+        ("GET", "/blocks?per_page=1"), ("GET", "/instances?per_page=1"),
         ("PUT", f"{run}/code.tar.gz"), ("POST", "/blocks"), ("PUT", f"{run}/boot/runner"),
         ("PUT", f"{run}/boot/run"), ("POST", "/instances"),
         ("POST", "/blocks/<new-volume-id>/attach")]
-    create = result.calls[4].body
+    assert "with VULTR_KEY, the key the instance deletes itself with" in result.calls[0].note
+    assert "not called in a dry run" in result.calls[1].note
+    create = result.calls[6].body
     assert create["user_data"].startswith("<rendered document, ")
     assert create["snapshot_id"] == SNAPSHOT and "launcher" in create["tags"]
-    assert result.calls[0].body["sha256"] == result.code.sha256
+    assert result.calls[2].body["sha256"] == result.code.sha256
     spec_sha = hashlib.sha256(result.spec.encode()).hexdigest()
-    assert result.calls[3].body["sha256"] == spec_sha and spec_sha in result.document
+    assert result.calls[5].body["sha256"] == spec_sha and spec_sha in result.document
     assert "<secret:VULTR_KEY>" in result.document and "<new-mount-id>" in result.spec
     text = json.dumps(result.as_dict())
     assert not any(key in text for key in ALL_FAKE_KEYS)
@@ -178,3 +234,23 @@ def test_the_command_prints_how_to_follow_the_run(bed, cli, capsys):
     assert main([*cli, "--yes"]) == 0
     out = capsys.readouterr().out
     assert "launched" in out and "launcher status smoke-" in out and "--follow" in out
+
+
+def test_the_command_refuses_a_refused_instance_key_in_one_line(bed, monkeypatch, capsys):
+    account = with_instance_key(bed, FAKE_FENCED_KEY)
+
+    def deps(_account, confirm, progress, environ=None):
+        made = bed.deps(confirm=confirm, account=account)
+        made.progress = progress
+        return made
+
+    monkeypatch.setattr(run_command, "real_deps", deps)
+    code = main(["run", "--stage", "smoke", "--config-dir", str(bed.config_dir),
+                 "--code-dir", str(bed.code_dir), "--yes"])
+    out = capsys.readouterr()
+    assert code == 2
+    [line] = [x for x in out.err.splitlines() if x.strip()]
+    assert line.startswith("error: not launched, nothing was created: VULTR_SELF_DESTRUCT_KEY")
+    assert "HTTP 401" in line and "Unauthorized IP address: 127.0.0.1" in line
+    assert not any(key in out.out + out.err for key in ALL_FAKE_KEYS)
+    untouched(bed)

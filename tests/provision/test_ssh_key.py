@@ -102,8 +102,9 @@ def test_the_dry_run_lists_the_registration_and_makes_it_not(quick_bed):
     assert isinstance(result, DryRunResult)
     assert quick_bed.emulator.mutations() == []
     calls = [(c.method, c.target) for c in result.calls]
-    assert calls[1:3] == [("POST", "/ssh-keys"), ("POST", "/blocks")]  # after the upload
-    register = result.calls[1]
+    # after the instance key's two reads and the upload
+    assert calls[3:5] == [("POST", "/ssh-keys"), ("POST", "/blocks")]
+    register = result.calls[3]
     assert register.body == {"name": key.account_name, "ssh_key": f"{key.line} me@laptop"}
     create = next(c for c in result.calls if c.target == "/instances")
     assert create.body["sshkey_id"] == ["<new-ssh-key-id>"]

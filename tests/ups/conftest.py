@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from runner.conftest import bucket, put, s3_server  # noqa: F401 - fixtures for tests/ups
+from support.need import need
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOTS = REPO_ROOT.parent / "shared" / "ups"
@@ -34,15 +35,6 @@ def init(*args, **kwargs):
     return _init(*args, **{**kwargs, "mode": "offline"})
 wandb.init = init
 '''
-
-
-def need(ok: bool, reason: str) -> None:
-    """Skip with ``reason`` when not ``ok``; under CI=true a missing prerequisite fails."""
-    if ok:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: required)")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

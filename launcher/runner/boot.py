@@ -17,6 +17,11 @@ strictest we know is AWS's 16 KiB, so the document carries only this bootstrap
   or altered runner never runs. A file already in place with the right sha256 is kept.
 - Failed copies are retried in rounds with capped exponential backoff until
   ``fetch_deadline_s``; a sha256 mismatch is final (the bucket holds something else).
+- Then the instance's Vultr key is proved from here, the address it will delete itself from
+  (one ``GET /blocks``, what its teardown reads first): the launcher proved it from the
+  operator's address only, and a key whose API access control leaves this address out would
+  train for hours and then be unable to delete anything. A refusal (401/403) stops the run
+  before it starts; no answer at all is logged and the run goes on.
 - When the files cannot be had, nothing of the run has happened yet: the bootstrap sends a
   ``status.json`` saying why (the runner status's fields), deletes the volume only when the
   launcher created it for this run (it holds nothing; a reused volume is kept and named), and
@@ -42,12 +47,21 @@ from pathlib import Path
 from launcher.runner.s5cmd import find_binary, s5cmd_env
 from launcher.runner.secretsfile import SECRET_NAMES, read_env_file, scrub_values
 from launcher.runner.tools import ToolError, run
-from launcher.runner.vultr import ApiError, RetryPolicy, SelfApi, instance_id, remove_block
+from launcher.runner.vultr import (
+    REFUSED,
+    ApiError,
+    RetryPolicy,
+    SelfApi,
+    instance_id,
+    refusal_note,
+    remove_block,
+)
 
 BOOT_VERSION = 1
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MODE = re.compile(r"^0[0-7]{3}$")
 COPY_TIMEOUT_S = 300.0
+KEY_PROOF_DEADLINE_S = 120.0
 MAX_DELAY_S = 60.0
 DETACH_WAIT_S = 180.0
 Log = Callable[[str], None]
@@ -183,6 +197,25 @@ def fetch_all(boot: BootSpec, env: dict[str, str], log: Log, *,
         delay = min(delay * 2, MAX_DELAY_S)
 
 
+def prove_key(boot: BootSpec, secrets: dict[str, str], log: Log) -> None:
+    """:class:`BootFailed` when Vultr refuses this instance's key; anything else is logged."""
+    key = secrets.get("VULTR_KEY", "")
+    if not key:
+        return  # remove_self names what it cannot delete; nothing to prove here
+    api = SelfApi(boot.api_url, key, policy=RetryPolicy(deadline_s=KEY_PROOF_DEADLINE_S))
+    try:
+        api.request("GET", "/blocks?per_page=1")
+    except ApiError as exc:
+        if exc.status not in REFUSED:
+            log(f"boot: the Vultr key could not be proved ({exc}); going on")
+            return
+        raise BootFailed(f"this instance's Vultr key was refused from its own address ({exc}): "
+                         "it could not delete its volume or itself at the end, so the run "
+                         "stops before it starts; allow this address in the self-destruct "
+                         "key's API access control (or 'allow all'), then launch again") from None
+    log("boot: the Vultr key is accepted from this address")
+
+
 # -- giving up --------------------------------------------------------------------------------
 
 def utc_now() -> str:
@@ -231,7 +264,8 @@ def release_volume(boot: BootSpec, api: SelfApi, log: Log) -> str:
         deleted = remove_block(api, block, wait_s=DETACH_WAIT_S, poll_s=2.0)
     except (ApiError, TimeoutError) as exc:
         log(f"boot: volume {block}: {exc}")
-        return f"volume {block} still exists — delete it: {curl_delete(boot, f'/blocks/{block}')}"
+        return (f"volume {block} still exists — delete it: "
+                f"{curl_delete(boot, f'/blocks/{block}')}{refusal_note(exc)}")
     log(f"boot: volume {block} {'deleted' if deleted else 'was already gone'}")
     return ""
 
@@ -249,16 +283,20 @@ def remove_self(boot: BootSpec, secrets: dict[str, str], reason: str, started: s
     send_status(boot, failure_status(boot, reason, started, left), env, log)
     if api is None:
         return left
+    iid = ""
     try:
         iid = instance_id(boot.metadata_url, api, boot.run_id, log=log)
         gone = not api.delete_instance(iid)
         log(f"boot: instance {iid} {'was already gone' if gone else 'delete accepted'}")
     except ApiError as exc:
         log(f"boot: deleting this instance failed: {exc}")
-        left.append(f"the instance of run {boot.run_id} (tag run:{boot.run_id}) still exists "
-                    f"— delete it: {curl_delete(boot, '/instances/<id>')}")
+        which, path = (f"instance {iid}", f"/instances/{iid}") if iid else \
+            ("the instance", "/instances/<id>")
+        left.append(f"{which} of run {boot.run_id} (tag run:{boot.run_id}) still exists — "
+                    f"delete it: {curl_delete(boot, path)}{refusal_note(exc)}")
         send_status(boot, failure_status(boot, reason, started, left), env, log)
     return left
+
 
 
 # -- the command ------------------------------------------------------------------------------
@@ -281,6 +319,7 @@ def boot(spec_path: str, log: Log) -> int:
                     spec.region)
     try:
         fetch_all(spec, env, scrubbed)
+        prove_key(spec, secrets, scrubbed)
         return 0
     except Exception as exc:  # whatever stops the runner, the instance must not stay billing
         why = str(exc) if isinstance(exc, BootFailed) else f"{type(exc).__name__}: {exc}"

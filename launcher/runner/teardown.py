@@ -37,6 +37,7 @@ from launcher.runner.vultr import (
     RetryPolicy,
     SelfApi,
     instance_id,
+    refusal_note,
     remove_block,
     run_tag,
 )
@@ -186,7 +187,7 @@ def _release_volume(ctx: Context, api: SelfApi | None, verified: bool, keep: boo
         _detach_and_delete(ctx, api, block, opts)
     except (ApiError, TimeoutError) as exc:
         ctx.log(f"teardown: volume {block}: {exc}")
-        return "failed", f"{still} ({exc})"
+        return "failed", f"{still}{refusal_note(exc) or f' ({exc})'}"
     return "deleted", ""
 
 
@@ -228,7 +229,7 @@ def _delete_self(ctx: Context, api: SelfApi | None, state: StateDir, opts: Teard
     except ApiError as exc:
         ctx.log(f"teardown: instance id: {exc}")
         _final_upload(ctx, hook)
-        return "failed", unknown
+        return "failed", unknown + refusal_note(exc)
     ctx.reporter.note(f"teardown: deleting instance {iid}")
     _final_upload(ctx, hook)
     try:
@@ -236,7 +237,8 @@ def _delete_self(ctx: Context, api: SelfApi | None, state: StateDir, opts: Teard
     except ApiError as exc:
         ctx.log(f"teardown: delete instance {iid}: {exc}")
         return "failed", (f"instance {iid} still exists — delete it: "
-                          f"{_curl(ctx, f'/instances/{iid}')} or the Vultr UI")
+                          f"{_curl(ctx, f'/instances/{iid}')} or the Vultr UI"
+                          f"{refusal_note(exc)}")
     ctx.log(f"teardown: instance {iid} {'was already gone' if gone else 'delete accepted'}")
     return "deleted", ""
 

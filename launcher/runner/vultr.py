@@ -42,6 +42,11 @@ MAX_PAGES = 50
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
+# Vultr's answers to a key it does not accept (wrong, revoked, or used from an address its
+# API access control leaves out): never retried.
+REFUSED = (401, 403)
+
+
 class ApiError(RuntimeError):
     """A call failed for good. ``status`` is the HTTP status (0: no answer); the message holds
     the method, path, status and Vultr's error text — never the key."""
@@ -79,6 +84,13 @@ def retry_reason(status: int, error_text: str) -> str | None:
     if says(error_text, LOCKED):
         return "instance is locked"
     return None
+
+
+def refusal_note(exc: BaseException) -> str:
+    """Said after a left-behind line when the instance's own key was refused, else ""."""
+    if getattr(exc, "status", 0) not in REFUSED:
+        return ""
+    return f" (this instance's key was refused: {exc}; use a key that may delete it)"
 
 
 def says(text: str, phrases: tuple[str, ...]) -> bool:

@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from support.keys import ALL_FAKE_KEYS, FAKE_B2_APP_KEY, FAKE_B2_KEY_ID, FAKE_VULTR_KEY
+from support.keys import (
+    ALL_FAKE_KEYS,
+    FAKE_B2_APP_KEY,
+    FAKE_B2_KEY_ID,
+    FAKE_FENCED_KEY,
+    FAKE_VULTR_KEY,
+)
 
 from launcher.runner import boot
 from launcher.runner.boot import BootFailed, BootSpec, Pinned, failure_status, fetch_all
@@ -170,7 +176,41 @@ def test_a_refused_delete_leaves_a_status_naming_what_bills(bed):
     assert bed.boot(files=(missing,)) == 1
     volume, instance = bed.status()["left_behind"]
     assert volume.startswith(f"volume {bed.block_id} still exists") and "curl" in volume
-    assert f"tag run:{RUN_ID}" in instance and "/instances/<id>" in instance
+    assert f"tag run:{RUN_ID}" in instance and f"/instances/{bed.instance_id}" in instance
+    assert all("this instance's key was refused" in line for line in (volume, instance))
+    assert bed.instance_id in bed.emulator.state.instances
+
+
+def test_a_key_refused_from_this_address_stops_the_run_before_it_starts(bed):
+    """The launcher proved the key from the operator's address; the instance's own address
+    may be outside the key's access control, and then nothing could be deleted at the end."""
+    bed.emulator.add_key(FAKE_FENCED_KEY, "self-destruct", allowed_ips=["203.0.113.7"])
+    secrets = Path(bed.spec.secrets_file)
+    secrets.write_text(secrets.read_text().replace(FAKE_VULTR_KEY, FAKE_FENCED_KEY))
+    assert bed.boot() == 1
+    assert bed.installed(bed.spec.files[0]) == RUNNER  # fetched, but ExecStartPre fails
+    status = bed.status()
+    assert "refused from its own address" in status["reason"]
+    assert "Unauthorized IP address: 127.0.0.1" in status["reason"]
+    volume, instance = status["left_behind"]
+    assert volume.startswith(f"volume {bed.block_id} still exists")
+    assert instance.startswith(f"instance {bed.instance_id} of run {RUN_ID}")
+    assert bed.instance_id in bed.emulator.state.instances  # it could not, and says so
+    text = "\n".join(bed.lines) + json.dumps(status)
+    assert not any(key in text for key in ALL_FAKE_KEYS)
+
+
+def test_a_key_proved_from_this_address_lets_the_runner_start(bed):
+    assert bed.boot() == 0
+    proofs = [e for e in bed.emulator.events if e.method == "GET" and e.path == "/v2/blocks"]
+    assert len(proofs) == 1 and proofs[0].status == 200
+    assert "boot: the Vultr key is accepted from this address" in bed.lines
+
+
+def test_a_key_proof_without_a_clear_answer_does_not_stop_the_run(bed):
+    bed.emulator.inject("GET /blocks", "refuse", status=400, error="bad_per_page")
+    assert bed.boot() == 0
+    assert any("could not be proved" in line and "going on" in line for line in bed.lines)
     assert bed.instance_id in bed.emulator.state.instances
 
 

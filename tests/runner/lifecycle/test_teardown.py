@@ -186,3 +186,16 @@ def test_the_lock_is_honoured(world):
         os.close(fd)
     assert len(left) == 1 and left[0].startswith("teardown not run")
     assert world.instance_exists()
+
+
+def test_a_refused_key_is_named_as_the_reason_and_never_retried(world):
+    world.emulator.inject("POST /blocks/{id}/detach", "refuse", status=401, error="unauthorized")
+    world.emulator.inject("DELETE /instances/{id}", "refuse", status=403,
+                          error="unauthorized_ip")
+    volume, instance = run_teardown(world)
+    assert world.block_exists() and world.instance_exists()
+    for line in (volume, instance):
+        assert "this instance's key was refused" in line and "use a key that may delete it" in line
+    assert "401" in volume and "403" in instance
+    refused = [e for e in world.emulator.events if e.fault == "refuse"]
+    assert len(refused) == 2  # each refusal once: a refused key is not worth a retry

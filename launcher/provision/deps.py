@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from launcher.bucket import Bucket, BucketAddress
+from launcher.bucket import Bucket, BucketAddress, ObjectStat
 from launcher.config import Account, StorageConfig, run_secrets, vultr_settings
 from launcher.providers import Provider
 from launcher.render.zipapp import build_runner_zipapp
@@ -64,6 +64,10 @@ class BucketLike(Protocol):
     address: BucketAddress
 
     def put_file(self, local: Path, url: str) -> None: ...
+
+    def stat(self, url: str) -> ObjectStat | None: ...
+
+    def read_json(self, url: str) -> dict: ...
 
 
 def address_for(storage: StorageConfig) -> BucketAddress:

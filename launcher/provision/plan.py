@@ -16,7 +16,7 @@ from launcher.offers import Offer, Requirement, candidates, rank_offers
 from launcher.providers import RunResources, VolumeRef
 from launcher.providers.vultr import volume_ref
 from launcher.provision.code import require_at_head
-from launcher.provision.deps import LaunchDeps
+from launcher.provision.deps import BucketLike, LaunchDeps
 from launcher.provision.model import (
     Candidate,
     CapacityExhaustedError,
@@ -32,6 +32,7 @@ from launcher.provision.sshkey import plan_ssh_key
 from launcher.render import BootInputs, render
 from launcher.render.stage import placeholder_facts, run_hours, run_id_for, stage_run_spec
 from launcher.runner.spec import RUN_ID
+from launcher.runs import NOT_UPLOADED, read_status
 from launcher.training.ups import ORCHESTRATOR
 from launcher.vultr import Snapshot, VultrClient
 
@@ -45,6 +46,8 @@ def plan_launch(request: LaunchRequest, deps: LaunchDeps) -> LaunchPlan:
         require_at_head(request.code_dir, (ORCHESTRATOR, stage.ups.train_config),
                         f"stage {stage.name} runs UPS's orchestrator with that config")
     run_id = choose_run_id(request, stage, deps.now())
+    if request.run_id is not None:
+        check_not_ended(deps.bucket_for(stage.storage), run_id)
     existing, listed_at = deps.provider.find_run(run_id), deps.monotonic()
     if request.run_id is None and not existing.empty:
         raise RunStateError(f"run {run_id} already exists (launched this very second?): "
@@ -114,6 +117,23 @@ def choose_run_id(request: LaunchRequest, stage: StageConfig, now: float) -> str
         raise ConfigError(f"--run-id {request.run_id!r}: expected 3-63 characters of a-z, 0-9 "
                           "and '-', starting with a letter or digit")
     return request.run_id
+
+
+def check_not_ended(bucket: BucketLike, run_id: str) -> None:
+    """A run that ended is immutable: ``--run-id`` of a run whose ``status.json`` says it
+    succeeded, failed or was torn down is refused, and so is one whose status cannot be read
+    (an unreadable bucket must not pass for "never started")."""
+    status = read_status(bucket, run_id)
+    where = bucket.address.run_url(run_id, "")
+    if status.final:
+        raise RunStateError(
+            f"run {run_id} already ended ({status.state}); its outputs under {where} are kept "
+            "as they are and nothing was launched: start a new run (leave out --run-id), "
+            f"and see what it left with `launcher status {run_id}`")
+    if status.data is None and status.problem != NOT_UPLOADED:
+        raise RunStateError(
+            f"cannot tell whether run {run_id} already ended, so nothing was launched: its "
+            f"status.json under {where}: {status.problem}")
 
 
 def check_existing(existing: RunResources, stage: StageConfig) -> None:

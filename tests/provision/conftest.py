@@ -8,7 +8,9 @@ the *bucket factory* at SeaweedFS (plain http on 127.0.0.1) instead of ``B2_S3_E
 
 from __future__ import annotations
 
+import json
 import shutil
+import socket
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from conftest import client_for
 from runner.conftest import S3Server, bucket, listing, s3_server  # noqa: F401 - fixtures
 from support.keys import FAKE_B2_APP_KEY, FAKE_B2_KEY_ID, FAKE_VULTR_KEY, FAKE_WANDB_KEY
 
-from launcher.bucket import Bucket, BucketAddress
+from launcher.bucket import Bucket, BucketAddress, ObjectStat
 from launcher.config import Account, StorageConfig, load_account, run_secrets
 from launcher.emulator import Emulator, ManualClock
 from launcher.providers.vultr import VultrProvider
@@ -84,6 +86,20 @@ class MemoryBucket:
 
     def put_file(self, local: Path, url: str) -> None:
         self.objects[url] = local.read_bytes()
+
+    def stat(self, url: str) -> ObjectStat | None:
+        data = self.objects.get(url)
+        return None if data is None else ObjectStat(url, len(data), 0.0, "")
+
+    def read_json(self, url: str) -> dict:
+        return json.loads(self.objects[url])
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 @dataclass

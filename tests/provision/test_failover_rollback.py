@@ -105,6 +105,12 @@ class FaultyBucket:
     def put_file(self, local, url):
         raise self.error
 
+    def stat(self, url):
+        return self.real.stat(url)
+
+    def read_json(self, url):
+        return self.real.read_json(url)
+
 
 STEPS = [("create_volume", False), ("create_volume", True), ("wait_volume_ready", False),
          ("render", False), ("create_instance", False), ("create_instance", True),

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import socket
 
 import pytest
 from support.keys import (
@@ -23,7 +22,7 @@ from launcher.errors import ApiError, ConfigError
 from launcher.provision import DryRunResult, LaunchCancelledError, run_stage
 from launcher.provision.preflight import InstanceKeyError
 
-from .conftest import account_for
+from .conftest import account_for, closed_port
 
 SNAPSHOT = "5f0d2c1e-8a3b-4c6d-9e7f-0a1b2c3d4e5f"
 
@@ -31,12 +30,6 @@ SNAPSHOT = "5f0d2c1e-8a3b-4c6d-9e7f-0a1b2c3d4e5f"
 def untouched(bed) -> None:
     assert bed.emulator.mutations() == []
     assert bed.objects() == {}
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # -- bad input ------------------------------------------------------------------------------

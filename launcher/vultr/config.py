@@ -1,7 +1,8 @@
 """Settings of the Vultr API layer, read from the environment.
 
 ``VULTR_API_URL`` (default ``https://api.vultr.com/v2``), ``VULTR_KEY`` (the API key),
-``VULTR_CONNECT_TIMEOUT`` and ``VULTR_READ_TIMEOUT`` (seconds). A missing key is not an error
+``VULTR_CONNECT_TIMEOUT`` and ``VULTR_READ_TIMEOUT`` (seconds; one attempt may take 60 s in
+all, or a connect and a read timeout when that is longer). A missing key is not an error
 here: public endpoints need none, and a call that needs one raises ``ConfigError`` naming
 ``VULTR_KEY``.
 """
@@ -88,11 +89,12 @@ class VultrSettings:
         env = os.environ if environ is None else environ
         key = env.get(KEY_VARIABLE, "").strip()
         defaults = Timeouts()
+        connect = _seconds(env, "VULTR_CONNECT_TIMEOUT", defaults.connect)
+        read = _seconds(env, "VULTR_READ_TIMEOUT", defaults.read)
         return cls(
             api_url=validate_api_url(env.get("VULTR_API_URL", "") or DEFAULT_API_URL),
             api_key=Secret(key) if key else None,
-            timeouts=Timeouts(
-                connect=_seconds(env, "VULTR_CONNECT_TIMEOUT", defaults.connect),
-                read=_seconds(env, "VULTR_READ_TIMEOUT", defaults.read),
-            ),
+            # an attempt may always take a whole connect and read timeout
+            timeouts=Timeouts(connect=connect, read=read,
+                              attempt=max(defaults.attempt, connect + read)),
         )

@@ -114,7 +114,13 @@ def error_for_status(
     return ApiError(f"unexpected response: {message}", **where)
 
 
-def error_for_failure(method: str, path: str, failure: FailureKind, attempts: int) -> ApiError:
-    """The exception for a request that got no HTTP answer at all."""
+def error_for_failure(method: str, path: str, failure: FailureKind, attempts: int, *,
+                      where: str = "", seconds: float | None = None,
+                      hint: str | None = None) -> ApiError:
+    """The exception for a request that got no HTTP answer at all: the kind of failure, the
+    server's ``host:port`` (``where``), the attempts and the seconds they took."""
+    server = f" talking to {where}" if where else ""
     tries = f" after {attempts} attempts" if attempts > 1 else ""
-    return TransientError(f"{failure.value}{tries}", method=method, path=path)
+    took = f" in {seconds:.0f} s" if seconds is not None and seconds >= 1 else ""
+    return TransientError(f"{failure.value}{server}{tries}{took}", method=method, path=path,
+                          hint=hint)

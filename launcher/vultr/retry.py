@@ -27,6 +27,9 @@ class FailureKind(enum.Enum):
     CONNECT = "connect error"  # refused, unresolvable or timed out while connecting: never sent
     READ_TIMEOUT = "read timeout"  # sent, then no answer in time: the server may have acted
     DROPPED = "connection dropped"  # sent, then the connection broke: the server may have acted
+    # sent, then the answer did not complete within the attempt's deadline (a server that
+    # drips bytes defeats the per-read timeout): the server may have acted
+    DEADLINE = "no complete answer in time"
 
 
 @dataclass(frozen=True)

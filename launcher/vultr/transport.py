@@ -2,11 +2,16 @@
 
 Every call goes through :meth:`VultrHttp.request`. What it promises:
 
-- a ``(connect, read)`` timeout on every request, redirects never followed;
+- a ``(connect, read)`` timeout on every request and a deadline on every attempt (a server
+  that drips its answer defeats a per-read timeout: :mod:`.cutoff` cuts the connection), the
+  whole call bounded by the retry policy's ``deadline_s``; redirects never followed;
+- while a call waits, a line on stderr every few seconds names what it waits for and on which
+  ``host:port`` (:class:`~launcher.waiting.Watch`);
 - the API key leaves the :class:`~launcher.secrets.Secret` only to build one request's
   ``Authorization`` header, and never appears in a repr, a log line or an exception;
-- failures become :mod:`launcher.errors` exceptions whose text is method, path (no host, no
-  query), status and the server's scrubbed message, never headers or request bodies;
+- failures become :mod:`launcher.errors` exceptions whose text is method, path (no query),
+  status and the server's scrubbed message, never headers or request bodies; one that got no
+  answer names the server's ``host:port``, the attempts and the seconds they took;
 - exceptions are raised outside any ``except`` block, so no ``requests`` exception (which holds
   the prepared request and its headers) hangs off them as ``__cause__`` or ``__context__``;
 - retries follow :func:`~launcher.vultr.retry.retry_decision`; a non-idempotent request is
@@ -24,20 +29,23 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from launcher import __version__
 from launcher.errors import ApiError, ConfigError
 from launcher.secrets import Secret
+from launcher.waiting import ProgressLines, Watch, endpoint
 
+from .cutoff import cut, cuttable_session, tracking
 from .envelope import (
     UnconfirmedWriteError,
     error_for_failure,
     error_for_status,
     server_message,
 )
+from .failures import Broken, broken, classify
 from .retry import Budget, Decision, FailureKind, Outcome, RetryPolicy, Rng, retry_decision
 from .retry import parse_retry_after as _parse_retry_after
 
@@ -45,19 +53,22 @@ DEFAULT_API_URL = "https://api.vultr.com/v2"
 USER_AGENT = f"launcher/{__version__}"
 MAX_PER_PAGE = 500
 MAX_PAGES = 10_000
+MIN_ATTEMPT_S = 1.0  # an attempt started near the call's deadline still gets this long
 
 log = logging.getLogger("launcher.vultr")
 
 
 @dataclass(frozen=True)
 class Timeouts:
-    """Seconds to wait for a connection and, once connected, between bytes of the answer."""
+    """Seconds to wait for a connection, once connected between bytes of the answer, and for
+    one attempt in all (a server that drips bytes never trips ``read``)."""
 
     connect: float = 5.0
     read: float = 30.0
+    attempt: float = 60.0
 
     def __post_init__(self) -> None:
-        if self.connect <= 0 or self.read <= 0:
+        if not min(self.connect, self.read, self.attempt) > 0:
             raise ValueError("timeouts must be positive")
 
 
@@ -66,31 +77,6 @@ class _Answer:
     status: int
     body: bytes
     retry_after: str | None
-
-
-@dataclass(frozen=True)
-class _Broken:
-    """A request that failed in a way no retry can fix (bad URL, TLS failure)."""
-
-    name: str
-
-
-def _classify(exc: requests.RequestException) -> FailureKind | None:
-    """Map a ``requests`` failure to a kind; None when it must not be retried."""
-    if isinstance(exc, requests.exceptions.SSLError):
-        return None
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return FailureKind.CONNECT
-    if isinstance(exc, requests.exceptions.ReadTimeout):
-        return FailureKind.READ_TIMEOUT
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        reason = getattr(exc.args[0], "reason", None) if exc.args else None
-        if isinstance(reason, (NewConnectionError, ConnectTimeoutError)):
-            return FailureKind.CONNECT
-        return FailureKind.DROPPED
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
-        return FailureKind.DROPPED
-    return None
 
 
 def _next_cursor(page: dict) -> str:
@@ -125,15 +111,18 @@ class VultrHttp:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: Rng | None = None,
+        progress: ProgressLines | None = None,
     ) -> None:
         if api_key is not None and not isinstance(api_key, Secret):
             raise TypeError("api_key must be a launcher.secrets.Secret")
         self._key = api_key if api_key else None
         self._key_variable = key_variable
         self.base_url = base_url.rstrip("/")
+        self.endpoint = endpoint(self.base_url)
         self.timeouts = timeouts or Timeouts()
         self.policy = policy or RetryPolicy()
-        self._session = session or requests.Session()
+        self.progress = progress or ProgressLines()
+        self._session = session or cuttable_session()
         self.sleep = sleep
         self.clock = clock
         self._rng = rng or random.Random()
@@ -151,7 +140,7 @@ class VultrHttp:
         proves before a launch. Close it when done."""
         return VultrHttp(api_key, base_url=self.base_url, timeouts=self.timeouts,
                          policy=self.policy, key_variable=key_variable, sleep=self.sleep,
-                         clock=self.clock, rng=self._rng)
+                         clock=self.clock, rng=self._rng, progress=self.progress)
 
     def __enter__(self) -> VultrHttp:
         return self
@@ -203,24 +192,26 @@ class VultrHttp:
             raise ValueError(f"path must start with '/' and carry no query: {path!r}")
         headers = self._headers(auth)
         budget = budget or self.new_budget()
-        while True:
-            budget.attempts += 1
-            result = self._attempt(method, path, params, json, headers, budget.attempts)
-            if isinstance(result, _Answer) and 200 <= result.status < 300:
-                return self._decode(method, path, result, expect)
-            self.pause(self._after_failure(method, path, result, idempotent, budget))
+        with Watch(f"{self.endpoint} ({method} {path})", self.progress) as watch:
+            while True:
+                budget.attempts += 1
+                result = self._attempt(method, path, (params, json, headers), budget, watch)
+                if isinstance(result, _Answer) and 200 <= result.status < 300:
+                    return self._decode(method, path, result, expect)
+                self.pause(self._after_failure(method, path, result, idempotent, budget))
 
     def _after_failure(
         self,
         method: str,
         path: str,
-        result: _Answer | FailureKind | _Broken,
+        result: _Answer | FailureKind | Broken,
         idempotent: bool,
         budget: Budget,
     ) -> float:
         """The wait before the next attempt; raises when there must be no next attempt."""
-        if isinstance(result, _Broken):
-            raise ApiError(f"request failed ({result.name}); not retried", method=method, path=path)
+        if isinstance(result, Broken):
+            what = result.detail or f"request failed ({result.name})"
+            raise ApiError(f"{what}; not retried", method=method, path=path, hint=result.hint)
         outcome = _outcome(result)
         if not idempotent and outcome.ambiguous:
             first = self._error(method, path, result, 1)
@@ -229,7 +220,8 @@ class VultrHttp:
             )
         decision = self.decide(outcome, budget)
         if not decision.retry:
-            raise self._error(method, path, result, budget.attempts)
+            started = budget.deadline - self.policy.deadline_s
+            raise self._error(method, path, result, budget.attempts, self.clock() - started)
         log.debug(
             "retry %s %s in %.2fs (attempt %d)", method, path, decision.delay, budget.attempts
         )
@@ -291,14 +283,36 @@ class VultrHttp:
         self,
         method: str,
         path: str,
-        params: Mapping[str, Any] | None,
-        json: Any,
-        headers: dict[str, str],
-        attempt: int,
-    ) -> _Answer | FailureKind | _Broken:
-        """One HTTP exchange. Returns instead of raising, so no requests exception escapes."""
+        payload: tuple[Mapping[str, Any] | None, Any, dict[str, str]],
+        budget: Budget,
+        watch: Watch,
+    ) -> _Answer | FailureKind | Broken:
+        """One HTTP exchange, cut off at the attempt's deadline (``timeouts.attempt``, at
+        most what the call's budget has left). Returns instead of raising, so no requests
+        exception escapes."""
         started = time.monotonic()
-        result: _Answer | FailureKind | _Broken
+        limit = min(self.timeouts.attempt, max(budget.deadline - self.clock(), MIN_ATTEMPT_S))
+        with tracking() as connections:
+            watch.arm(limit, lambda: cut(connections))
+            try:
+                result = self._exchange(method, path, payload)
+            finally:
+                watch.disarm()
+        if watch.expired and not isinstance(result, Broken):
+            # Cut mid-answer, http.client may even take what arrived for a whole answer.
+            result = FailureKind.DEADLINE
+        if isinstance(result, _Answer):
+            status: object = result.status
+        else:
+            status = result.value if isinstance(result, FailureKind) else result.name
+        log.debug("%s %s -> %s in %.3fs (attempt %d)", method, path, status,
+                  time.monotonic() - started, budget.attempts)
+        return result
+
+    def _exchange(
+        self, method: str, path: str, payload: tuple[Mapping[str, Any] | None, Any, dict[str, str]]
+    ) -> _Answer | FailureKind | Broken:
+        params, json, headers = payload
         try:
             response = self._session.request(
                 method,
@@ -311,23 +325,9 @@ class VultrHttp:
             )
             body = response.content
         except requests.RequestException as exc:
-            kind = _classify(exc)
-            result = kind if kind is not None else _Broken(type(exc).__name__)
-        else:
-            result = _Answer(response.status_code, body, response.headers.get("Retry-After"))
-        if isinstance(result, _Answer):
-            status: object = result.status
-        else:
-            status = result.value if isinstance(result, FailureKind) else result.name
-        log.debug(
-            "%s %s -> %s in %.3fs (attempt %d)",
-            method,
-            path,
-            status,
-            time.monotonic() - started,
-            attempt,
-        )
-        return result
+            kind = classify(exc)
+            return kind if kind is not None else broken(exc, self.endpoint, self.base_url)
+        return _Answer(response.status_code, body, response.headers.get("Retry-After"))
 
     def _decode(
         self, method: str, path: str, answer: _Answer, expect: tuple[int, ...]
@@ -353,12 +353,19 @@ class VultrHttp:
         return data
 
     def _error(
-        self, method: str, path: str, result: _Answer | FailureKind, attempts: int
+        self, method: str, path: str, result: _Answer | FailureKind, attempts: int,
+        seconds: float | None = None,
     ) -> ApiError:
         if isinstance(result, FailureKind):
-            return error_for_failure(method, path, result, attempts)
+            return error_for_failure(
+                method, path, result, attempts, where=self.endpoint, seconds=seconds,
+                hint=f"check VULTR_API_URL ({self.base_url}) and this machine's network")
         message = server_message(result.body, result.status, self._key)
         if attempts > 1:
             message = f"{message} (after {attempts} attempts)"
         retry_after = _parse_retry_after(result.retry_after, datetime.now(timezone.utc))
-        return error_for_status(method, path, result.status, message, retry_after=retry_after)
+        error = error_for_status(method, path, result.status, message, retry_after=retry_after)
+        if result.status == 404 and not urlsplit(self.base_url).path.endswith("/v2"):
+            error.hint = (f"VULTR_API_URL is {self.base_url}, without /v2: Vultr's API (and "
+                          f"the emulator) answer under /v2, e.g. {self.base_url}/v2")
+        return error

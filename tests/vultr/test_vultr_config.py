@@ -27,7 +27,7 @@ def test_values_from_environment(fake_key):
     )
     assert settings.api_url == "http://127.0.0.1:8080/v2"
     assert settings.api_key == Secret(fake_key)
-    assert settings.timeouts == Timeouts(2.0, 60.5)
+    assert settings.timeouts == Timeouts(2.0, 60.5, attempt=62.5)  # a connect and a read
     assert fake_key not in repr(settings)
 
 

@@ -9,8 +9,11 @@ code; nothing else prints tracebacks at a user.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import os
 import sys
+import textwrap
 from collections.abc import Sequence
 
 from launcher import __version__
@@ -18,6 +21,29 @@ from launcher.commands import SUMMARIES, load
 from launcher.errors import LauncherError
 
 GLOBAL_VALUED = ("--env-file",)  # global options that take a value (skipped when scanning)
+ENV_FILE_HELP = ("the .env file with keys and account settings (default: $LAUNCHER_ENV_FILE "
+                 "or ./.env); the environment wins over it; before or after the command")
+# The exit statuses, for --help and the README (tests/test_cli_help.py holds them to both).
+EXIT_CODES = (
+    (0, "done"),
+    (1, "done, but not what was asked: a launch declined or refused by every offer, a run "
+        "that cannot be resumed as it is, something left after a teardown, a log not there"),
+    (2, "bad input: a flag, a file, an environment variable, or the command line itself"),
+    (3, "Vultr's API or the bucket refused or failed a call (the error names which, and "
+        "where)"),
+    (4, "a wait ended without the wanted state (timed out, or the resource failed)"),
+    (5, "a launch failed and its rollback could not delete everything: what may still bill "
+        "is listed with the commands that delete it"),
+    (130, "interrupted (Ctrl-C)"),
+)
+
+
+def epilog() -> str:
+    """The main ``--help``'s closing text: where Vultr is reached, and the exit statuses."""
+    codes = "\n".join(textwrap.fill(f"  {code:>3}  {text}", 79, subsequent_indent=" " * 7)
+                      for code, text in EXIT_CODES)
+    return ("Vultr is reached at VULTR_API_URL (default https://api.vultr.com/v2) with the key\n"
+            f"in VULTR_KEY.\n\nexit status:\n{codes}")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -27,21 +53,33 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="launcher",
         description="Fire-and-forget GPU training runs on Vultr.",
-        epilog="Vultr is reached at VULTR_API_URL (default https://api.vultr.com/v2) "
-        "with the key in VULTR_KEY.",
+        epilog=epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"launcher {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log API calls to stderr")
-    parser.add_argument("--env-file", default=None, metavar="PATH",
-                        help="the .env file with keys and account settings (default: "
-                        "$LAUNCHER_ENV_FILE or ./.env); the environment wins over it")
+    parser.add_argument("--env-file", default=None, metavar="PATH", help=ENV_FILE_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, summary in SUMMARIES.items():
         if only is None or only == name:
             load(name).register(sub)
+            _env_file_after(sub.choices[name])
         else:
             sub.add_parser(name, help=summary)
     return parser
+
+
+def _env_file_after(parser: argparse.ArgumentParser) -> None:
+    """``--env-file`` on a command's parser and its sub-commands' too, so it may follow the
+    command (``launcher run --env-file X --stage S``). SUPPRESS: given before the command
+    only, it is not reset to a default by the command's parser."""
+    if "--env-file" not in parser._option_string_actions:
+        parser.add_argument("--env-file", default=argparse.SUPPRESS, metavar="PATH",
+                            help=ENV_FILE_HELP)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _env_file_after(child)
 
 
 def chosen_command(argv: Sequence[str]) -> str:
@@ -57,26 +95,68 @@ def chosen_command(argv: Sequence[str]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run one command; whatever stops it ends as one line on stderr and an exit code."""
+    try:
+        return _run(list(sys.argv[1:] if argv is None else argv))
+    except LauncherError as exc:
+        _error(f"[bold red]error:[/] {_escape(str(exc))}")
+        return exc.exit_code
+    except KeyboardInterrupt:  # also while the parser and the command's modules load
+        _error("interrupted")
+        return 130
+    except BrokenPipeError:  # `launcher offers | head -1`: the reader has all it wanted
+        _silence_stdout()
+        return 1
+    except OSError as exc:
+        return _os_error(exc)
+
+
+def _run(argv: list[str]) -> int:
     parser = build_parser(chosen_command(argv))
+    for word in argv:
+        if word.startswith("-") and word.endswith("=--"):
+            # argparse (before 3.12) drops a "--" value and hands the command a list
+            parser.error(f"{word}: '--' is not a value for {word[:-3]}")
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
+    code = int(args.handler(args) or 0)
+    sys.stdout.flush()  # a full device or a closed pipe is met here, inside the funnel
+    return code
+
+
+def _os_error(exc: OSError) -> int:
+    """A file or device the command met (a path too long, a full disk, a folder where a
+    file belongs): one line naming it; 2 when it names a file the user gave, else 1."""
+    if exc.errno == errno.ENOSPC:
+        _silence_stdout()
+        _error(f"[bold red]error:[/] cannot write the output: {exc.strerror}")
+        return 1
+    reason = exc.strerror or type(exc).__name__
+    if exc.filename is None:
+        _error(f"[bold red]error:[/] {_escape(reason)}")
+        return 1
+    name = str(exc.filename)
+    shown = name if len(name) <= 200 else f"{name[:100]}…({len(name)} characters)"
+    _error(f"[bold red]error:[/] {_escape(ascii(shown)[1:-1])}: {_escape(reason)}")
+    return 2
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush at exit cannot fail again."""
     try:
-        return int(args.handler(args) or 0)
-    except LauncherError as exc:
-        _error(f"[bold red]error:[/] {_escape(str(exc))}")
-        return exc.exit_code
-    except KeyboardInterrupt:
-        _error("interrupted")
-        return 130
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def _escape(text: str) -> str:
-    from rich.markup import escape
+    from launcher.terminal import escape  # errors quote the API's and the bucket's texts
 
     return escape(text)
 

@@ -16,9 +16,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from launcher.access import open_bucket, stage_for
-from launcher.bucket import Bucket, s5cmd_binary
+from launcher.bucket import KEY_REFUSED, NO_BUCKET, Bucket, BucketError, s5cmd_binary
 from launcher.config import Account, ImageConfig, StageConfig
-from launcher.errors import AuthError, ConfigError, LauncherError
+from launcher.config.dotenv import chmod_command, exposure, is_devnull, others_may_read
+from launcher.errors import ApiError, AuthError, ConfigError, LauncherError
 from launcher.offers import DEFAULT_REGIONS, Requirement, candidates, rank_offers
 from launcher.provision.plan import choose_snapshot
 from launcher.provision.preflight import InstanceKeyError, prove_instance_key
@@ -35,6 +36,7 @@ INSTANCE_KEY, PROOF = "instance key", "self-destruct proof"
 UNPROVED = ("a read cannot prove that it may detach and delete (the provisioning ACL: "
             "`launcher doctor --prove-self-destruct` does), nor that its API allowlist admits "
             "the instance's future address (only 'allow all' does)")
+NO_ANSWER = "not checked: the Vultr API did not answer (see the Vultr key's check)"
 SELF_DESTRUCT_HINT = ("create a self-destruct user (provisioning + subscriptions_view, API "
                       "access control 'allow all') and set VULTR_SELF_DESTRUCT_KEY to its key "
                       "(docs/security.md)")
@@ -79,10 +81,13 @@ def run_checks(account: Account, client: VultrClient, *, config_dir: Path,
     except ConfigError as exc:
         checks.append(Check("configuration", FAIL, exc.message, exc.hint or
                             "run from the project root or pass --config-dir"))
+    checks.append(_env_file(account))
     checks.append(_s5cmd(env))
     checks += _vultr_checks(account, client, stage, probe)
+    answered = not any(c.status == SKIP and c.detail == NO_ANSWER for c in checks)
     requirement = Requirement.from_config(stage) if stage else Requirement()
-    stock = _guard("GPU stock", True, lambda: _stock(client, requirement, stage_name))
+    stock = _guard("GPU stock", answered, lambda: _stock(client, requirement, stage_name),
+                   NO_ANSWER)
     if stage is None:
         stock = dataclasses.replace(stock, detail=stock.detail + " (no configuration: any "
                                     "whole GPU, default regions)")
@@ -94,8 +99,12 @@ def run_checks(account: Account, client: VultrClient, *, config_dir: Path,
 
 def _vultr_checks(account: Account, client: VultrClient, stage: StageConfig | None,
                   probe: ProbeRequest | None) -> list[Check]:
-    """The launcher's key, its ACLs, the instance's key (and its proof), the snapshot."""
-    key = _key(account, client)
+    """The launcher's key, its ACLs, the instance's key (and its proof), the snapshot. When
+    the API did not answer the key's call, the rest is not asked (each would wait as long)."""
+    key, answered = _key(account, client)
+    if not answered:
+        names = ["key permissions", INSTANCE_KEY, *([PROOF] if probe else []), "snapshot"]
+        return [key, *(Check(name, SKIP, NO_ANSWER) for name in names)]
     key_ok = key.status == OK
     checks = [key, _guard("key permissions", key_ok, lambda: _acls(client))]
     instance = _guard(INSTANCE_KEY, True, lambda: _instance_key(account, client))
@@ -131,17 +140,37 @@ def _s5cmd(env: Mapping[str, str]) -> Check:
     return Check("s5cmd", OK, path)
 
 
-def _key(account: Account, client: VultrClient) -> Check:
+def _key(account: Account, client: VultrClient) -> tuple[Check, bool]:
+    """The key's check, and whether the API answered at all (False: no HTTP answer)."""
     if not account.vultr_key:
         return Check("Vultr key", FAIL, "VULTR_KEY is not set",
-                     "set VULTR_KEY in the environment or the .env file")
+                     "set VULTR_KEY in the environment or the .env file"), True
     try:
         info = client.get_account()
     except AuthError as exc:
-        return Check("Vultr key", FAIL, f"refused: {exc.api_message}", exc.hint or "")
+        return Check("Vultr key", FAIL, f"refused: {exc.api_message}", exc.hint or ""), True
     except LauncherError as exc:
-        return Check("Vultr key", FAIL, exc.message, exc.hint or "")
-    return Check("Vultr key", OK, f"accepted ({info.name or info.email or 'account'})")
+        answered = not (isinstance(exc, ApiError) and exc.status is None)
+        return Check("Vultr key", FAIL, exc.message, exc.hint or ""), answered
+    return Check("Vultr key", OK, f"accepted ({info.name or info.email or 'account'})"), True
+
+
+def _env_file(account: Account) -> Check:
+    """The ``.env`` file: read, or none; a warning when other users may read it."""
+    chosen = account.env_file
+    if not chosen.found:
+        return Check("env file", OK, f"{chosen.path}: none (everything from the environment)")
+    try:
+        info = os.stat(chosen.path)
+    except OSError as exc:
+        return Check("env file", FAIL, f"{chosen.path}: {exc.strerror or exc}")
+    mode = info.st_mode
+    if is_devnull(info):
+        return Check("env file", OK, f"{chosen.path}: none (everything from the environment)")
+    if others_may_read(mode):
+        path = Path(chosen.path)
+        return Check("env file", WARN, exposure(path, mode), chmod_command(path))
+    return Check("env file", OK, f"{chosen.path}: read, only its owner may read it")
 
 
 def _instance_key(account: Account, client: VultrClient) -> Check:
@@ -216,11 +245,18 @@ def _stock(client: VultrClient, requirement: Requirement, stage_name: str | None
 
 
 def _bucket(factory: Callable[[], Bucket]) -> Check:
+    """List the runs prefix; a failure's hint follows how it failed: only a refused key is
+    blamed on the key."""
     bucket = factory()
     prefix = f"s3://{bucket.address.bucket}/{bucket.address.runs_prefix.strip('/')}/"
     try:
         bucket.list(prefix)
-    except LauncherError as exc:
-        return Check("bucket", FAIL, exc.message, MASTER_KEY_HINT + "; check B2_BUCKET and "
-                     "B2_S3_ENDPOINT")
+    except BucketError as exc:
+        hint = exc.hint or "check B2_BUCKET and B2_S3_ENDPOINT"
+        if exc.kind == KEY_REFUSED:
+            hint = MASTER_KEY_HINT + "; check B2_APPLICATION_KEY_ID and B2_APPLICATION_KEY"
+        elif exc.kind == NO_BUCKET:
+            hint = f"no bucket {bucket.address.bucket!r} at {bucket.address.endpoint_url}: " \
+                "check B2_BUCKET"
+        return Check("bucket", FAIL, exc.message, hint)
     return Check("bucket", OK, f"{prefix} listed at {bucket.address.endpoint_url}")

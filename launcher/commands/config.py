@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 from typing import Any
 
 import yaml
@@ -33,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Print the account variables (keys as *** with where each came from: "
         "env, .env file or unset, and the alias it was set as, if one) and, with --stage, the "
         "stage merged over the defaults, the account's bucket/endpoint/region/W&B settings "
-        "and the override flags.")
+        "and the override flags, in a stage file's names (pasted into stages/NAME.yaml it "
+        "loads as the same stage), then what only launcher.yaml sets.")
     show.add_argument("--stage", default=None, help="stage name (configs/stages/NAME.yaml)")
     add_config_dir(show)
     show.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -78,6 +80,13 @@ def _text(report: dict[str, Any]) -> str:
     lines += ["", f"instance secrets file: {pairs}"]
     if "stage" in report:
         stage = report["stage"]
-        lines += ["", f"stage {stage['name']} ({', '.join(stage['files'])}):",
-                  yaml.safe_dump(stage, sort_keys=False, width=100).rstrip()]
+        lines += ["", f"stage {stage['name']} ({', '.join(report['stage_files'])}), merged, "
+                  "as a stage file writes it:", _yaml(stage), "",
+                  f"the command it runs: {shlex.join(report['command'])}", "",
+                  "and from launcher.yaml and the account (a stage file cannot set these):",
+                  _yaml(report["launcher_yaml"])]
     return "\n".join(lines)
+
+
+def _yaml(data: dict[str, Any]) -> str:
+    return yaml.safe_dump(data, sort_keys=False, width=100, allow_unicode=True).rstrip()

@@ -4,6 +4,7 @@ client, the bucket, run ids, confirmation and how times and dollars are written.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -87,6 +88,28 @@ def dollars(usd: float | None) -> str:
     return "?" if usd is None else f"~${usd:,.2f}"
 
 
+def positive_number(text: str) -> float:
+    """argparse type: a finite number above zero (``nan``, ``inf`` and ``-1`` are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number above 0, not {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number above zero."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number above 0, not {text!r}")
+    return value
+
+
 def parse_duration(text: str) -> float:
     """argparse type: ``90``/``90s``, ``30m``, ``12h``, ``2d`` -> seconds (> 0)."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -97,7 +120,7 @@ def parse_duration(text: str) -> float:
         value = float(number) * (scale or 1)
     except ValueError:
         value = -1.0
-    if value <= 0:
+    if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"expected a duration like 90s, 30m or 12h, not "
                                          f"{text!r}")
     return value

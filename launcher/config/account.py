@@ -160,6 +160,8 @@ def load_account(environ: Mapping[str, str] | None = None,
         sources.append((variable, source))
         if name != variable:
             names.append((variable, name))
+        if value and secret:
+            check_key_text(value, named(name, source, chosen))
         if value:
             values[attribute] = Secret(value) if secret else value
     if "vultr_api_url" in values:
@@ -172,6 +174,16 @@ def load_account(environ: Mapping[str, str] | None = None,
             values[attribute] = validate_instance_url(str(values[attribute]), where)
     return Account(**values, sources=tuple(sources), env_file=chosen,  # type: ignore[arg-type]
                    names=tuple(names))
+
+
+def check_key_text(value: str, where: str) -> None:
+    """A key travels in an HTTP header and an environment file: printable ASCII without
+    spaces. ConfigError naming ``where`` and the offending position, never the key."""
+    for position, char in enumerate(value, 1):
+        if not ("!" <= char <= "~"):
+            raise ConfigError(f"{where}: character {position} of the key is not printable "
+                              "ASCII (a space, a control or a non-ASCII character): copy the "
+                              "key again from its console")
 
 
 def validate_instance_url(url: str, where: str) -> str:

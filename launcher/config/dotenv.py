@@ -6,32 +6,102 @@ escapes), and a ``#`` comment after an unquoted value when whitespace precedes i
 (``A=b#c`` keeps ``b#c``). Nothing is interpolated: ``$HOME`` stays ``$HOME``. A later line
 wins over an earlier one. Values are one line each.
 
-Errors name the file and line, never the line's text: it may hold a key.
+Errors name the file and line, never the line's text: it may hold a key. Only a regular
+file is read (a FIFO would block for ever, a device never end); one that other users may
+read or change is read with a warning on stderr (once, when it sets anything), saying the
+``chmod`` that fixes it.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
+import stat
 from pathlib import Path
 
 from launcher.errors import ConfigError
+from launcher.waiting import stderr_line
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 EXPORT = re.compile(r"export\s+")
 ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
+FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+              (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"))
+MAX_BYTES = 1 << 20
+_warned: set[str] = set()
 
 
 def read_env_file(path: Path) -> dict[str, str] | None:
-    """The variables in ``path``; None when there is no such file."""
+    """The variables in ``path``; None when there is no such file, {} for ``/dev/null``.
+    Anything else but a regular file is a ConfigError, found without blocking (the file is
+    opened non-blocking)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         return None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    return parse_dotenv(text, str(path))
+    try:
+        info = os.fstat(fd)
+        if is_devnull(info):
+            return {}
+        if not stat.S_ISREG(info.st_mode):
+            kind = next((name for test, name in FILE_KINDS if test(info.st_mode)), "not a file")
+            raise ConfigError(f"{path}: expected a regular file of NAME=value lines, not "
+                              f"{kind}")
+        data = _read_all(fd, path)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    values = parse_dotenv(text, str(path))
+    if values:
+        warn_if_others_can_read(path, info.st_mode)
+    return values
+
+
+def _read_all(fd: int, path: Path) -> bytes:
+    data = b""
+    while chunk := os.read(fd, 1 << 16):
+        data += chunk
+        if len(data) > MAX_BYTES:
+            raise ConfigError(f"{path}: larger than {MAX_BYTES // 1024} KiB: not a .env file")
+    return data
+
+
+def is_devnull(info: os.stat_result) -> bool:
+    """``/dev/null`` (the usual way to say "no .env file"): read as an empty file."""
+    if not stat.S_ISCHR(info.st_mode):
+        return False
+    null = os.stat(os.devnull)
+    return (info.st_rdev, info.st_dev) == (null.st_rdev, null.st_dev)
+
+
+def others_may_read(mode: int) -> bool:
+    """Whether a file of this mode is open to its group or to everyone (``mode & 0o077``)."""
+    return bool(stat.S_IMODE(mode) & 0o077)
+
+
+def exposure(path: Path, mode: int) -> str:
+    """``<path> can be read or changed by other users (mode 0644) and holds keys``."""
+    return (f"{path} can be read or changed by other users (mode {stat.S_IMODE(mode):04o}) "
+            "and holds keys")
+
+
+def chmod_command(path: Path) -> str:
+    return f"chmod 600 {shlex.quote(str(path))}"
+
+
+def warn_if_others_can_read(path: Path, mode: int) -> None:
+    """Say once per process, on stderr, that ``path`` is open to other users."""
+    if others_may_read(mode) and str(path) not in _warned:
+        _warned.add(str(path))
+        stderr_line(f"warning: {exposure(path, mode)}: {chmod_command(path)}")
 
 
 def parse_dotenv(text: str, origin: str = ".env") -> dict[str, str]:

@@ -41,6 +41,9 @@ from launcher.training.ups import (
 )
 
 DEFAULTS_FILE = "launcher.yaml"
+MAX_CONFIG_BYTES = 1024 * 1024
+MAX_CONFIG_NODES = 100_000  # values after aliases are expanded; real files hold hundreds
+MAX_CONFIG_DEPTH = 50
 STAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,30}$")
 PUBLIC_KEY_TYPES = ("ssh-", "ecdsa-sha2-", "sk-ssh-", "sk-ecdsa-")
 
@@ -76,22 +79,61 @@ def load_stage(config_dir: Path, name: str, *,
 def load_checked(path: Path, schema_name: str) -> dict[str, Any]:
     """The YAML mapping in ``path``, valid against ``configs/schema/<schema_name>``."""
     try:
+        if path.is_file() and path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: {path.stat().st_size:,} bytes; a configuration file "
+                              f"may hold at most {MAX_CONFIG_BYTES:,}")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: not found", hint="run from the project root, or in a "
                           "training checkout put the launcher's configs in .launcher/, or "
                           "pass --config-dir") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: "
+                          f"{exc.object[exc.start:exc.start + 1]!r})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     try:
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError(f"{path}: nested deeper than YAML can be read") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f"line {mark.line + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or "malformed"
         raise ConfigError(f"{path}: not valid YAML: {line}{problem}") from None
+    check_expanded_size(data, path)
     error = first_error(schema_name, data)
     if error is not None:
         raise ConfigError(f"{path}: {describe(error)}")
     return data
+
+
+def check_expanded_size(data: Any, path: Path) -> None:
+    """Refuse a document whose aliases expand it past MAX_CONFIG_NODES values ("billion
+    laughs"), that refers to itself, or that nests deeper than MAX_CONFIG_DEPTH: PyYAML
+    shares an aliased value, but validating and merging walk every copy. Counted once per
+    distinct value, so the count itself stays linear."""
+    sizes: dict[int, int] = {}
+    open_now: set[int] = set()
+
+    def size(value: Any, depth: int) -> int:
+        key = id(value)
+        if key in open_now:
+            raise ConfigError(f"{path}: an alias refers to a value that holds it")
+        if depth > MAX_CONFIG_DEPTH:
+            raise ConfigError(f"{path}: nested deeper than {MAX_CONFIG_DEPTH} levels")
+        if key not in sizes:
+            children = (value.values() if isinstance(value, dict) else value
+                        if isinstance(value, list) else ())
+            open_now.add(key)
+            total = 1 + sum(size(child, depth + 1) for child in children)
+            open_now.discard(key)
+            sizes[key] = min(total, MAX_CONFIG_NODES + 1)
+        return sizes[key]
+
+    if size(data, 0) > MAX_CONFIG_NODES:
+        raise ConfigError(f"{path}: its aliases expand to more than {MAX_CONFIG_NODES:,} "
+                          "values; write the values out, or use fewer nested aliases")
 
 
 def merge(defaults: dict[str, Any], stage: dict[str, Any], *,

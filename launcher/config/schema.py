@@ -9,11 +9,12 @@ field are held to one rule and explained in the same words.
 from __future__ import annotations
 
 import json
+import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 
@@ -27,6 +28,19 @@ JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int
 BOUNDS = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
 COUNTS = {"minItems": ("at least", "item"), "maxItems": ("at most", "item"),
           "minLength": ("at least", "character"), "maxLength": ("at most", "character")}
+
+
+def _finite_number(checker: Any, instance: Any) -> bool:
+    # JSON has no NaN or infinity, but YAML (.nan, .inf) and float("nan") do; NaN passes
+    # every bound (each comparison is false), so it is refused as a type, everywhere.
+    return (Draft202012Validator.TYPE_CHECKER.is_type(instance, "number")
+            and (not isinstance(instance, float) or math.isfinite(instance)))
+
+
+# Draft 2020-12 where a number is a finite number.
+FiniteValidator = validators.extend(
+    Draft202012Validator,
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine("number", _finite_number))
 
 
 @lru_cache(maxsize=4)
@@ -44,14 +58,14 @@ def _registry(schema_dir: Path) -> tuple[Registry, dict[str, Any]]:
 def validator(schema_name: str, schema_dir: Path = SCHEMA_DIR) -> Draft202012Validator:
     """A validator for ``schema_dir/schema_name`` that resolves refs between the schemas."""
     registry, schemas = _registry(schema_dir)
-    return Draft202012Validator(schemas[schema_name], registry=registry)
+    return FiniteValidator(schemas[schema_name], registry=registry)
 
 
 @lru_cache(maxsize=64)
 def fragment_validator(ref: str) -> Draft202012Validator:
     """A validator for one fragment, ``ref`` like ``launcher.schema.json#/$defs/regions``."""
     registry, _ = _registry(SCHEMA_DIR)
-    return Draft202012Validator({"$ref": SCHEMA_BASE + ref}, registry=registry)
+    return FiniteValidator({"$ref": SCHEMA_BASE + ref}, registry=registry)
 
 
 def first_error(schema_name: str, data: Any) -> ValidationError | None:
@@ -86,12 +100,14 @@ def explain(error: ValidationError) -> tuple[list[str], str]:
         expected = f"one of {', '.join(known)}" if known else "no such field"
         return path + extra[:1], f"unknown field (expected {expected})"
     got = JSON_TYPES.get(type(instance), type(instance).__name__)
+    if isinstance(instance, float) and not math.isfinite(instance):
+        got = f"{instance} (not a finite number)"
     if what == "type":
         return path, f"expected {_either(rule)}, got {got}"
     if what == "enum":
         return path, f"expected one of {', '.join(map(str, rule))}"
-    if what == "pattern":
-        return path, f"expected a string matching {rule}"
+    if what in ("pattern", "not"):
+        return path, _in_words(error.schema, instance)
     if what in BOUNDS:
         return path, f"expected a number {BOUNDS[what]} {rule}, got {instance}"
     if what in COUNTS:
@@ -101,6 +117,17 @@ def explain(error: ValidationError) -> tuple[list[str], str]:
         return path, "expected no repeated items"
     message = error.message if len(error.message) < 160 else error.message[:157] + "..."
     return path, message
+
+
+def _in_words(schema: Any, instance: Any) -> str:
+    """What a ``pattern`` (or ``not``) rule wants, in the words and example the schema gives
+    beside it (``x-expected``, ``examples``): a regular expression is never shown."""
+    words = schema.get("x-expected") if isinstance(schema, dict) else None
+    if not words:
+        return f"{instance!r} is not allowed here"
+    examples = schema.get("examples") or []
+    example = f", e.g. {examples[0]}" if examples else ""
+    return f"expected {words}{example}; got {instance!r}"
 
 
 def _either(rule: Any) -> str:

@@ -24,8 +24,9 @@ from launcher.config.account import (
     instance_secret_sources,
 )
 from launcher.config.loader import load_stage, stage_names
-from launcher.config.model import StageConfig
+from launcher.config.model import GpuProfile, StageConfig
 from launcher.config.overrides import Overrides, apply_overrides
+from launcher.config.schema import validator
 from launcher.errors import ConfigError
 from launcher.secrets import REDACTED
 from launcher.training.ups import cache_source
@@ -70,6 +71,9 @@ def config_report(config_dir: Path, name: str | None, account: Account,
     if name is not None:
         stage = resolve_stage(config_dir, name, account, overrides)
         report["stage"] = stage_dict(stage)
+        report["stage_files"] = list(stage.files)
+        report["command"] = list(stage.command)  # a UPS stage's too, built from its section
+        report["launcher_yaml"] = launcher_dict(stage)
         if stage.storage.bucket == PLACEHOLDER_BUCKET:
             report["notes"].append(f"storage.bucket is the placeholder {PLACEHOLDER_BUCKET!r}: "
                                    "set B2_BUCKET or edit configs/launcher.yaml")
@@ -94,23 +98,69 @@ def account_variables(account: Account) -> dict[str, dict[str, Any]]:
 
 
 def stage_dict(stage: StageConfig) -> dict[str, Any]:
-    """``stage`` as plain data (env pairs as mappings), for JSON and YAML; the data set,
-    the environment and the ups section in the shapes a stage file writes them."""
-    data = dataclasses.asdict(stage)
-    data["env"] = dict(stage.env)
-    for profile, typed in zip(data["profiles"], stage.profiles, strict=True):
-        profile["overrides"]["env"] = dict(typed.overrides.env)
-    implied = cache_source(stage.ups) if stage.ups else ()  # ups.cache_version's
-    sources = [dataclasses.asdict(s) for s in stage.data_sources if s not in implied]
-    links = {link.path: link.target for link in stage.data_links}
-    del data["data_sources"], data["data_links"]
-    if sources:
-        data["data"] = {"sources": [{k: v for k, v in s.items() if v} for s in sources],
-                        "links": links}
+    """``stage`` as a stage file writes it: stage.schema.json's names and shapes, every value
+    the merged one, so that pasted into ``stages/<name>.yaml`` (beside the same
+    ``launcher.yaml``) it loads as the same stage. A value at its "not set" default that the
+    schema would refuse (an empty git_url, no max_cost_usd) is left out; a UPS stage has its
+    ``ups`` section instead of the command built from it."""
+    data: dict[str, Any] = {"name": stage.name, "description": stage.description}
+    if stage.ups is None:
+        data["command"] = stage.command
+    data |= {"workdir": stage.workdir, "data_prefix": stage.storage.data_prefix,
+             "regions": stage.regions,
+             "gpu_profiles": [_profile(p) for p in stage.profiles],
+             "max_price_per_hour": stage.max_price_per_hour, "max_hours": stage.max_hours,
+             "max_cost_usd": stage.max_cost_usd, "cpu_only": stage.cpu_only,
+             "image": dataclasses.asdict(stage.image),
+             "volume": _volume(stage, in_stage_file=True), "env": dict(stage.env),
+             "upload_dirs": stage.upload_dirs, "wandb": dataclasses.asdict(stage.wandb),
+             "code": _set(dataclasses.asdict(stage.code))}
     if stage.ups is not None:
-        data["ups"]["overrides"] = {k: json.loads(v) for k, v in stage.ups.overrides}
-        data["ups"]["code_links"] = dict(stage.ups.code_links)
+        ups = dataclasses.asdict(stage.ups)
+        ups["overrides"] = {k: json.loads(v) for k, v in stage.ups.overrides}
+        ups["code_links"] = dict(stage.ups.code_links)
+        data["ups"] = _set(ups)
+    implied = cache_source(stage.ups) if stage.ups else ()  # ups.cache_version's
+    sources = [{k: v for k, v in dataclasses.asdict(s).items() if v}  # False: the default
+               for s in stage.data_sources if s not in implied]
+    if sources:
+        data["data"] = {"sources": sources,
+                        "links": {link.path: link.target for link in stage.data_links}}
+    data["python_env"] = dataclasses.asdict(stage.python_env)
+    return _lists({k: v for k, v in data.items() if v is not None and v != ""})
+
+
+def launcher_dict(stage: StageConfig) -> dict[str, Any]:
+    """What of ``stage`` only ``launcher.yaml`` (or the account) sets, in its names."""
+    data: dict[str, Any] = {"provider": stage.provider, "heartbeat_s": stage.heartbeat_s,
+                            "volume": _volume(stage, in_stage_file=False),
+                            "storage": _set(dataclasses.asdict(stage.storage)),
+                            "health": {"min_disk_mb_s": stage.min_disk_mb_s,
+                                       "matmul": stage.matmul}}
+    del data["storage"]["data_prefix"]  # a stage file's field: shown with the stage
+    if stage.access.ssh_public_key:
+        data["access"] = dataclasses.asdict(stage.access)
     return _lists(data)
+
+
+def _volume(stage: StageConfig, *, in_stage_file: bool) -> dict[str, Any]:
+    """The volume's fields a stage file may set (``in_stage_file``), or the others."""
+    allowed = validator("stage.schema.json").schema["properties"]["volume"]["properties"]
+    return {k: v for k, v in dataclasses.asdict(stage.volume).items()
+            if (k in allowed) == in_stage_file}
+
+
+def _profile(profile: GpuProfile) -> dict[str, Any]:
+    """One GPU profile as ``gpu_profiles`` writes it (max_gpu_count 0 means unset)."""
+    data = _set(dataclasses.asdict(profile))
+    overrides = {"args": list(profile.overrides.args), "env": dict(profile.overrides.env)}
+    data["overrides"] = {k: v for k, v in overrides.items() if v}
+    return {k: v for k, v in data.items() if v not in (0, {}) or isinstance(v, bool)}
+
+
+def _set(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` without the ones at an empty default ("", [], (), None)."""
+    return {k: v for k, v in fields.items() if v is not None and v not in ("", [], ())}
 
 
 def _lists(value: Any) -> Any:

@@ -11,7 +11,11 @@ from collections.abc import Callable
 from dataclasses import fields
 from typing import Any, TypeVar
 
+from launcher.errors import ApiError
+
 R = TypeVar("R", bound="ApiRecord")
+JSON_NAMES = {type(None): "null", bool: "a boolean", int: "a number", float: "a number",
+              str: "a string", list: "an array"}
 
 
 def _str(d: dict, key: str) -> str:
@@ -95,5 +99,8 @@ class ApiRecord:
 
     @classmethod
     def from_api(cls: type[R], d: dict[str, Any]) -> R:
+        if not isinstance(d, dict):  # a record that is not an object: the API changed shape
+            raise ApiError(f"Vultr answered {JSON_NAMES.get(type(d), 'a value')} where a "
+                           f"{cls.__name__} object belongs")
         values = {f.name: READERS[f.type](d, f.metadata.get("api", f.name)) for f in fields(cls)}
         return cls(**values)

@@ -135,9 +135,9 @@ def test_bucket_endpoint_and_wandb_from_the_account_replace_the_placeholders():
 
 
 @pytest.mark.parametrize(("variable", "value", "expected"), [
-    ("B2_BUCKET", "Bad_Bucket", "B2_BUCKET (from the environment): expected a string matching"),
+    ("B2_BUCKET", "Bad_Bucket", "B2_BUCKET (from the environment): expected an S3 bucket name"),
     ("B2_S3_ENDPOINT", "http://s3.example.com", "B2_S3_ENDPOINT (from the environment): "
-     "expected a string matching"),
+     "expected an https URL, or plain http to a loopback host only"),
     ("B2_S3_REGION", "US_West", "B2_S3_REGION (from the environment): expected an S3 region"),
     ("B2_S3_REGION", "a" * 64, "B2_S3_REGION (from the environment): expected an S3 region"),
 ])

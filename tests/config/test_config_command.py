@@ -66,8 +66,8 @@ def test_show_json_is_masked_and_complete(account_env, capsys):
     assert variables["WANDB_PROJECT"] == {"value": None, "source": "unset"}
     assert report["instance_secrets"]["VULTR_KEY"] == "VULTR_KEY"
     stage = report["stage"]
-    assert stage["storage"]["bucket"] == "my-runs"
-    assert [p["name"] for p in stage["profiles"]] == ["preferred", "40gb"]
+    assert report["launcher_yaml"]["storage"]["bucket"] == "my-runs"
+    assert [p["name"] for p in stage["gpu_profiles"]] == ["preferred", "40gb"]
     assert stage["env"]["PYTORCH_CUDA_ALLOC_CONF"] == "expandable_segments:True"
     assert report["notes"] == []
 
@@ -78,7 +78,7 @@ def test_show_applies_the_override_flags(account_env, capsys):
     assert main(argv) == 0
     stage = json.loads(capsys.readouterr().out)["stage"]
     assert stage["regions"] == ["ewr"] and stage["max_price_per_hour"] == 2
-    assert [p["min_vram_gb"] for p in stage["profiles"]] == [24]
+    assert [p["min_vram_gb"] for p in stage["gpu_profiles"]] == [24]
     assert stage["command"] == ["python", "x.py"]
     assert stage["volume"]["reuse_label"] == "launcher-cache-ups" and stage["volume"]["keep"]
 
@@ -117,7 +117,7 @@ def test_show_names_the_alias_that_supplied_each_key(workdir, capsys):
         "value": "***", "source": ".env file", "name": "B2_KEY_ID"}
     assert report["variables"]["B2_S3_REGION"] == {"value": "us-west-002", "source": ".env file"}
     assert report["instance_secrets"]["B2_APP_KEY"] == "B2_APP_KEY"
-    storage = report["stage"]["storage"]
+    storage = report["launcher_yaml"]["storage"]
     assert (storage["bucket"], storage["region"], storage["endpoint_url"]) == (
         "pdebench", "us-west-002", "https://s3.us-west-002.backblazeb2.com")
 
@@ -156,7 +156,8 @@ def test_a_key_pasted_into_a_stage_is_masked_in_the_output(config_dir, workdir, 
 @pytest.mark.parametrize(("argv", "expected"), [
     (["--stage", "smoke", "--max-price", "-3"], "--max-price: expected a number > 0, got -3.0"),
     (["--stage", "smoke", "--regions", ""], "--regions: expected at least 1 item"),
-    (["--stage", "smoke", "--snapshot", "yesterday"], "--snapshot: expected a string matching"),
+    (["--stage", "smoke", "--snapshot", "yesterday"],
+     "--snapshot: expected latest, or one snapshot's id"),
     (["--stage", "nope"], "no such stage (known: diffusion, example, full, operator, smoke)"),
 ])
 def test_bad_input_is_one_line_and_exit_2(workdir, capsys, argv, expected):
@@ -212,7 +213,8 @@ def test_inside_a_training_checkout_the_launcher_s_configs_live_in_dot_launcher(
 def test_show_writes_the_data_set_and_the_ups_section_as_a_stage_file_does(account_env,
                                                                            capsys):
     assert main(_show("--stage", "operator", "--json")) == 0
-    stage = json.loads(capsys.readouterr().out)["stage"]
+    report = json.loads(capsys.readouterr().out)
+    stage = report["stage"]
     assert stage["data"]["links"] == {
         "pdebench/burgers1d_train.h5": "full/burgers1d/burgers1d_train_000.h5"}
     assert stage["data"]["sources"][0] == {"prefix": "full/burgers1d", "dest": "full/burgers1d",
@@ -220,4 +222,5 @@ def test_show_writes_the_data_set_and_the_ups_section_as_a_stage_file_does(accou
     assert stage["ups"]["train"] == ["operator"] and stage["ups"]["overrides"] == {}
     assert stage["ups"]["code_links"] == {"reports": "reports"}
     assert stage["python_env"]["install"] == ["-e", "."]
-    assert stage["command"][:2] == ["python", "scripts/run_fast_to_sota.py"]
+    assert "command" not in stage  # a stage has command or ups, not both
+    assert report["command"][:2] == ["python", "scripts/run_fast_to_sota.py"]

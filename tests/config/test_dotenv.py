@@ -65,5 +65,6 @@ def test_reading_a_file(tmp_path: Path):
     path.write_bytes(b"A=\xff\n")
     with pytest.raises(ConfigError, match=r"\.env: not UTF-8 text"):
         read_env_file(path)
-    with pytest.raises(ConfigError, match="cannot read"):
-        read_env_file(tmp_path)  # a directory
+    with pytest.raises(ConfigError, match="expected a regular file of NAME=value lines, not "
+                       "a directory"):
+        read_env_file(tmp_path)

@@ -87,12 +87,15 @@ def test_a_replaced_command_drops_the_profiles_extra_args_but_not_their_env():
     (["--max-hours", "1000"], "--max-hours: expected a number <= 720, got 1000.0"),
     (["--regions", ""], "--regions: expected at least 1 item"),
     (["--regions", " , "], "--regions: expected at least 1 item"),
-    (["--regions", "sjc,Frankfurt"], "--regions[1]: expected a string matching"),
-    (["--snapshot", "newest"], "--snapshot: expected a string matching ^(latest|"),
-    (["--snapshot", "5f0d2c1e"], "--snapshot: expected a string matching"),
+    (["--regions", "sjc,Frankfurt"],
+     "--regions[1]: expected a Vultr region id: 3 or 4 lowercase letters, e.g. sjc; got "
+     "'Frankfurt'"),
+    (["--snapshot", "newest"], "--snapshot: expected latest, or one snapshot's id (a UUID"),
+    (["--snapshot", "5f0d2c1e"], "--snapshot: expected latest, or one snapshot's id"),
     (["--command", ""], "--command: expected at least 1 item"),
     (["--command", "python 'unbalanced"], "--command: cannot split into arguments"),
-    (["--reuse-volume", "Bad Name"], "--reuse-volume: expected a string matching"),
+    (["--reuse-volume", "Bad Name"],
+     "--reuse-volume: expected launcher-cache- then a name of 1 to 48 lowercase letters"),
 ])
 def test_a_bad_flag_is_one_line_naming_it(argv, expected):
     stage = load_stage(CONFIGS, "smoke")

@@ -133,16 +133,18 @@ def test_an_ssh_public_key_is_checked(config_dir, tmp_path):
     ("max_price_per_hour: -1\n", "field max_price_per_hour: expected a number > 0, got -1"),
     ("regions: []\n", "field regions: expected at least 1 item"),
     ("regions: [sjc, sjc]\n", "field regions: expected no repeated items"),
-    ("regions: [SJC]\n", "field regions.0: expected a string matching"),
+    ("regions: [SJC]\n", "field regions.0: expected a Vultr region id"),
     ("gpu_profiles: []\n", "field gpu_profiles: expected at least 1 item"),
     ("gpu_profiles: [{gpu_count: 1}]\n", "field gpu_profiles.0.min_vram_gb: missing (required)"),
     ("gpu_profiles: [{min_vram_gb: 8, overrides: {args: [x], cmd: y}}]\n",
      "field gpu_profiles.0.overrides.cmd: unknown field (expected one of args, env)"),
     ("gpu_profiles: [{min_vram_gb: 8, name: a}, {min_vram_gb: 4, name: a}]\n",
      "field gpu_profiles.1.name: expected a name no other profile has, got 'a' again"),
-    ("image: {snapshot: newest}\n", "field image.snapshot: expected a string matching ^(latest|"),
+    ("image: {snapshot: newest}\n", "field image.snapshot: expected latest, or one "
+                                   "snapshot's id"),
     ("image: {snapshot: 1234}\n", "field image.snapshot: expected string, got integer"),
-    ("volume: {reuse_label: my-cache}\n", "field volume.reuse_label: expected a string matching"),
+    ("volume: {reuse_label: my-cache}\n", "field volume.reuse_label: expected "
+                                          "launcher-cache- then a name"),
     ("colour: blue\n", "field colour: unknown field (expected one of code, command, "),
 ])
 def test_a_bad_value_is_one_line_naming_file_field_and_expectation(config_dir, text, expected):

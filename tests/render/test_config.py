@@ -113,7 +113,7 @@ def test_every_config_field_is_described_and_closed(name):
     ("launcher.yaml", ("  size_gb: 1024", "  size_gb: 5"),
      "field volume.size_gb: expected a number >= 10, got 5"),
     ("launcher.yaml", ("  bucket: your-b2-bucket", "  bucket: Bad_Bucket"),
-     "field storage.bucket: expected a string matching"),
+     "field storage.bucket: expected an S3 bucket name"),
 ])
 def test_a_bad_file_names_file_field_and_expectation(config_dir, file, text, expected):
     path = config_dir / file

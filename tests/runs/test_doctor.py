@@ -43,12 +43,13 @@ def test_all_green(doctor_env, capsys, monkeypatch):
     code, checks = doctor(capsys)
     assert code == 0
     assert {name: c["status"] for name, c in checks.items()} == {
-        "configuration": "ok", "s5cmd": "ok", "Vultr key": "ok", "key permissions": "ok",
-        "instance key": "ok", "snapshot": "ok", "GPU stock": "ok", "bucket": "ok"}
+        "configuration": "ok", "env file": "ok", "s5cmd": "ok", "Vultr key": "ok",
+        "key permissions": "ok", "instance key": "ok", "snapshot": "ok", "GPU stock": "ok",
+        "bucket": "ok"}
     assert SNAPSHOT_ID in checks["snapshot"]["detail"]
     assert main(["doctor", "--stage", "smoke"]) == 0
     out = capsys.readouterr().out
-    assert out.count("✔") == 8 and "✘" not in out
+    assert out.count("✔") == 9 and "✘" not in out
 
 
 def test_a_refused_key_gets_the_allowlist_hint(doctor_env, capsys, monkeypatch):

@@ -1,7 +1,8 @@
 """The request pipeline, independent of the HTTP server.
 
-Order: rate limit → route (404/405) → auth (401: an unknown key, or a known one from an
-address its allowlist lacks) → injected fault → handler. Every answered
+The control endpoint (``/_emulator/...``, see :mod:`launcher.emulator.control`) is answered
+apart. For the API, the order is: rate limit → route (404/405) → auth (401: an unknown key,
+or a known one from an address its allowlist lacks) → injected fault → handler. Every answered
 request is logged as an :class:`Event` and handed to listeners as an :class:`Exchange` before
 its bytes are written, so a client that has its response can already see both.
 """
@@ -14,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
+from launcher.emulator.control import Control, is_control
 from launcher.emulator.errors import ERRORS, HypervisorError, Refusal
 from launcher.emulator.events import MUTATING_METHODS, EventLog, Exchange, redact_headers
 from launcher.emulator.faults import Fault, FaultPlan
@@ -55,6 +57,7 @@ class App:
         self.keys = keys
         self.limiter = limiter
         self.faults = faults
+        self.control = Control(faults, store, keys)
         self.stopping = stopping
         self.log = EventLog()
         self.listeners: list[Listener] = []
@@ -82,10 +85,15 @@ class App:
 
     def handle(self, req: Request) -> Answer | None:
         """Answer one request; record its event and notify listeners first. With a latency,
-        every answer waits that long first (a network round trip; cut short by ``stop``)."""
+        every answer waits that long first (a network round trip; cut short by ``stop``).
+        The control endpoint (``/_emulator/...``, not Vultr's API) is answered apart: no
+        latency, rate limit, event or listener."""
+        if is_control(req.path):
+            response = self.control.handle(req)
+            return Answer(response.status, *response.encode())
         if self.latency_s:
             self.stopping.wait(self.latency_s)
-        header = next((v for k, v in req.headers.items() if k.lower() == "authorization"), "")
+        header = req.header("authorization")
         seen = _Seen(verdict=self.keys.judge(header, req.client))
         response = self._respond(req, seen)
         answer = None

@@ -31,7 +31,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser = parser or argparse.ArgumentParser(
         prog="python -m launcher.emulator",
         description="Serve a loopback Vultr API emulator on 127.0.0.1.")
-    parser.add_argument("--port", type=int, default=0, help="port to bind (0: any free port)")
+    parser.add_argument("--port", type=port_number, default=0,
+                        help="port to bind, 0 to 65535 (0: any free port)")
     parser.add_argument("--key-env", default="VULTR_KEY", metavar="VAR",
                         help="environment variable holding the API key (default VULTR_KEY)")
     parser.add_argument("--api-key-file", type=Path, metavar="FILE",
@@ -43,6 +44,17 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--seed", type=int, default=None,
                         help="seed ids and passwords for a reproducible run")
     return parser
+
+
+def port_number(text: str) -> int:
+    """argparse type: a TCP port, 0 (any free one) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, not {text!r}")
+    return value
 
 
 def resolve_key(args: argparse.Namespace) -> str:

@@ -21,6 +21,11 @@ from launcher.emulator.errors import ERRORS
 MAX_HANG_S = 300.0
 _OPTS = {"429": {"retry_after"}, "hang": {"hang_s", "then"}, "ambiguous_create": set(),
          "refuse": {"status", "error"}}
+KINDS_TEXT = "500..599, 429, hang, ambiguous_create, refuse"
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def route_key(route: str) -> str:
@@ -42,26 +47,34 @@ class Fault:
     opts: dict = field(default_factory=dict)
 
 
-def _check_opts(kind: str, opts: dict) -> dict:
+def check_kind(kind: str) -> None:
+    """Raise ValueError, naming the kinds there are, unless ``kind`` is one of them."""
     if kind not in _OPTS and not (kind.isdigit() and 500 <= int(kind) <= 599):
-        raise ValueError(f"unknown fault kind {kind!r}")
-    extra = set(opts) - _OPTS.get(kind, set())
+        raise ValueError(f"unknown fault kind {kind!r}: one of {KINDS_TEXT}")
+
+
+def _check_opts(kind: str, opts: dict) -> dict:
+    check_kind(kind)
+    allowed = _OPTS.get(kind, set())
+    extra = set(opts) - allowed
     if extra:
-        raise ValueError(f"fault {kind!r} takes no option(s) {sorted(extra)}")
+        takes = ", ".join(sorted(allowed)) or "none"
+        raise ValueError(f"fault {kind!r} takes no option(s) {sorted(extra)} "
+                         f"(its options: {takes})")
     if kind == "429":
         retry_after = opts.get("retry_after", 1)
-        if not isinstance(retry_after, int) or retry_after < 1:
-            raise ValueError("retry_after must be an integer ≥ 1")
+        if not _is_int(retry_after) or retry_after < 1:
+            raise ValueError("retry_after must be an integer >= 1")
         return {"retry_after": retry_after}
     if kind == "hang":
-        hang_s = float(opts.get("hang_s", 30.0))
-        then = opts.get("then", "drop")
-        if not 0 < hang_s <= MAX_HANG_S or then not in ("drop", "504"):
-            raise ValueError(f"hang needs 0 < hang_s ≤ {MAX_HANG_S} and then in drop|504")
-        return {"hang_s": hang_s, "then": then}
+        hang_s, then = opts.get("hang_s", 30.0), opts.get("then", "drop")
+        if not isinstance(hang_s, (int, float)) or isinstance(hang_s, bool) \
+                or not 0 < hang_s <= MAX_HANG_S or then not in ("drop", "504"):
+            raise ValueError(f"hang needs 0 < hang_s <= {MAX_HANG_S:g} and then in drop|504")
+        return {"hang_s": float(hang_s), "then": then}
     if kind == "refuse":
         status, error = opts.get("status", 400), opts.get("error")
-        if not isinstance(status, int) or not 400 <= status <= 599 or error not in ERRORS:
+        if not _is_int(status) or not 400 <= status <= 599 or error not in ERRORS:
             raise ValueError("refuse needs status 400..599 and error, one of "
                              f"{sorted(ERRORS)}")
         return {"status": status, "error": error}
@@ -76,16 +89,22 @@ class FaultPlan:
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
 
-    def inject(self, route: str, kind: str, count: int = 1, **opts: object) -> None:
-        """Arm ``kind`` for the next ``count`` calls of ``route`` ("METHOD /template")."""
+    def check_route(self, route: str) -> str:
+        """The key of ``route`` ("METHOD /template"); ValueError naming the known ones."""
         key = route_key(route)
         if key not in self._known:
-            raise ValueError(f"no such route {route!r} (known: {sorted(self._known)})")
+            raise ValueError(f"no such route {route!r} (known: {', '.join(sorted(self._known))})")
+        return key
+
+    def inject(self, route: str, kind: str, count: int = 1, **opts: object) -> Fault:
+        """Arm ``kind`` for the next ``count`` calls of ``route`` ("METHOD /template")."""
+        key = self.check_route(route)
         if count < 1:
             raise ValueError("count must be at least 1")
         fault = Fault(key, kind, count, _check_opts(kind, dict(opts)))
         with self._lock:
             self._faults.append(fault)
+        return fault
 
     def take(self, key: str) -> Fault | None:
         """Consume one call of the first fault armed for ``key``, if any."""
@@ -103,3 +122,9 @@ class FaultPlan:
         """Faults still armed, in the order they will fire."""
         with self._lock:
             return list(self._faults)
+
+    def clear(self) -> int:
+        """Disarm every fault; how many were armed."""
+        with self._lock:
+            count, self._faults = len(self._faults), []
+        return count

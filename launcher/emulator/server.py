@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from launcher.emulator.app import Answer, App, Listener
+from launcher.emulator.control import CONTROL_PREFIX
 from launcher.emulator.events import Event
 from launcher.emulator.faults import Fault, FaultPlan
 from launcher.emulator.hypervisor import Hypervisor, NoopHypervisor
@@ -153,6 +154,12 @@ class Emulator:
             raise RuntimeError("the emulator is not started")
         return f"http://{HOST}:{self._server.server_address[1]}{API_PREFIX}"
 
+    @property
+    def control_url(self) -> str:
+        """``http://127.0.0.1:PORT/_emulator``: the emulator's own control endpoint (not
+        Vultr's API; see ``launcher.emulator.control``); only valid while started."""
+        return self.url[: -len(API_PREFIX)] + CONTROL_PREFIX
+
     # -- state, stock and faults ----------------------------------------------------------
 
     @property
@@ -183,6 +190,10 @@ class Emulator:
     def pending_faults(self) -> list[Fault]:
         """Faults armed and not yet fired."""
         return self._faults.pending()
+
+    def clear_faults(self) -> int:
+        """Disarm every armed fault; how many there were."""
+        return self._faults.clear()
 
     # -- observation ----------------------------------------------------------------------
 

@@ -21,6 +21,10 @@ class Request:
     client: str
     body_error: str | None = None
 
+    def header(self, name: str) -> str:
+        """The value of header ``name`` (any case), or ""."""
+        return next((v for k, v in self.headers.items() if k.lower() == name.lower()), "")
+
     def arg(self, name: str) -> str | None:
         """The first value of query parameter ``name``, or None."""
         values = self.query.get(name)

@@ -12,9 +12,11 @@ import threading
 from pathlib import Path
 
 import pytest
+import requests
 from support.keys import EMULATOR_CLI_KEY as KEY
 
 from launcher.emulator.cli import main
+from launcher.errors import OutOfCapacityError
 from launcher.secrets import Secret
 from launcher.vultr import BlockSpec, InstanceSpec, VultrClient, VultrHttp
 
@@ -130,3 +132,24 @@ def test_run_in_process_stops_on_its_event(monkeypatch, capsys):
     worker.join(DEADLINE_S)
     assert result == [0]
     assert printed.startswith("VULTR_API_URL=http://127.0.0.1:") and KEY not in printed
+
+
+def test_faults_and_stock_are_set_from_a_shell_through_the_control_endpoint():
+    proc = _spawn("--port", "0", "--timing", "instant", entry=("launcher", "emulator"))
+    url = _first_line(proc).strip().split("=", 1)[1]
+    control = url.removesuffix("/v2") + "/_emulator"
+    key = {"Authorization": f"Bearer {KEY}"}
+    fault = {"route": "POST /instances", "kind": "refuse", "count": 1, "error": "out_of_stock"}
+    assert requests.post(control + "/faults", json=fault, headers=key, timeout=5).status_code \
+        == 201
+    stock = {"region": "sea", "plans": [A100_40]}
+    assert requests.post(control + "/stock", json=stock, headers=key, timeout=5).json() == {
+        "region": "sea", "available_plans": [A100_40]}
+    with VultrClient(VultrHttp(Secret(KEY), base_url=url)) as client:
+        assert client.region_availability("sea").available_plans == (A100_40,)
+        spec = InstanceSpec("sea", A100_40, "shell-rehearsal", snapshot_id=SNAPSHOT_ID)
+        with pytest.raises(OutOfCapacityError):
+            client.create_instance(spec)
+        assert client.delete_instance(client.create_instance(spec).id)
+    out, err = _finish(proc, signal.SIGTERM)
+    assert out == "" and KEY not in err

@@ -18,8 +18,9 @@ from pathlib import Path
 from launcher.access import open_bucket, stage_for
 from launcher.bucket import KEY_REFUSED, NO_BUCKET, Bucket, BucketError, s5cmd_binary
 from launcher.config import Account, ImageConfig, StageConfig
-from launcher.config.dotenv import chmod_command, exposure, is_devnull, others_may_read
+from launcher.config.dotenv import chmod_command, exposure, others_may_read
 from launcher.errors import ApiError, AuthError, ConfigError, LauncherError
+from launcher.localfiles import is_devnull
 from launcher.offers import DEFAULT_REGIONS, Requirement, candidates, rank_offers
 from launcher.provision.plan import choose_snapshot
 from launcher.provision.preflight import InstanceKeyError, prove_instance_key

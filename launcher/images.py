@@ -18,6 +18,7 @@ from typing import Any
 
 from launcher.config import ImageConfig
 from launcher.errors import ConfigError
+from launcher.localfiles import read_text
 from launcher.provision.model import SnapshotChoice
 from launcher.provision.plan import choose_snapshot, snapshot_created_key
 from launcher.vultr import Snapshot, VultrClient
@@ -26,6 +27,7 @@ from launcher.vultr import Snapshot, VultrClient
 # stored snapshots?", September 2025).
 SNAPSHOT_USD_PER_GB_MONTH = 0.05
 GIB = 1024**3
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024  # packer appends a build per bake: years of bakes
 _NAME = re.compile(r"(?P<os>[a-z]+[0-9]+)-(?P<driver>[0-9]+)-(?P<cuda>[0-9]+\.[0-9]+)"
                    r"-(?P<date>[0-9]{8})")
 
@@ -153,12 +155,13 @@ class BakeRecord:
 def last_bake(path: Path) -> BakeRecord:
     """The build of the manifest's last run (``last_run_uuid``; else its last build).
     Raises ConfigError naming the file when it is missing or not a packer manifest."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not path.exists():
         raise ConfigError(f"{path}: no such manifest: `make bake-image` writes it after a "
-                          "successful bake") from None
-    except (OSError, ValueError) as exc:
+                          "successful bake")
+    text = read_text(path, expected="packer's JSON manifest", limit=MAX_MANIFEST_BYTES)
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
         raise ConfigError(f"{path}: not a readable JSON manifest ({exc})") from None
     builds = data.get("builds") if isinstance(data, dict) else None
     if not isinstance(builds, list) or not builds or not all(isinstance(b, dict)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 KEY_TYPES = ("ssh-", "ecdsa-sha2-", "sk-ssh-", "sk-ecdsa-")
 ACCOUNT_KEY_PREFIX = "launcher-"
 NAME_FINGERPRINT_CHARS = 16
+MAX_KEY_FILE_BYTES = 64 * 1024  # a public key file: a few keys of under 1 KB each
 HOST = re.compile(r"^[0-9A-Za-z.:\-\[\]]+$")
 
 

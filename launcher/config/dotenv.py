@@ -14,72 +14,36 @@ read or change is read with a warning on stderr (once, when it sets anything), s
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import stat
 from pathlib import Path
 
 from launcher.errors import ConfigError
+from launcher.localfiles import read_local
 from launcher.waiting import stderr_line
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 EXPORT = re.compile(r"export\s+")
 ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
-FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
-              (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"))
 MAX_BYTES = 1 << 20
 _warned: set[str] = set()
 
 
 def read_env_file(path: Path) -> dict[str, str] | None:
     """The variables in ``path``; None when there is no such file, {} for ``/dev/null``.
-    Anything else but a regular file is a ConfigError, found without blocking (the file is
-    opened non-blocking)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except FileNotFoundError:
+    Anything else but a regular file is a ConfigError, found without blocking."""
+    found = read_local(path, expected="a regular file of NAME=value lines", limit=MAX_BYTES)
+    if found is None:
         return None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
-        info = os.fstat(fd)
-        if is_devnull(info):
-            return {}
-        if not stat.S_ISREG(info.st_mode):
-            kind = next((name for test, name in FILE_KINDS if test(info.st_mode)), "not a file")
-            raise ConfigError(f"{path}: expected a regular file of NAME=value lines, not "
-                              f"{kind}")
-        data = _read_all(fd, path)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    finally:
-        os.close(fd)
-    try:
-        text = data.decode("utf-8")
+        text = found.data.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
     values = parse_dotenv(text, str(path))
     if values:
-        warn_if_others_can_read(path, info.st_mode)
+        warn_if_others_can_read(path, found.mode)
     return values
-
-
-def _read_all(fd: int, path: Path) -> bytes:
-    data = b""
-    while chunk := os.read(fd, 1 << 16):
-        data += chunk
-        if len(data) > MAX_BYTES:
-            raise ConfigError(f"{path}: larger than {MAX_BYTES // 1024} KiB: not a .env file")
-    return data
-
-
-def is_devnull(info: os.stat_result) -> bool:
-    """``/dev/null`` (the usual way to say "no .env file"): read as an empty file."""
-    if not stat.S_ISCHR(info.st_mode):
-        return False
-    null = os.stat(os.devnull)
-    return (info.st_rdev, info.st_dev) == (null.st_rdev, null.st_dev)
 
 
 def others_may_read(mode: int) -> bool:

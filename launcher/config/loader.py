@@ -31,7 +31,9 @@ from launcher.config.model import (
 from launcher.config.overrides import Overrides, apply_overrides
 from launcher.config.schema import describe, first_error
 from launcher.errors import ConfigError
+from launcher.localfiles import read_text
 from launcher.runner.spec import DataLink, DataSource, PythonEnv
+from launcher.sshkeys import MAX_KEY_FILE_BYTES
 from launcher.training.ups import (
     DEFAULT_CODE_LINKS,
     UPS_STAGES,
@@ -62,7 +64,7 @@ def load_stage(config_dir: Path, name: str, *,
                           f"got {name!r}")
     defaults_path = config_dir / DEFAULTS_FILE
     stage_path = config_dir / "stages" / f"{name}.yaml"
-    if not stage_path.is_file():
+    if not stage_path.exists():
         known = ", ".join(stage_names(config_dir)) or "none"
         raise ConfigError(f"{stage_path}: no such stage (known: {known})")
     defaults = load_checked(defaults_path, "launcher.schema.json")
@@ -78,20 +80,11 @@ def load_stage(config_dir: Path, name: str, *,
 
 def load_checked(path: Path, schema_name: str) -> dict[str, Any]:
     """The YAML mapping in ``path``, valid against ``configs/schema/<schema_name>``."""
-    try:
-        if path.is_file() and path.stat().st_size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"{path}: {path.stat().st_size:,} bytes; a configuration file "
-                              f"may hold at most {MAX_CONFIG_BYTES:,}")
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not path.exists():
         raise ConfigError(f"{path}: not found", hint="run from the project root, or in a "
                           "training checkout put the launcher's configs in .launcher/, or "
-                          "pass --config-dir") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: "
-                          f"{exc.object[exc.start:exc.start + 1]!r})") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+                          "pass --config-dir")
+    text = read_text(path, expected="a YAML configuration file", limit=MAX_CONFIG_BYTES)
     try:
         data = yaml.safe_load(text)
     except RecursionError:
@@ -288,10 +281,10 @@ def _access(access: dict[str, Any], file: str) -> AccessConfig:
     path = Path(raw).expanduser()
     where = f"{file}: field access.ssh_public_key"
     try:
-        first = path.read_text(encoding="utf-8").lstrip()[:64]
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or "not readable text"
-        raise ConfigError(f"{where}: {path}: {reason}") from None
+        first = read_text(path, expected="an OpenSSH public key file",
+                          limit=MAX_KEY_FILE_BYTES).lstrip()[:64]
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc.message}") from None
     if first.startswith("-----BEGIN") or not first.startswith(PUBLIC_KEY_TYPES):
         raise ConfigError(f"{where}: {path}: expected an OpenSSH public key (ssh-ed25519 ... "
                           "or ssh-rsa ...), not a private key or other file")

@@ -15,10 +15,11 @@ from pathlib import Path
 
 from launcher.config import StageConfig
 from launcher.errors import ConfigError
+from launcher.localfiles import read_text
 from launcher.providers import Provider
 from launcher.provision.deps import Progress
 from launcher.provision.model import SshKeyPlan
-from launcher.sshkeys import NotAPublicKey, PublicKey, body_of
+from launcher.sshkeys import MAX_KEY_FILE_BYTES, NotAPublicKey, PublicKey, body_of
 from launcher.vultr import VultrClient
 
 ACCOUNT_LEVEL = ("an account key, not a run resource: rollback, teardown and gc leave it; "
@@ -42,10 +43,10 @@ def read_public_key(path: str) -> PublicKey:
     """The first key of the file; ConfigError naming the file when it is not one."""
     where = f"access.ssh_public_key {path}"
     try:
-        text = Path(path).expanduser().read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{where}: {getattr(exc, 'strerror', None) or 'not readable text'}"
-                          ) from None
+        text = read_text(Path(path).expanduser(), expected="an OpenSSH public key file",
+                         limit=MAX_KEY_FILE_BYTES)
+    except ConfigError as exc:  # its message starts with the path
+        raise ConfigError(f"access.ssh_public_key {exc.message}") from None
     lines = [line for line in text.splitlines() if line.strip()]
     try:
         return PublicKey.parse(lines[0] if lines else "")

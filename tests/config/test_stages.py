@@ -120,7 +120,7 @@ def test_an_ssh_public_key_is_checked(config_dir, tmp_path):
     defaults.write_text(base + f"access: {{ssh_public_key: '{public}'}}\n")
     assert load_stage(config_dir, "smoke").access.ssh_public_key == str(public)
     for path, expected in ((private, "expected an OpenSSH public key"),
-                           (tmp_path / "absent.pub", "No such file")):
+                           (tmp_path / "absent.pub", "absent.pub: not found")):
         defaults.write_text(base + f"access: {{ssh_public_key: '{path}'}}\n")
         with pytest.raises(ConfigError) as raised:
             load_stage(config_dir, "smoke")

@@ -155,5 +155,5 @@ def test_the_dry_run_command_shows_the_key_and_the_call(quick_bed, monkeypatch, 
 def test_a_key_file_gone_since_the_config_was_read_is_named(tmp_path):
     from launcher.provision.sshkey import read_public_key
 
-    with pytest.raises(ConfigError, match=r"access.ssh_public_key .*absent.pub: No such file"):
+    with pytest.raises(ConfigError, match=r"access.ssh_public_key .*absent.pub: not found"):
         read_public_key(str(tmp_path / "absent.pub"))

@@ -96,7 +96,7 @@ def explain(error: ValidationError) -> tuple[list[str], str]:
         return path + [missing], "missing (required)"
     if what == "additionalProperties" and isinstance(instance, dict):
         known = sorted(error.schema.get("properties", {}))
-        extra = sorted(set(instance) - set(known))
+        extra = sorted(str(key) for key in instance if key not in known)  # YAML keys: any type
         expected = f"one of {', '.join(known)}" if known else "no such field"
         return path + extra[:1], f"unknown field (expected {expected})"
     got = JSON_TYPES.get(type(instance), type(instance).__name__)

@@ -97,3 +97,11 @@ def test_an_oversized_stage_file_is_refused_unread(config_dir):
     write_stage(config_dir, "hostile", "name: hostile\n" + "# padding\n" * 120_000)
     with pytest.raises(ConfigError, match="larger than 1,048,576 bytes"):
         load_stage(config_dir, "hostile")
+
+
+@pytest.mark.parametrize("text", ["?", "null: 1\n", "1: x\n[a]: b\n", "true: 1\n"])
+def test_a_key_that_is_not_text_is_named_as_an_unknown_field(text, config_dir):
+    """Found by tests/test_hostile_properties.py: YAML's ``?`` is the mapping {None: None}."""
+    write_stage(config_dir, "hostile", text)
+    with pytest.raises(ConfigError, match="unknown field|not valid YAML"):
+        load_stage(config_dir, "hostile")

@@ -27,6 +27,7 @@ from support.seal import seal
 from launcher.emulator import Emulator, RateLimit, Timing
 from launcher.secrets import Secret
 from launcher.vultr import PollPolicy, RetryPolicy, Timeouts, VultrClient, VultrHttp
+from launcher.waiting import ProgressLines
 
 SCAN = {"phases": 0, "leaks": 0}
 
@@ -123,6 +124,9 @@ def client_for(url: str, key: str | None = FAKE_VULTR_KEY, **options) -> VultrCl
     options.setdefault("policy", RetryPolicy(base_delay=0.001, max_delay=0.01, deadline_s=30))
     options.setdefault("timeouts", Timeouts(connect=2, read=5))
     options.setdefault("sleep", lambda seconds: None)
+    # A slow machine must not put "still waiting" lines into outputs tests compare; the
+    # lines themselves are tested with their own interval (tests/vultr/test_vultr_deadlines).
+    options.setdefault("progress", ProgressLines(every_s=3600))
     http = VultrHttp(Secret(key) if key else None, base_url=url, **options)
     return VultrClient(http, poll=PollPolicy(initial=0.001, max_interval=0.01))
 

@@ -5,7 +5,8 @@ carry tags, and volumes — which Vultr cannot tag — carry labels with the run
 
 - Instance: label ``<run_id>``; tags ``launcher``, ``run:<run_id>``, ``stage:<stage>``,
   ``expires:<unix seconds>`` (the watchdog's deadline; ``gc`` treats anything past it as
-  ended).
+  ended), ``launch:<nonce>`` (random per ``launcher run`` invocation: how a launch proves an
+  instance is its own, not another launcher's of the same run id).
 - Volume of one run: label ``<run_id>-cache``. A volume kept for reuse between runs (latent
   caches survive): label ``launcher-cache-<name>``; it belongs to no run and is never garbage.
 - The volume ``launcher doctor --prove-self-destruct`` creates and deletes within seconds:
@@ -28,12 +29,17 @@ LAUNCHER_TAG = "launcher"
 REUSABLE_VOLUME_PREFIX = "launcher-cache-"
 PROBE_PREFIX = "launcher-probe-"
 
-__all__ = ["LAUNCHER_TAG", "PROBE_PREFIX", "RunTags", "instance_tags", "parse_tags",
+__all__ = ["LAUNCHER_TAG", "PROBE_PREFIX", "RunTags", "instance_tags", "launch_tag", "parse_tags",
            "probe_volume_label", "reusable_volume_label", "run_tag", "volume_label"]
 
 
 def instance_tags(run_id: str, stage: str, expires_epoch: float) -> tuple[str, ...]:
     return (LAUNCHER_TAG, run_tag(run_id), f"stage:{stage}", f"expires:{int(expires_epoch)}")
+
+
+def launch_tag(nonce: str) -> str:
+    """The tag marking the instances of one launcher invocation (see the module docstring)."""
+    return f"launch:{nonce}"
 
 
 def volume_label(run_id: str) -> str:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from launcher.bucket import Bucket, ObjectStat
 from launcher.errors import ApiError, LauncherError
-from launcher.runs import read_status
+from launcher.runs import RunStatus, read_status
 
 LOGS = {"train": "logs/train.log", "runner": "logs/runner.log"}
 ROTATED = "(log rotated; showing the last part)"
@@ -33,6 +33,7 @@ ANCHOR_CHARS = 4096
 MIN_ANCHOR_CHARS = 16
 MAX_ANCHOR_TRIES = 64
 MAX_BUCKET_FAILURES = 3
+WAIT_NOTE_S = 30.0  # while the log is not there: a progress line this often
 
 
 class LogMissing(LauncherError):
@@ -87,6 +88,32 @@ class FollowResult:
     seen: bool  # the log was in the bucket at least once
 
 
+@dataclass
+class Waiting:
+    """What following says on stderr while the log is not in the bucket: what it waits for
+    once, then a line every ``every_s`` (it may be minutes: boot, setup, then a heartbeat)."""
+
+    log: str
+    run_id: str
+    started: float
+    every_s: float = WAIT_NOTE_S
+    said_at: float | None = None
+
+    def say(self, now: float, status: RunStatus) -> str | None:
+        if self.said_at is not None and now - self.said_at < self.every_s:
+            return None
+        first, self.said_at = self.said_at is None, now
+        if status.data is None:
+            where = "no status from the run yet"
+        else:
+            where = f"the run is {status.label()}"
+        if first:
+            return (f"(waiting for {self.log} of run {self.run_id}: not in the bucket yet, "
+                    f"{where}; the runner's heartbeat uploads it every heartbeat_s once "
+                    "training runs; Ctrl-C stops)")
+        return f"(still waiting for {self.log}: {now - self.started:.0f} s so far, {where})"
+
+
 def follow(bucket: Bucket, run_id: str, which: str, emit: Callable[[str], None],
            note: Callable[[str], None], *, max_wait_s: float = 12 * 3600,
            poll_s: float = 2.0, max_poll_s: float = 30.0, settle_polls: int = 2,
@@ -98,6 +125,7 @@ def follow(bucket: Bucket, run_id: str, which: str, emit: Callable[[str], None],
     deadline = clock() + max_wait_s
     max_polls = int(max_wait_s / poll_s) + 2
     shown, last = "", None
+    waiting = Waiting(LOGS[which], run_id, clock())
     seen, delay, settled, failures, state, polls = False, poll_s, 0, 0, "", 0
     while polls < max_polls:
         polls += 1
@@ -124,8 +152,9 @@ def follow(bucket: Bucket, run_id: str, which: str, emit: Callable[[str], None],
                 raise
             note(f"({exc.message}; trying again)")
             status = None
-        if status is not None and polls == 1 and not seen and status.data is None:
-            note(f"(nothing in the bucket for run {run_id} yet: waiting; Ctrl-C stops)")
+        said = None if seen or status is None else waiting.say(clock(), status)
+        if said:
+            note(said)
         if status is not None:
             state = status.state
             settled = 0 if changed or not status.final else settled + 1

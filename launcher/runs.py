@@ -23,6 +23,7 @@ deleted the volume itself.)
 
 from __future__ import annotations
 
+import difflib
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -35,6 +36,7 @@ from launcher.bucket import Bucket
 from launcher.errors import ApiError, LauncherError
 from launcher.naming import LAUNCHER_TAG, parse_tags, run_tag, volume_label
 from launcher.providers.base import InstanceRef, Provider, RunResources, VolumeRef
+from launcher.runner.spec import RunSpec
 from launcher.vultr import Plan, VultrClient
 
 FINAL_STATES = frozenset({"succeeded", "failed", "torn-down"})
@@ -45,6 +47,9 @@ NOT_UPLOADED = "not uploaded yet"
 UNREACHABLE = "bucket unreachable"
 NOT_CONFIGURED = "bucket not configured"
 STATUS_READERS = 8  # status.json reads in flight at once
+# The runner's heartbeat_s unless the stage sets another: its first status upload comes
+# that long after training starts.
+DEFAULT_HEARTBEAT_S = RunSpec.__dataclass_fields__["heartbeat_s"].default
 RUN_ID_SUFFIX = re.compile(r"-\d{8}-\d{6}$")  # <stage>-<yyyymmdd-hhmmss>
 
 Clock = Callable[[], float]
@@ -250,6 +255,23 @@ class RunView:
     cost: Cost
     created: float | None
     now: float
+    instance_created: float | None = None  # the earliest of the run's instances
+
+    @property
+    def starting(self) -> bool:
+        """An instance and no status in the bucket yet: the machine boots, or the runner
+        has not reached its first status upload (heartbeat_s after training starts)."""
+        return bool(self.instances) and self.status.data is None \
+            and self.status.problem == NOT_UPLOADED
+
+    @property
+    def first_heartbeat_in_s(self) -> float | None:
+        """While :attr:`starting`: seconds until the earliest the first status can arrive,
+        the instance's creation + the runner's default ``heartbeat_s`` (boot and the
+        setup phases come before it, so it is a lower bound); negative once passed."""
+        if not self.starting or self.instance_created is None:
+            return None
+        return self.instance_created + DEFAULT_HEARTBEAT_S - self.now
 
     @property
     def heartbeat_age_s(self) -> float | None:
@@ -273,6 +295,8 @@ class RunView:
             "bucket_unreachable": self.status.unreachable,
             "upload_verified": self.status.upload_verified,
             "heartbeat_age_s": _round(self.heartbeat_age_s),
+            "starting": self.starting,
+            "first_heartbeat_in_s": _round(self.first_heartbeat_in_s),
             "expires_epoch": self.expires, "expires_in_s": _round(self.expires_in_s),
             "instances": [{"id": i.id, "label": i.label, "region": i.region, "plan": i.plan,
                            "state": i.state, "ready": i.ready, "tags": list(i.tags)}
@@ -305,9 +329,11 @@ def make_view(resources: RunResources, status: RunStatus, facts: Facts, now: flo
     parts = [(i.id, f"plan {i.plan}") for i in resources.instances]
     parts += [(v.id, f"volume {v.label}") for v in resources.volumes]
     born = [facts.created[rid] for rid, _ in parts if rid in facts.created]
+    booted = [facts.created[i.id] for i in resources.instances if i.id in facts.created]
     return RunView(resources.run_id, stage_of(resources.run_id, resources.instances),
                    min(expiries) if expiries else None, resources.instances, resources.volumes,
-                   status, estimate(parts, facts, now), min(born) if born else None, now)
+                   status, estimate(parts, facts, now), min(born) if born else None, now,
+                   min(booted) if booted else None)
 
 
 def list_views(provider: Provider, bucket: Store, client: VultrClient, *,
@@ -325,15 +351,49 @@ class NoSuchRun(LauncherError):
     """Nothing in Vultr and nothing in the bucket carries this run id."""
 
 
+def no_such_run(run_id: str, provider: Provider, bucket: Store,
+                bucket_says: str = "the bucket has no status for it") -> NoSuchRun:
+    """The error for an unknown run id, naming the known ones it is close to (a typo)."""
+    near = near_runs(run_id, provider, bucket)
+    text = (f"no run {run_id}: nothing in Vultr is tagged {run_tag(run_id)} or labelled "
+            f"{volume_label(run_id)}, and {bucket_says}")
+    if near:
+        return NoSuchRun(f"{text}; did you mean {' or '.join(near)}?")
+    return NoSuchRun(text, hint="`launcher status` lists the runs that have resources")
+
+
+def near_runs(run_id: str, provider: Provider, bucket: Store) -> list[str]:
+    """Known run ids close to ``run_id``: from the provider's tags and volume labels, and
+    the runs with a status in the bucket (when the bucket can be read)."""
+    known = {r.run_id for r in provider.list_runs()}
+    if isinstance(bucket, Bucket):
+        try:
+            found = bucket.list(bucket.address.run_url("*", STATUS_FILE))
+        except ApiError:
+            found = []
+        known.update(o.key.rsplit("/", 2)[-2] for o in found if o.key.count("/") >= 2)
+    known.discard(run_id)
+    return difflib.get_close_matches(run_id, sorted(known), n=3, cutoff=0.75)
+
+
+def in_bucket(bucket: Store, run_id: str) -> bool | None:
+    """Whether anything is stored under the run's prefix; None when the bucket cannot be
+    asked."""
+    if isinstance(bucket, NoBucket):
+        return None
+    try:
+        return bool(bucket.list(bucket.address.run_url(run_id, "*")))
+    except ApiError:
+        return None
+
+
 def view(run_id: str, provider: Provider, bucket: Store, client: VultrClient, *,
          now: Clock = time.time) -> RunView:
     """One run; :class:`NoSuchRun` when neither Vultr nor the bucket knows it."""
     resources = provider.find_run(run_id)
     status = read_status(bucket, run_id)
     if resources.empty and status.problem == NOT_UPLOADED:
-        raise NoSuchRun(f"no run {run_id}: nothing in Vultr is tagged {run_tag(run_id)} or "
-                        f"labelled {volume_label(run_id)}, and the bucket has no status for it",
-                        hint="`launcher status` lists the runs that have resources")
+        raise no_such_run(run_id, provider, bucket)
     facts = read_facts(client, PriceBook(client), run_id=run_id) if not resources.empty \
         else Facts()
     return make_view(resources, status, facts, now())

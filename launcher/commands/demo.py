@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 
 from launcher.commands import SUMMARIES
 from launcher.demo import DemoReport, run_demo
 from launcher.emulator import Timing
+from launcher.terminal import escape
 
 
 def register(sub: argparse._SubParsersAction) -> None:

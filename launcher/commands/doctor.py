@@ -9,13 +9,13 @@ import json
 import os
 
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from launcher.commands import SUMMARIES, runcommon
 from launcher.commands.runcommon import account_for, add_config_dir, config_dir
 from launcher.doctor import FAIL, OK, SKIP, WARN, Check, ProbeRequest, passed, run_checks
 from launcher.errors import ConfigError
+from launcher.tables import Col, FitTable, print_table
+from launcher.terminal import escape
 
 MARKS = {OK: "[green]✔[/]", WARN: "[yellow]![/]", FAIL: "[red]✘[/]", SKIP: "[dim]–[/]"}
 
@@ -56,14 +56,12 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"ok": ok, "checks": [c.as_dict() for c in checks]}, indent=2))
     else:
-        Console(highlight=False).print(table(checks))
+        print_table(Console(highlight=False), table(checks))
     return 0 if ok else 1
 
 
-def table(checks: list[Check]) -> Table:
-    out = Table(title="launcher doctor")
-    for name in ("", "check", "result", "hint"):
-        out.add_column(name)
+def table(checks: list[Check]) -> FitTable:
+    out = FitTable("launcher doctor", [Col(name) for name in ("", "check", "result", "hint")])
     for c in checks:
         out.add_row(MARKS[c.status], c.name, escape(c.detail), escape(c.hint))
     return out

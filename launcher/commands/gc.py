@@ -6,14 +6,15 @@ import argparse
 import json
 
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from launcher.cleanup import Action, execute, plan_gc
 from launcher.commands import SUMMARIES, runcommon
 from launcher.commands.runcommon import BUCKET_PURPOSE, account_for, add_config_dir, bucket_for
 from launcher.commands.teardown import show_outcomes
+from launcher.keptvolumes import how_to_delete, kept_table, kept_volumes
 from launcher.providers.vultr import VultrProvider
+from launcher.tables import Col, FitTable, print_table
+from launcher.terminal import escape
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(succeeded, failed, torn-down) or whose expires: tag has passed, and every run volume "
         "(<run>-cache) whose run has no instance left. Volumes of runs without a verified "
         "upload are kept unless --force; reusable volumes (launcher-cache-*) and anything "
-        "without the launcher's tag are never touched. Without --yes nothing is deleted.")
+        "without the launcher's tag are never touched (the reusable ones are listed with "
+        "their monthly cost). Without --yes nothing is deleted.")
     parser.add_argument("-y", "--yes", action="store_true", help="delete what is listed")
     parser.add_argument("--force", action="store_true",
                         help="also delete orphan volumes without a verified upload")
@@ -39,21 +41,27 @@ def run(args: argparse.Namespace) -> int:
     with runcommon.vultr_client(account) as client:
         provider = VultrProvider(client)
         actions = plan_gc(provider, bucket, client, force=args.force)
+        kept = kept_volumes(client)
         outcomes = execute(provider, actions, account.vultr_api_url) if args.yes else []
     if args.json:
         print(json.dumps({"actions": [vars_of(a) for a in actions], "deleted": args.yes,
-                          "outcomes": [o.as_dict() for o in outcomes]}, indent=2))
+                          "outcomes": [o.as_dict() for o in outcomes],
+                          "kept_volumes": [v.as_dict(account.vultr_api_url) for v in kept]},
+                         indent=2))
     elif not actions:
         console.print("Nothing to collect: no launcher instance has ended or expired, and no "
                       "run volume is without its instance.")
     else:
-        console.print(gc_table(actions))
+        print_table(console, gc_table(actions))
         if args.yes:
             show_outcomes(console, outcomes)
         else:
             doomed = sum(a.delete for a in actions)
             console.print(f"Nothing deleted: `launcher gc --yes` deletes the {doomed} "
                           "marked delete.")
+    if kept and not args.json:
+        print_table(console, kept_table(kept))
+        console.print(escape(how_to_delete(account.vultr_api_url)), soft_wrap=True)
     return 1 if any(o.result == "failed" for o in outcomes) else 0
 
 
@@ -62,11 +70,12 @@ def vars_of(action: Action) -> dict:
             "run_id": action.run_id, "delete": action.delete, "reason": action.reason}
 
 
-def gc_table(actions: list[Action]) -> Table:
-    table = Table(title="garbage (from Vultr tags and the bucket)")
-    for name in ("resource", "id", "label", "run", "action", "why"):
-        table.add_column(name)
+def gc_table(actions: list[Action]) -> FitTable:
+    table = FitTable("garbage (from Vultr tags and the bucket)",
+                     [Col(name) for name in ("resource", "id", "label", "run", "action",
+                                             "why")])
     for a in actions:
         act = "[red]delete[/]" if a.delete else "[yellow]keep[/]"
-        table.add_row(a.kind, a.id, escape(a.label), escape(a.run_id), act, escape(a.reason))
+        table.add_row(a.kind, escape(a.id), escape(a.label), escape(a.run_id), act,
+                      escape(a.reason))
     return table

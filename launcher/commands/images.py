@@ -7,14 +7,14 @@ import json
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from launcher.access import stage_for
 from launcher.commands import SUMMARIES, runcommon
 from launcher.commands.runcommon import account_for, add_config_dir, config_dir
 from launcher.errors import ConfigError
 from launcher.images import BakedImage, BakeRecord, ImageListing, last_bake, list_images
+from launcher.tables import Col, FitTable, print_table
+from launcher.terminal import escape
 
 PICK = "▶"
 
@@ -69,7 +69,7 @@ def show_manifest(record: BakeRecord, *, as_json: bool) -> int:
 def show(console: Console, listing: ImageListing, stage_name: str) -> None:
     prefix = listing.image.snapshot_prefix
     if listing.images:
-        console.print(table(listing))
+        print_table(console, table(listing))
     else:
         console.print(f"No snapshot described {escape(prefix)}… in this account.")
     if listing.latest:
@@ -85,15 +85,15 @@ def show(console: Console, listing: ImageListing, stage_name: str) -> None:
                       f"{escape(listing.image.snapshot)} → {what}", soft_wrap=True)
 
 
-def table(listing: ImageListing) -> Table:
+def table(listing: ImageListing) -> FitTable:
     only_baked = all(i.baked for i in listing.images)
-    out = Table(title=f"snapshots described {escape(listing.image.snapshot_prefix)}… (newest "
-                "first)" if only_baked else "snapshots (newest first)")
-    for name, justify in (("", "left"), ("id", "left"), ("description", "left"),
-                          ("OS", "left"), ("driver", "left"), ("CUDA", "left"),
-                          ("baked", "left"), ("status", "left"), ("GiB", "right"),
-                          ("~$/month", "right"), ("note", "left")):
-        out.add_column(name, justify=justify)
+    # OS, driver, CUDA and baked are read from the description: the first to go when narrow.
+    out = FitTable(f"snapshots described {escape(listing.image.snapshot_prefix)}… (newest "
+                   "first)" if only_baked else "snapshots (newest first)",
+                   [Col(""), Col("id"), Col("description"),
+                    *(Col(name, optional=True) for name in ("OS", "driver", "CUDA", "baked")),
+                    Col("status"), Col("GiB", "right"), Col("~$/month", "right"),
+                    Col("note")])
     for image in listing.images:
         out.add_row(*_cells(image))
     return out

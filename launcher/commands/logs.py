@@ -18,6 +18,7 @@ from launcher.commands.runcommon import (
     run_id,
 )
 from launcher.runlogs import LOGS, follow, read_log
+from launcher.terminal import printable
 
 DEFAULT_MAX_WAIT_S = 12 * 3600.0
 
@@ -45,12 +46,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _out(text: str) -> None:
-    sys.stdout.write(text)
+    sys.stdout.write(printable(text))
     sys.stdout.flush()
 
 
 def _note(text: str) -> None:
-    sys.stderr.write(text + "\n")
+    sys.stderr.write(printable(text) + "\n")
     sys.stderr.flush()
 
 

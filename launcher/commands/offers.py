@@ -8,11 +8,9 @@ import os
 from dataclasses import asdict
 
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from launcher.commands import SUMMARIES
-from launcher.commands.runcommon import add_config_dir
+from launcher.commands.runcommon import add_config_dir, positive_int, positive_number
 from launcher.config import config_dir_for, load_account, load_stage, vultr_settings
 from launcher.offers import (
     DEFAULT_REGIONS,
@@ -24,10 +22,17 @@ from launcher.offers import (
     pick_reason,
     rank_offers,
 )
+from launcher.tables import Col, FitTable, print_table
+from launcher.terminal import escape
 from launcher.vultr import VultrClient
 
 CONFIG_DIR_VARIABLE = "LAUNCHER_CONFIG_DIR"
 PICK = "▶"
+# Reasons about a region, not the plan: they matter only where nothing about the plan does.
+REGIONAL = frozenset({"not_offered", "sold_out", "no_nvme_block"})
+MOST_GROUPS = 8  # rows of --all's excluded table; --json has every offer
+NUMBERS = (Col("VRAM/GPU", "right"), Col("GPUs", "right"), Col("vCPU", "right"),
+           Col("RAM GB", "right"), Col("$/h", "right"))
 
 
 def parse_regions(text: str) -> tuple[str, ...]:
@@ -48,14 +53,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--stage", help="take the needs from this stage (default: any whole "
                         "GPU, in sjc,sea,lax)")
     add_config_dir(parser)
-    parser.add_argument("--min-vram", type=float, default=None, metavar="GB",
+    parser.add_argument("--min-vram", type=positive_number, default=None, metavar="GB",
                         help="VRAM per GPU, at least")
-    parser.add_argument("--gpu-count", type=int, default=None, metavar="N",
+    parser.add_argument("--gpu-count", type=positive_int, default=None, metavar="N",
                         help="GPUs per instance, at least")
-    parser.add_argument("--max-gpu-count", type=int, default=None, metavar="N",
+    parser.add_argument("--max-gpu-count", type=positive_int, default=None, metavar="N",
                         help="GPUs per instance, at most (default: --gpu-count: a plan with "
                         "more bills for idle GPUs)")
-    parser.add_argument("--max-price", type=float, default=None, metavar="USD",
+    parser.add_argument("--max-price", type=positive_number, default=None, metavar="USD",
                         help="most dollars per hour for the plan")
     parser.add_argument("--regions", type=parse_regions, default=None, metavar="A,B,C",
                         help="regions in priority order (default: the stage's, or "
@@ -119,26 +124,24 @@ def show(console: Console, table: OfferTable, *, show_all: bool) -> None:
     fitting = candidates(table)
     if not fitting:
         console.print(f"[bold red]No offer fits[/] {escape(describe(table.requirement))}.")
-        console.print(_excluded_table("closest offers, and why they do not fit",
-                                      {v.offer.plan_id: [v] for v in table.closest()}))
+        print_table(console, _excluded_table("closest offers, and why they do not fit",
+                                             {v.offer.plan_id: [v] for v in table.closest()}))
         return
-    console.print(_fitting_table(table, fitting))
+    print_table(console, _fitting_table(table, fitting))
     first = fitting[0]
     console.print(f"{PICK} run would pick [bold]{escape(first.plan_id)}[/] in "
                   f"[bold]{first.region}[/]: {escape(pick_reason(table))}", soft_wrap=True)
     if show_all:
-        excluded = {plan: [v for v in verdicts if not v.ok]
-                    for plan, verdicts in table.by_plan().items()}
-        console.print(_excluded_table("excluded offers", {p: v for p, v in excluded.items()
-                                                          if v}))
+        excluded, left_out = _excluded_by_reason(table)
+        print_table(console, excluded)
+        more = f"{left_out} more excluded plan(s), and " if left_out else ""
+        console.print(f"{more}each excluded offer with its GPUs, price and reasons: "
+                      "`launcher offers --all --json`", soft_wrap=True)
 
 
-def _fitting_table(table: OfferTable, fitting: list[Offer]) -> Table:
-    out = Table(title=f"GPU offers for {escape(describe(table.requirement))}")
-    for name, justify in (("", "left"), ("plan", "left"), ("GPU", "left"),
-                          ("VRAM/GPU", "right"), ("GPUs", "right"), ("vCPU", "right"),
-                          ("RAM GB", "right"), ("$/h", "right"), ("in stock", "left")):
-        out.add_column(name, justify=justify)
+def _fitting_table(table: OfferTable, fitting: list[Offer]) -> FitTable:
+    out = FitTable(f"GPU offers for {escape(describe(table.requirement))}",
+                   [Col(""), Col("plan"), Col("GPU"), *NUMBERS, Col("in stock")])
     regions: dict[str, list[str]] = {}
     for offer in fitting:
         regions.setdefault(offer.plan_id, []).append(offer.region)
@@ -160,15 +163,30 @@ def _cells(o: Offer) -> list[str]:
             f"{o.ram_mb / 1024:g}", f"{o.price_per_hour:,.2f}"]
 
 
-def _excluded_table(title: str, plans: dict[str, list[Verdict]]) -> Table:
-    out = Table(title=title)
-    for name, justify in (("plan", "left"), ("GPU", "left"), ("VRAM/GPU", "right"),
-                          ("GPUs", "right"), ("vCPU", "right"), ("RAM GB", "right"),
-                          ("$/h", "right"), ("why not", "left")):
-        out.add_column(name, justify=justify)
+def _excluded_table(title: str, plans: dict[str, list[Verdict]]) -> FitTable:
+    out = FitTable(title, [Col("plan"), Col("GPU"), *NUMBERS, Col("why not")])
     for verdicts in plans.values():
         out.add_row(*_cells(verdicts[0].offer), escape(_reasons(verdicts)))
     return out
+
+
+def _excluded_by_reason(table: OfferTable) -> tuple[FitTable, int]:
+    """``--all``: the plans with an excluded offer, grouped by why, fewest reasons first (then
+    cheapest), at most ``MOST_GROUPS`` rows; also the number of plans left out. A plan excluded
+    for what it is shows only that; regional reasons (not offered, sold out) where they are all
+    there is. Every offer with all its reasons: ``--json``."""
+    groups: dict[str, list[str]] = {}
+    for plan, verdicts in table.by_plan().items():
+        excluded = [v for v in verdicts if not v.ok]
+        own = [r for v in excluded for r in v.reasons if r.code not in REGIONAL]
+        if excluded:
+            why = "\n".join(dict.fromkeys(r.text for r in own)) or _reasons(excluded)
+            groups.setdefault(why, []).append(plan)
+    closest = sorted(groups.items(), key=lambda group: group[0].count("\n"))  # stable
+    out = FitTable("excluded offers, by reason", [Col("why not"), Col("plans")], lines=True)
+    for why, plans in closest[:MOST_GROUPS]:
+        out.add_row(escape(why), escape(", ".join(plans)))
+    return out, sum(len(plans) for _, plans in closest[MOST_GROUPS:])
 
 
 def _reasons(verdicts: list[Verdict]) -> str:

@@ -17,9 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 from rich.prompt import Confirm
-from rich.table import Table
 
 from launcher.commands import SUMMARIES
 from launcher.commands.runcommon import add_config_dir
@@ -38,6 +36,8 @@ from launcher.provision import (
     real_deps,
     run_stage,
 )
+from launcher.tables import Col, FitTable, print_table
+from launcher.terminal import escape
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -62,6 +62,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="resolve everything and print the calls a launch would make, the "
                         "estimate and the document; create and upload nothing")
     parser.add_argument("--json", action="store_true", help="print one JSON result on stdout")
+    parser.add_argument("--allow-second-volume", action="store_true",
+                        help="with --reuse-volume NAME: allow creating another volume "
+                        "labelled launcher-cache-NAME in a candidate region where there is "
+                        "none; by default those candidates are left out while one exists "
+                        "elsewhere, and the launch is refused when none is left (each volume "
+                        "bills on its own)")
     add_override_flags(parser)
     parser.set_defaults(handler=run)
 
@@ -71,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
     request = LaunchRequest(stage=args.stage,
                             config_dir=config_dir_for(args.config_dir, os.environ),
                             overrides=overrides_from_args(args), run_id=args.run_id,
-                            code_dir=args.code_dir, dry_run=args.dry_run)
+                            code_dir=args.code_dir, dry_run=args.dry_run,
+                            allow_second_volume=args.allow_second_volume)
     out = Console(highlight=False)
     err = Console(stderr=True, highlight=False)
     deps = real_deps(account, lambda plan: confirm(plan, args, out, err),
@@ -122,16 +129,20 @@ def confirm(plan: LaunchPlan, args: argparse.Namespace, out: Console, err: Conso
     if not sys.stdin.isatty():
         raise ConfigError("no terminal to confirm the launch on: pass --yes to launch without "
                           "asking (or --dry-run to see what it would do)")
-    return Confirm.ask("launch it?", console=err, default=False)
+    try:
+        return Confirm.ask("launch it?", console=err, default=False)
+    except EOFError:  # Ctrl-D: no answer is a no
+        err.print()
+        return False
 
 
-def plan_table(plan: LaunchPlan) -> Table:
-    table = Table(title=f"launch plan: run {escape(plan.run_id)} (stage {plan.stage.name}), "
-                  "candidates in the order they are tried")
-    for name, justify in (("#", "right"), ("profile", "left"), ("plan", "left"),
-                          ("GPU", "left"), ("region", "left"), ("volume", "left"),
-                          ("$/h", "right"), ("max h", "right"), ("worst case", "right")):
-        table.add_column(name, justify=justify)
+def plan_table(plan: LaunchPlan) -> FitTable:
+    table = FitTable(f"launch plan: run {escape(plan.run_id)} (stage {plan.stage.name}), "
+                     "candidates in the order they are tried",
+                     [Col(name, justify) for name, justify in (
+                         ("#", "right"), ("profile", "left"), ("plan", "left"),
+                         ("GPU", "left"), ("region", "left"), ("volume", "left"),
+                         ("$/h", "right"), ("max h", "right"), ("worst case", "right"))])
     for number, c in enumerate(plan.candidates, 1):
         o, e = c.offer, c.estimate
         gpu = f"{o.gpu_count or '?'} × {o.gpu_model or o.gpu_type or '?'}"
@@ -142,7 +153,7 @@ def plan_table(plan: LaunchPlan) -> Table:
 
 
 def show_plan(console: Console, plan: LaunchPlan) -> None:
-    console.print(plan_table(plan))
+    print_table(console, plan_table(plan))
     s = plan.snapshot
     console.print(f"snapshot: {escape(s.id)} ({escape(s.description)}; {escape(s.why)})",
                   soft_wrap=True)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import datetime, timezone
 
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from launcher.commands import SUMMARIES, runcommon
 from launcher.commands.runcommon import (
@@ -19,8 +18,11 @@ from launcher.commands.runcommon import (
     duration,
     run_id,
 )
+from launcher.keptvolumes import KeptVolume, how_to_delete, kept_table, kept_volumes
 from launcher.providers.vultr import VultrProvider
-from launcher.runs import NOT_UPLOADED, RunView, list_views, view
+from launcher.runs import DEFAULT_HEARTBEAT_S, NOT_UPLOADED, RunView, list_views, view
+from launcher.tables import Col, FitTable, print_table
+from launcher.terminal import escape
 
 ESTIMATE = ("$ so far is an estimate: list price per hour × hours since each instance and "
             "volume was created")
@@ -43,6 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     account = account_for(args)
     bucket = bucket_for(account, args)
+    kept: list[KeptVolume] = []
     with runcommon.vultr_client(account) as client:
         provider = VultrProvider(client)
         if args.run:
@@ -50,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
             views = [one]
         else:
             views = list_views(provider, bucket, client)
+            kept = [] if args.json else kept_volumes(client)
     if args.json:
         data = views[0].as_dict() if args.run else [v.as_dict() for v in views]
         print(json.dumps(data, indent=2))
@@ -59,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         show_one(console, views[0])
     else:
         show_all(console, views)
+        show_kept(console, kept, account.vultr_api_url)
     return 0
 
 
@@ -66,6 +71,8 @@ def state_cell(v: RunView) -> str:
     status = v.status
     if status.unreachable:
         return "[red]bucket unreachable[/]"
+    if v.starting:
+        return f"[cyan]{escape(starting_text(v))}[/]"
     if status.data is None:
         return "[dim]not uploaded yet[/]" if status.problem == NOT_UPLOADED else \
             f"[yellow]{escape(status.problem[:40])}[/]"
@@ -82,8 +89,38 @@ def expires_cell(v: RunView) -> str:
 
 
 def heartbeat_cell(v: RunView) -> str:
-    age = v.heartbeat_age_s
-    return "-" if age is None else f"{duration(age)} ago"
+    age, due = v.heartbeat_age_s, v.first_heartbeat_in_s
+    if age is not None:
+        return f"{duration(age)} ago"
+    if due is None:
+        return "-"
+    return f"none yet; first in ≥ {duration(due)}" if due > 0 else \
+        f"none yet ({duration(due - DEFAULT_HEARTBEAT_S)} since created)"
+
+
+def starting_text(v: RunView) -> str:
+    """A run with an instance and no status yet, from its instance's state."""
+    first = v.instances[0]
+    fields = _state_fields(first.state)
+    if first.ready:
+        return "starting: instance up, no status yet"
+    if fields.get("status") != "active":
+        return f"starting: instance {fields.get('status', first.state)}"
+    return f"starting: booting (server {fields.get('server_status', '?')})"
+
+
+def first_heartbeat_text(v: RunView) -> str:
+    """``status RUN`` of a starting run: when its first status can come, and why no
+    sooner."""
+    due = v.first_heartbeat_in_s
+    when = "-" if due is None else datetime.fromtimestamp(
+        v.now + due, timezone.utc).strftime("%H:%M:%S UTC")
+    eta = "" if due is None else f"not before {when} (in {duration(due)})" if due > 0 \
+        else f"expected any time since {when} ({duration(due)} ago)"
+    return (f"none yet: the runner uploads its first status heartbeat_s "
+            f"({DEFAULT_HEARTBEAT_S} s unless the stage sets it) after training starts, "
+            f"which follows boot and the volume, code, data and health phases: {eta}; "
+            f"`launcher logs {escape(v.run_id)} -f` waits for it")
 
 
 def show_all(console: Console, views: list[RunView]) -> None:
@@ -91,28 +128,40 @@ def show_all(console: Console, views: list[RunView]) -> None:
         console.print("No runs: nothing in Vultr carries the launcher's tag or a run "
                       "volume's label.")
         return
-    table = Table(title="runs (from Vultr tags and the bucket)")
-    for name in ("run", "stage", "state", "heartbeat", "instance", "volume", "$ so far",
-                 "expires"):
-        table.add_column(name, justify="right" if name == "$ so far" else "left")
+    table = FitTable("runs (from Vultr tags and the bucket)",
+                     [Col(name, "right" if name == "$ so far" else "left")
+                      for name in ("run", "stage", "state", "heartbeat", "instance", "volume",
+                                   "$ so far", "expires")])
     for v in views:
-        instances = "\n".join(f"{i.id[:8]} {'ready' if i.ready else escape(_short(i.state))}"
-                              for i in v.instances) or "[dim]gone[/]"
+        instances = "\n".join(
+            f"{escape(i.id[:8])} {'ready' if i.ready else escape(_short(i.state))}"
+            for i in v.instances) or "[dim]gone[/]"
         volumes = "\n".join(f"{escape(vol.label)} ({'attached' if vol.attached_to else 'free'})"
                             for vol in v.volumes) or "[dim]gone[/]"
         table.add_row(escape(v.run_id), escape(v.stage), state_cell(v), heartbeat_cell(v),
                       instances, volumes, dollars(v.cost.usd), expires_cell(v))
-    console.print(table)
+    print_table(console, table)
     console.print(f"[dim]{ESTIMATE}[/]")
     problems = dict.fromkeys(v.status.problem for v in views if v.status.unreachable)
     for problem in problems:
         console.print(f"[red]{escape(problem)}[/]", soft_wrap=True)
 
 
+def show_kept(console: Console, kept: list[KeptVolume], api_url: str) -> None:
+    """The reusable volumes after the runs table: they belong to no run, and bill."""
+    if kept:
+        print_table(console, kept_table(kept))
+        console.print(f"[dim]{escape(how_to_delete(api_url))}[/]", soft_wrap=True)
+
+
 def _short(state: str) -> str:
     """``status=pending power_status=… server_status=…`` -> ``pending``."""
-    fields = dict(p.split("=", 1) for p in state.split() if "=" in p)
-    return fields.get("status", state)
+    return _state_fields(state).get("status", state)
+
+
+def _state_fields(state: str) -> dict[str, str]:
+    """``status=pending power_status=…`` -> ``{"status": "pending", …}``."""
+    return dict(p.split("=", 1) for p in state.split() if "=" in p)
 
 
 def show_one(console: Console, v: RunView) -> None:
@@ -124,15 +173,15 @@ def show_one(console: Console, v: RunView) -> None:
     for key, value in rows:
         console.print(f"  {key:<{width}}  {value}", soft_wrap=True)
     if status.phases:
-        table = Table(title="phases")
-        for name in ("phase", "started", "ended", "seconds", "ok", "detail"):
-            table.add_column(name)
+        table = FitTable("phases", [Col(name) for name in ("phase", "started", "ended",
+                                                           "seconds", "ok", "detail")])
         for p in status.phases:
             ok = {True: "[green]ok[/]", False: "[red]FAILED[/]"}.get(
                 p.get("ok"), "-" if status.final else "running")
             table.add_row(*(escape(str(p.get(k) or "")) for k in ("name", "started", "ended")),
-                          str(p.get("seconds", "")), ok, escape(str(p.get("detail") or "")))
-        console.print(table)
+                          escape(str(p.get("seconds", ""))), ok,
+                          escape(str(p.get("detail") or "")))
+        print_table(console, table)
     for note in status.texts("notes"):
         console.print(f"  note: {escape(note)}", soft_wrap=True)
     left = status.texts("left_behind")
@@ -151,6 +200,8 @@ def _detail_rows(v: RunView) -> list[tuple[str, str]]:
     status = v.status
     rows = [("state", state_cell(v) + (f" — heartbeat {heartbeat_cell(v)}"
                                        if v.heartbeat_age_s is not None else ""))]
+    if v.starting:
+        rows.append(("heartbeat", first_heartbeat_text(v)))
     if status.unreachable or (status.data is None and status.problem != NOT_UPLOADED):
         rows.append(("bucket", f"[red]{escape(status.problem)}[/]"))
     if status.data is not None and not status.final and not v.instances:

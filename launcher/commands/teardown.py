@@ -7,8 +7,6 @@ import json
 import sys
 
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from launcher.cleanup import Action, Outcome, execute, plan_teardown
 from launcher.commands import SUMMARIES, runcommon
@@ -21,7 +19,11 @@ from launcher.commands.runcommon import (
     run_id,
 )
 from launcher.errors import ConfigError
+from launcher.providers.base import Provider
 from launcher.providers.vultr import VultrProvider
+from launcher.runs import Store, in_bucket, no_such_run
+from launcher.tables import Col, FitTable, print_table
+from launcher.terminal import escape
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,13 +57,8 @@ def run(args: argparse.Namespace) -> int:
         plan = plan_teardown(provider, bucket, args.run, keep_volume=args.keep_volume,
                              force=args.force)
         if not plan.actions:
-            if args.json:
-                print(json.dumps({"run_id": args.run, "outcomes": [], "remaining": 0}))
-            else:
-                console.print(f"Nothing of run {escape(args.run)} exists in Vultr any more: "
-                              "it is torn down.")
-            return 0
-        console.print(plan_table(args.run, plan.actions))
+            return nothing_left(console, args, provider, bucket)
+        print_table(console, plan_table(args.run, plan.actions))
         doomed = sum(a.delete for a in plan.actions)
         if not doomed or confirm(f"Delete {doomed} resource(s) of run {args.run}?", args.yes):
             outcomes = execute(provider, plan.actions, account.vultr_api_url)
@@ -71,13 +68,29 @@ def run(args: argparse.Namespace) -> int:
     return report(console, args, outcomes)
 
 
-def plan_table(run: str, actions: list[Action]) -> Table:
-    table = Table(title=f"teardown of run {escape(run)}")
-    for name in ("resource", "id", "label", "action", "why"):
-        table.add_column(name)
+def nothing_left(console: Console, args: argparse.Namespace, provider: Provider,
+                 bucket: Store) -> int:
+    """No resource carries the run id: torn down when the bucket knows the run, a
+    :class:`~launcher.runs.NoSuchRun` (naming close run ids) when it holds nothing for it."""
+    known = in_bucket(bucket, args.run)
+    if known is False:
+        raise no_such_run(args.run, provider, bucket,
+                          f"the bucket has nothing under {bucket.address.run_url(args.run)}")
+    if args.json:
+        print(json.dumps({"run_id": args.run, "outcomes": [], "remaining": 0}))
+        return 0
+    console.print(f"Nothing of run {escape(args.run)} exists in Vultr any more: it is torn "
+                  "down." + ("" if known else " (The bucket could not be asked whether the "
+                             "run ever existed.)"), soft_wrap=True)
+    return 0
+
+
+def plan_table(run: str, actions: list[Action]) -> FitTable:
+    table = FitTable(f"teardown of run {escape(run)}",
+                     [Col(name) for name in ("resource", "id", "label", "action", "why")])
     for a in actions:
         act = "[red]delete[/]" if a.delete else "[yellow]keep[/]"
-        table.add_row(a.kind, a.id, escape(a.label), act, escape(a.reason))
+        table.add_row(a.kind, escape(a.id), escape(a.label), act, escape(a.reason))
     return table
 
 
@@ -96,14 +109,14 @@ def report(console: Console, args: argparse.Namespace, outcomes: list[Outcome]) 
 def show_outcomes(console: Console, outcomes: list[Outcome]) -> None:
     for o in outcomes:
         if not o.remains:
-            console.print(f"{o.action.kind} {o.action.id} ({escape(o.action.label)}): "
+            console.print(f"{o.action.kind} {escape(o.action.id)} ({escape(o.action.label)}): "
                           f"{o.result}")
     remains = [o for o in outcomes if o.remains]
     if not remains:
         return
     console.print(f"[bold red]STILL EXISTS ({len(remains)}), billing until deleted:[/]")
     for o in remains:
-        console.print(f"  {o.action.kind} {o.action.id} ({escape(o.action.label)}) — "
+        console.print(f"  {o.action.kind} {escape(o.action.id)} ({escape(o.action.label)}) — "
                       f"{o.result}: {escape(o.detail)}", soft_wrap=True)
         for command in o.commands:
             console.print(f"    {escape(command)}", soft_wrap=True)

@@ -3,9 +3,16 @@
 Before a create is sent, an entry is written without an id (the create may happen even when
 the call fails: a timeout, a 5xx, a Ctrl-C mid-request); when the call returns, the id is
 filled in. Rollback deletes instances first, then volumes, each retried against a deadline.
-An entry without an id is first resolved read-only: the run's instances by tag, volumes by
-label and region, minus whatever existed before this launch began. Reused resources never
-enter the ledger, so a rollback never deletes them.
+An entry without an id is first resolved read-only: instances by this launch's own tag
+(``launch:<nonce>``, a random value per invocation: the run tag alone would also find another
+launcher's instance of the same run id), volumes by label and region, minus whatever existed
+before this launch began. Reused resources never enter the ledger, so a rollback never
+deletes them.
+
+Ownership is checked again before a volume is deleted: Vultr cannot tag volumes, so a
+volume found by its label (here, or by the client resolving an ambiguous create) may be
+another launcher's. One attached to an instance this launch did not create is kept, and the
+rollback's report says so with the command that deletes it later.
 
 During a rollback Ctrl-C is ignored with a warning (SIGINT handler on the main thread, and
 a KeyboardInterrupt that still arrives is caught): a half-finished rollback would leave
@@ -15,6 +22,7 @@ the commands that delete it.
 
 from __future__ import annotations
 
+import secrets
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -22,6 +30,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
+from launcher.errors import NotFoundError
+from launcher.naming import launch_tag
 from launcher.providers import RunResources
 from launcher.provision.deps import LaunchDeps, Progress
 from launcher.provision.model import DELETE_DEADLINE_S
@@ -55,12 +65,13 @@ class Cleanup:
 class Ledger:
     """Creates of one launch, oldest first. ``before`` is what the run held when the launch
     began (never deleted); ``kept`` are notes about things deliberately left (the code
-    bundle)."""
+    bundle); ``nonce`` marks this invocation's instances (:func:`launcher.naming.launch_tag`)."""
 
     run_id: str
     before: RunResources
     entries: list[Entry] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
+    nonce: str = field(default_factory=lambda: secrets.token_hex(6))
 
     def sending(self, kind: Kind, label: str, region: str) -> Entry:
         entry = Entry(kind, label, region)
@@ -78,14 +89,20 @@ class Ledger:
     def preexisting(self) -> set[str]:
         return {r.id for r in (*self.before.instances, *self.before.volumes)}
 
+    def instance_ids(self) -> set[str]:
+        """The instances this launch created (whose create returned an id)."""
+        return {e.id for e in self.entries if e.kind == "instance" and e.id}
+
 
 # -- rollback ---------------------------------------------------------------------------------
 
 def rollback(ledger: Ledger, deps: LaunchDeps, api_url: str) -> Cleanup:
-    """Delete everything in ``ledger`` (instances, then volumes); Ctrl-C cannot stop it."""
+    """Delete everything in ``ledger`` (instances, then volumes) that this launch still owns;
+    Ctrl-C cannot stop it."""
     progress = deps.progress
     deleted: list[str] = []
     remaining: list[str] = []
+    ours = ledger.instance_ids()
     with shielded(progress):
         progress.warn(f"rolling back what this launch created for run {ledger.run_id}")
         for kind in ("instance", "volume"):
@@ -94,9 +111,12 @@ def rollback(ledger: Ledger, deps: LaunchDeps, api_url: str) -> Cleanup:
                 if doubt:
                     remaining.append(f"{entry.describe()}: {doubt}; check with `launcher "
                                      f"status {ledger.run_id}`")
+                if kind == "instance":
+                    ours.update(ids)
                 for resource_id in ids:
                     what = f"{kind} {resource_id} ({entry.label}, {entry.region})"
-                    error = delete_until(kind, resource_id, deps, what)
+                    keep = not_ours(resource_id, ours, deps) if kind == "volume" else None
+                    error = keep or delete_until(kind, resource_id, deps, what)
                     if error is None:
                         deleted.append(what)
                         progress.note(f"deleted {what}")
@@ -106,6 +126,24 @@ def rollback(ledger: Ledger, deps: LaunchDeps, api_url: str) -> Cleanup:
     return Cleanup(tuple(deleted), tuple(remaining))
 
 
+def not_ours(volume_id: str, ours: set[str], deps: LaunchDeps) -> str | None:
+    """Why volume ``volume_id`` must be kept: it is attached to an instance that is not in
+    ``ours`` (another launcher's, maybe live), or its attachment could not be read. None when
+    it may be deleted (detached, attached to one of ours, or gone)."""
+    try:
+        attached = deps.client.get_block(volume_id).attached_to
+    except NotFoundError:
+        return None
+    except (Exception, KeyboardInterrupt) as exc:  # unproven ownership: keep, never guess
+        return (f"kept: could not check whether it is attached to an instance this launch did "
+                f"not create ({_line(exc)}); once you know it is not in use")
+    if attached and attached not in ours:
+        return (f"kept: it is attached to instance {attached}, which this launch did not "
+                "create (another launch of the same run?); once that instance is gone, if "
+                "the volume is not needed")
+    return None
+
+
 def resolve(entry: Entry, ledger: Ledger, deps: LaunchDeps) -> tuple[list[str], str]:
     """The ids ``entry`` stands for, and a doubt when the look-up failed."""
     if entry.id is not None:
@@ -113,9 +151,9 @@ def resolve(entry: Entry, ledger: Ledger, deps: LaunchDeps) -> tuple[list[str], 
     ours = {e.id for e in ledger.entries if e.id}
     skip = ledger.preexisting() | ours
     try:
-        if entry.kind == "instance":
+        if entry.kind == "instance":  # only ours: the run tag alone finds others' too
             found = [i.id for i in deps.provider.find_run(ledger.run_id).instances
-                     if i.region == entry.region]
+                     if i.region == entry.region and launch_tag(ledger.nonce) in i.tags]
         else:
             found = [b.id for b in deps.client.list_blocks(label=entry.label)
                      if b.region == entry.region]

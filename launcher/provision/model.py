@@ -34,17 +34,23 @@ LISTING_FRESH_S = 10.0
 DELETE_DEADLINE_S = 180.0  # per resource, during a rollback or a failover's region switch
 
 
+def volume_usd_per_month(size_gb: int, kind: str) -> float:
+    """What a volume of ``size_gb`` of type ``kind`` costs per month (the high_perf rate for
+    an unknown type: the estimate errs high)."""
+    return size_gb * VOLUME_USD_PER_GB_MONTH.get(kind, VOLUME_USD_PER_GB_MONTH["high_perf"])
+
+
 def volume_usd_per_hour(size_gb: int, kind: str) -> float:
-    """What a volume of ``size_gb`` of type ``kind`` costs per hour (the high_perf rate for an
-    unknown type: the estimate errs high)."""
-    rate = VOLUME_USD_PER_GB_MONTH.get(kind, VOLUME_USD_PER_GB_MONTH["high_perf"])
-    return size_gb * rate / HOURS_PER_MONTH
+    """:func:`volume_usd_per_month` per hour."""
+    return volume_usd_per_month(size_gb, kind) / HOURS_PER_MONTH
 
 
 @dataclass(frozen=True)
 class LaunchRequest:
     """What ``launcher run`` was asked: the stage, its overrides, where the code is.
-    ``run_id`` resumes (reconciles) that run instead of starting a new one."""
+    ``run_id`` resumes (reconciles) that run instead of starting a new one.
+    ``allow_second_volume``: a candidate may create a reusable volume in a region where there
+    is none although one with that label exists elsewhere (``--allow-second-volume``)."""
 
     stage: str
     config_dir: Path
@@ -52,6 +58,7 @@ class LaunchRequest:
     run_id: str | None = None
     code_dir: Path = Path()
     dry_run: bool = False
+    allow_second_volume: bool = False
 
 
 @dataclass(frozen=True)

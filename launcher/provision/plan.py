@@ -27,6 +27,7 @@ from launcher.provision.model import (
     SnapshotChoice,
     VolumePlan,
     volume_usd_per_hour,
+    volume_usd_per_month,
 )
 from launcher.provision.sshkey import plan_ssh_key
 from launcher.render import BootInputs, render
@@ -35,6 +36,10 @@ from launcher.runner.spec import RUN_ID
 from launcher.runs import NOT_UPLOADED, read_status
 from launcher.training.ups import ORCHESTRATOR
 from launcher.vultr import Snapshot, VultrClient
+
+# The shortest budget a launch accepts: Vultr takes minutes from create to a booted
+# instance (server_status ok), and the runner fetches, syncs and checks before training.
+MIN_RUN_S = 300
 
 
 def plan_launch(request: LaunchRequest, deps: LaunchDeps) -> LaunchPlan:
@@ -61,11 +66,16 @@ def plan_launch(request: LaunchRequest, deps: LaunchDeps) -> LaunchPlan:
                    for offer, profile in pairs)
     if not chosen:
         raise CapacityExhaustedError(_nothing_fits(stage, existing), ())
+    chosen = long_enough(chosen, stage)
+    left_out: tuple[str, ...] = ()
+    if not request.allow_second_volume:
+        chosen, left_out = one_volume_per_label(stage, chosen, reusable)
     trial_render(chosen, deps)
     return LaunchPlan(run_id=run_id, stage=stage, snapshot=snapshot, candidates=chosen,
                       existing=existing, api_url=deps.account.vultr_api_url,
                       code_dir=request.code_dir, ssh_key=plan_ssh_key(deps.client, stage),
-                      notes=notes_for(stage, chosen, reusable, deps), listed_at=listed_at)
+                      notes=left_out + notes_for(stage, chosen, reusable, deps),
+                      listed_at=listed_at)
 
 
 def _nothing_fits(stage: StageConfig, existing: RunResources) -> str:
@@ -77,6 +87,22 @@ def _nothing_fits(stage: StageConfig, existing: RunResources) -> str:
     return (f"no offer fits stage {stage.name} in stock now (profiles: "
             f"{', '.join(p.name for p in stage.profiles)}; {where})\nhint: launcher offers "
             f"--stage {stage.name} --all shows what was excluded and why")
+
+
+def long_enough(chosen: tuple[Candidate, ...], stage: StageConfig) -> tuple[Candidate, ...]:
+    """The candidates whose budget outlasts MIN_RUN_S; ConfigError when none does (a run
+    that would be torn down before its instance has booted is refused, not launched)."""
+    kept = tuple(c for c in chosen if c.estimate.hours * 3600 >= MIN_RUN_S)
+    if kept:
+        return kept
+    best = max(chosen, key=lambda c: c.estimate.hours)
+    minutes = best.estimate.hours * 60
+    budget = (f"max_cost_usd ${stage.max_cost_usd:g} buys {minutes:.2g} minutes at "
+              f"${best.estimate.usd_per_hour:.2f}/h" if best.estimate.hours < stage.max_hours
+              else f"max_hours {stage.max_hours:g} is {minutes:.2g} minutes")
+    raise ConfigError(f"the run would end before it could start: {budget}, and an instance "
+                      f"needs minutes to boot; a run needs at least {MIN_RUN_S // 60} minutes: "
+                      "raise --max-hours or --max-cost")
 
 
 def trial_render(chosen: tuple[Candidate, ...], deps: LaunchDeps) -> None:
@@ -250,6 +276,32 @@ def volume_plan(stage: StageConfig, run_id: str, region: str, existing: RunResou
         return VolumePlan("reuse", region, volume.label, volume.size_gb, v.block_type, volume)
     return VolumePlan("create", region, v.reuse_label or volume_label(run_id), v.size_gb,
                       v.block_type)
+
+
+def one_volume_per_label(stage: StageConfig, chosen: tuple[Candidate, ...],
+                         reusable: tuple[VolumeRef, ...]
+                         ) -> tuple[tuple[Candidate, ...], tuple[str, ...]]:
+    """The candidates that reuse the volume labelled ``reuse_label`` where one exists, and a
+    note naming those left out (they would create a second one, billed on its own and kept
+    for good); ConfigError when none is left. Unchanged when no such volume exists."""
+    label = stage.volume.reuse_label
+    kept = tuple(c for c in chosen if c.volume.action == "reuse")
+    left_out = sorted({c.offer.region for c in chosen} - {c.offer.region for c in kept})
+    if not (label and reusable and left_out):
+        return chosen, ()
+    regions = ",".join(sorted({v.region for v in reusable}))
+    cost = volume_usd_per_month(stage.volume.size_gb, stage.volume.block_type)
+    second = (f"a second {label} ({stage.volume.size_gb} GB, ${cost:,.2f}/month, kept after "
+              "the run)")
+    if not kept:
+        where = ", ".join(f"{v.id} in {v.region} ({v.size_gb} GB)" for v in reusable)
+        raise ConfigError(
+            f"volume {label} exists ({where}), but no offer fits there now; launching in "
+            f"{', '.join(left_out)} would create {second}: pass --regions {regions} to wait "
+            "for that region, or --allow-second-volume to create another one")
+    return kept, (f"{label} exists in {regions}: candidates in {', '.join(left_out)} are "
+                  f"left out, as they would create {second}; --allow-second-volume allows "
+                  "it",)
 
 
 def candidate(stage: StageConfig, offer: Offer, profile: GpuProfile,

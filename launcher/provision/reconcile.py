@@ -25,7 +25,7 @@ from pathlib import Path
 from launcher.config import run_secrets
 from launcher.errors import ConflictError, InvalidRequestError, OutOfCapacityError
 from launcher.failover import FailoverPlan
-from launcher.naming import instance_tags, parse_tags
+from launcher.naming import instance_tags, launch_tag, parse_tags
 from launcher.offers import Offer
 from launcher.providers import (
     InstanceRef,
@@ -37,7 +37,7 @@ from launcher.providers import (
 )
 from launcher.provision.code import bundle_code
 from launcher.provision.deps import BucketLike, LaunchDeps, Progress
-from launcher.provision.ledger import Entry, Ledger, delete_until, rollback
+from launcher.provision.ledger import Entry, Ledger, delete_until, not_ours, rollback
 from launcher.provision.model import (
     ATTACH_S,
     INSTANCE_READY_S,
@@ -228,10 +228,12 @@ def volume_ready(session: Session, volume: VolumeRef) -> VolumeRef:
 
 
 def drop_volume(session: Session, volume: VolumeRef, entry: Entry) -> None:
-    """Delete the volume this launch made in a region it is leaving."""
+    """Delete the volume this launch made in a region it is leaving (unless it turns out to be
+    in another launch's use: the rollback then keeps it and says so)."""
     what = f"volume {volume.id} ({volume.label}, {volume.region})"
     session.say.note(f"leaving {volume.region}: deleting {what}")
-    error = delete_until("volume", volume.id, session.deps, what)
+    error = not_ours(volume.id, session.ledger.instance_ids(), session.deps) or \
+        delete_until("volume", volume.id, session.deps, what)
     if error is not None:
         raise RunStateError(f"could not delete {what} before moving on: {error}")
     session.ledger.forget(entry)
@@ -286,8 +288,9 @@ def create_instance(session: Session, cand: Candidate, spec: RunSpec,
                     document: RenderedDocument) -> InstanceRef:
     """Create the instance; a definite refusal leaves no ledger entry behind."""
     plan, offer = session.plan, cand.offer
-    request = InstanceRequest(offer.region, offer.plan_id, plan.snapshot.id, plan.run_id,
-                              instance_tags(plan.run_id, cand.stage.name, spec.deadline_epoch),
+    tags = (*instance_tags(plan.run_id, cand.stage.name, spec.deadline_epoch),
+            launch_tag(session.ledger.nonce))  # an ambiguous create then finds only ours
+    request = InstanceRequest(offer.region, offer.plan_id, plan.snapshot.id, plan.run_id, tags,
                               user_data=document.text.encode("ascii"),
                               ssh_key_ids=session.ssh_key_ids)
     entry = session.ledger.sending("instance", plan.run_id, offer.region)

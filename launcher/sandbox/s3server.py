@@ -150,7 +150,10 @@ def _weed_argv(weed: str, root: Path) -> tuple[list[str], int]:
     argv = [weed, "mini", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-s3.config={root / 's3.json'}", "-webdav=false", "-admin.ui=false",
             "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false",
-            "-s3.iam=false", "-s3.autoCreateBucket=false", "-volume.preStopSeconds=0"]
+            "-s3.iam=false", "-s3.autoCreateBucket=false", "-volume.preStopSeconds=0",
+            # Every bucket takes volumes of its own; by default the count is free disk / 128
+            # MB, which a test session creating a few hundred buckets exhausts on a small disk.
+            "-master.volumeSizeLimitMB=16", "-volume.max=4000"]
     for name, port in ports.items():
         argv += [f"-{name}.port={port}", f"-{name}.port.grpc={port + 10000}"]
     return argv, ports["s3"]

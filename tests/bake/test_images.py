@@ -11,6 +11,7 @@ import pytest
 import yaml
 from conftest import client_for
 from support.keys import FAKE_VULTR_KEY
+from support.narrow import NARROW, cut_or_split
 
 from launcher.cli import main
 from launcher.commands import runcommon
@@ -205,3 +206,16 @@ def _configs_with_image(tmp_path: Path, image: dict) -> Path:
     data["image"].update(image)
     path.write_text(yaml.safe_dump(data))
     return target
+
+
+@pytest.mark.parametrize("columns", NARROW)
+def test_a_narrow_terminal_shows_every_snapshot_id_and_description_whole(cli, seeded, capsys,
+                                                                         monkeypatch, columns):
+    monkeypatch.setenv("COLUMNS", columns)
+    _, data = images_json(capsys, "--all")
+
+    assert main(["images", "--all"]) == 0
+
+    out = capsys.readouterr().out.replace("launcher-gpu-…", "")  # the prefix, said so
+    words = [w for i in data["images"] for w in (i["id"], *i["description"].split())]
+    assert cut_or_split(out, words) == []

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import client_for
+from support.narrow import NARROW, cut_or_split
 
 from launcher.cli import main
 
@@ -66,7 +67,7 @@ def test_all_shows_excluded_rows_with_reasons(api, capsys):
     assert main(["offers", "--min-vram", "40", "--all"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "excluded offers" in out
-    assert "not in stock in sjc" in out and "vGPU slice" in out
+    assert "not in stock in lax" in out and "vGPU slice" in out
     assert "bare metal takes no block-storage volume" in out
 
 
@@ -125,3 +126,40 @@ def test_an_api_failure_is_an_error_not_an_empty_table(api, monkeypatch, capsys)
     assert captured.out == ""
     assert captured.err.startswith("error: GET /plans (HTTP 503)")
     assert "No offer fits" not in captured.err and "Traceback" not in captured.err
+
+
+@pytest.mark.parametrize("columns", NARROW)
+def test_a_narrow_terminal_shows_every_plan_region_and_price_whole(api, capsys, monkeypatch,
+                                                                   columns):
+    monkeypatch.setenv("COLUMNS", columns)
+    assert main(["offers", "--min-vram", "40"]) == 0
+    out = capsys.readouterr().out
+    _, data = run_json(capsys, "--min-vram", "40")
+    fitting = data["candidates"]
+    words = [o["plan"] for o in fitting] + [o["region"] for o in fitting] + \
+        [f"{o['price_per_hour']:,.2f}" for o in fitting]
+    assert len(fitting) >= 3 and cut_or_split(out, words) == []
+
+
+@pytest.mark.parametrize("columns", NARROW)
+def test_all_is_a_screenful_that_names_the_excluded_plans_whole(api, capsys, monkeypatch,
+                                                                columns):
+    monkeypatch.setenv("COLUMNS", columns)
+    assert main(["offers", "--all"]) == 0
+    out = capsys.readouterr().out
+    _, data = run_json(capsys, "--all")
+    assert len(out.splitlines()) <= 70  # was 343 lines at 80 columns: one row per plan
+    excluded = [v["plan"] for v in data["excluded"]]
+    assert len(set(excluded)) > 20 and cut_or_split(out, excluded) == []
+    assert "`launcher offers --all --json`" in out  # every offer with all its reasons
+
+
+def test_all_shows_at_most_a_few_groups_and_counts_the_rest(api, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["offers", "--all", "--min-vram", "40"]) == 0
+    out = capsys.readouterr().out
+    _, data = run_json(capsys, "--all", "--min-vram", "40")
+    shown = {v["plan"] for v in data["excluded"] if v["plan"] in out}
+    left_out = len({v["plan"] for v in data["excluded"]}) - len(shown)
+    assert left_out > 0 and f"{left_out} more excluded plan(s)" in out
+    assert len(out.splitlines()) <= 70

@@ -247,3 +247,20 @@ def test_the_command_refuses_a_refused_instance_key_in_one_line(bed, monkeypatch
     assert "HTTP 401" in line and "Unauthorized IP address: 127.0.0.1" in line
     assert not any(key in out.out + out.err for key in ALL_FAKE_KEYS)
     untouched(bed)
+
+
+@pytest.mark.parametrize(("overrides", "says"), [
+    (Overrides(max_hours=1e-9), "max_hours 1e-09 is 6e-08 minutes"),
+    (Overrides(max_cost_usd=0.0001), "max_cost_usd $0.0001 buys"),
+])
+def test_a_budget_that_ends_before_the_instance_boots_is_refused(quick_bed, overrides, says):
+    with pytest.raises(ConfigError) as caught:
+        run_stage(quick_bed.request(overrides=overrides), quick_bed.deps())
+    message = caught.value.message
+    assert says in message and "a run needs at least 5 minutes" in message
+    assert quick_bed.emulator.mutations() == []
+
+
+def test_a_budget_of_a_few_minutes_more_is_launched(quick_bed):
+    result = run_stage(quick_bed.request(overrides=Overrides(max_hours=0.1)), quick_bed.deps())
+    assert result.instance.id

@@ -150,7 +150,30 @@ def test_follow_waits_for_a_log_that_is_not_there_yet_and_stops_when_told():
                     poll_s=2, clock=time.clock, sleep=time.sleep)
 
     assert printed == ["late\n"] and result.seen and result.reason == "deadline"
-    assert notes == [f"(nothing in the bucket for run {RUN} yet: waiting; Ctrl-C stops)"]
+    assert notes == [f"(waiting for logs/train.log of run {RUN}: not in the bucket yet, no "
+                     "status from the run yet; the runner's heartbeat uploads it every "
+                     "heartbeat_s once training runs; Ctrl-C stops)"]
+
+
+def test_follow_says_what_it_waits_for_then_a_progress_line_every_half_minute(
+        runner_output):
+    """The run reports (its status is there) but its log is not uploaded yet: following is
+    never silent while it waits."""
+    status = json.loads((runner_output("running", RUN) / "status.json").read_text())
+    status["phase"] = "data"
+    memory = MemoryBucket({f"runs/{RUN}/status.json": json.dumps(status).encode()})
+    time = FakeTime()
+    notes: list[str] = []
+
+    result = follow(memory, RUN, "train", lambda text: None, notes.append, max_wait_s=120,
+                    poll_s=2, max_poll_s=30, clock=time.clock, sleep=time.sleep)
+
+    assert result.reason == "deadline" and not result.seen
+    assert notes[0].startswith(f"(waiting for logs/train.log of run {RUN}: not in the bucket "
+                               "yet, the run is running (data);")
+    # polls back off to every 30 s: a line at the first poll 30 s or more after the last
+    assert notes[1:] == [f"(still waiting for logs/train.log: {s} s so far, the run is "
+                         "running (data))" for s in (58, 88, 118)]
 
 
 def test_follow_gives_up_on_a_bucket_that_keeps_failing(address, publish):

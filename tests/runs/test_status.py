@@ -106,7 +106,9 @@ def test_status_table_from_a_fresh_machine(cli_env, provider, publish, capsys, m
 
     out = capsys.readouterr().out
     assert RUN in out and OTHER in out
-    assert "running (train)" in out and "not uploaded yet" in out and "~$" in out
+    # OTHER has an instance and no status yet: starting, with its instance's state
+    assert "running (train)" in out and "starting: instance up, no status yet" in out
+    assert "none yet; first in ≥" in out and "~$" in out
     assert "estimate" in out
 
 

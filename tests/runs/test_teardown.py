@@ -113,3 +113,27 @@ def test_an_unreachable_bucket_keeps_the_volume_and_says_why(cli_env, client, pr
     assert volume["result"] == "kept" and "bucket unreachable" in volume["detail"]
     assert KEEP_UNVERIFIED in volume["detail"]
     assert exists(client, made) == (False, True)
+
+
+def test_an_unknown_run_is_an_error_that_names_the_runs_it_is_close_to(cli_env, provider,
+                                                                       publish, capsys):
+    make_run(provider, RUN)  # known from Vultr's tags
+    publish("finished", OTHER)  # known from the bucket only
+    capsys.readouterr()
+
+    assert main(["teardown", "difusion-20261129-100000", "--yes"]) == 1
+    tag_typo = capsys.readouterr()
+    assert main(["teardown", "operater-20261129-110000", "--yes", "--json"]) == 1
+    bucket_typo = capsys.readouterr()
+    assert main(["teardown", "zzz-19991231-235959", "--yes"]) == 1
+    nothing_near = capsys.readouterr()
+    assert main(["teardown", OTHER, "--yes"]) == 0  # known, nothing left: torn down
+    torn_down = capsys.readouterr()
+
+    assert tag_typo.out == "" and "torn down" not in tag_typo.err
+    assert tag_typo.err.startswith("error: no run difusion-20261129-100000: nothing in Vultr")
+    assert tag_typo.err.rstrip().endswith(f"did you mean {RUN}?")
+    assert len(tag_typo.err.strip().splitlines()) == 1
+    assert bucket_typo.out == "" and f"did you mean {OTHER}?" in bucket_typo.err
+    assert "did you mean" not in nothing_near.err and "launcher status" in nothing_near.err
+    assert "it is torn down" in torn_down.out

@@ -141,7 +141,7 @@ def _os_error(exc: OSError) -> int:
         return 1
     name = str(exc.filename)
     shown = name if len(name) <= 200 else f"{name[:100]}…({len(name)} characters)"
-    _error(f"[bold red]error:[/] {_escape(ascii(shown)[1:-1])}: {_escape(reason)}")
+    _error(f"[bold red]error:[/] {_escape(shown)}: {_escape(reason)}")
     return 2
 
 
@@ -162,9 +162,9 @@ def _escape(text: str) -> str:
 
 
 def _error(markup: str) -> None:
-    from rich.console import Console  # only on the error path: --help stays light
+    from launcher.terminal import make_console  # only on the error path: --help stays light
 
-    Console(stderr=True, highlight=False).print(markup, soft_wrap=True)
+    make_console(stderr=True, soft_wrap=True).print(markup)
 
 
 if __name__ == "__main__":  # pragma: no cover

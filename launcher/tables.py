@@ -87,13 +87,13 @@ class FitTable:
 
     def _measure(self, index: int) -> Measurement:
         column = self.columns[index]
-        cells = [Text.from_markup(c) for c in (column.name, *(row[index] for row in self.rows))]
+        cells = [_markup(c) for c in (column.name, *(row[index] for row in self.rows))]
         return Measurement(max(_widest_word(cell) for cell in cells),
                            max(_widest_line(cell) for cell in cells))
 
     def _as_table(self, layout: _Layout) -> Table:
         table = Table(title=self.title or None, show_lines=self.lines,
-                      min_width=_widest_word(Text.from_markup(self.title)) or None)
+                      min_width=_widest_word(_markup(self.title)) or None)
         if not layout.bordered:
             table.box, table.pad_edge = None, False
         for index, width in zip(layout.columns, layout.widths, strict=True):
@@ -105,14 +105,14 @@ class FitTable:
 
     def _as_list(self, width: int) -> Iterator[Text | Table]:
         if self.title:
-            yield _unbroken(Text.from_markup(self.title, style="table.title"), width)
+            yield _unbroken(_markup(self.title, style="table.title"), width)
         for row in self.rows:
             named = [(c.name, cell) for c, cell in zip(self.columns, row, strict=True) if cell]
             marks = " ".join(cell for name, cell in named if not name)
             fields = [Text.assemble((f"{name}:", "bold"), " ",
-                                    Text.from_markup(cell.replace("\n", "; ")))
+                                    _markup(cell.replace("\n", "; ")))
                       for name, cell in named if name]
-            yield from _flow(Text.from_markup(f"{marks or '-'} "), fields, width)
+            yield from _flow(_markup(f"{marks or '-'} "), fields, width)
 
 
 def _fit(needs: list[Measurement], room: int) -> tuple[int, ...] | None:
@@ -188,3 +188,8 @@ def print_table(console: Console, table: FitTable) -> None:
 
 
 __all__ = ["Col", "FitTable", "print_table"]
+
+
+def _markup(text: str, style: str = "") -> Text:
+    # cells quote run and API texts: ":warning:" in them stays as written, not an emoji
+    return Text.from_markup(text, style=style, emoji=False)

@@ -9,12 +9,16 @@ and the bidirectional marks and overrides that reorder text on screen. A carriag
 becomes a line break (a progress bar's updates then read as lines; none overwrites another).
 :func:`escape` is that, then rich's markup escape, for text printed through rich (where
 ``[bold]`` would be markup); every command imports it in place of rich's own.
+:func:`make_console` is the one way a command makes a rich console: no highlighting of numbers
+and paths it did not mean to colour, and no ``:name:`` emoji codes (a status text reading
+``:warning:`` is shown as written, not as a symbol the run never sent).
 """
 
 from __future__ import annotations
 
 import re
 
+from rich.console import Console
 from rich.markup import escape as _markup_escape
 
 _UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e"
@@ -31,6 +35,11 @@ def printable(text: str) -> str:
 def escape(text: str) -> str:
     """:func:`printable`, then escaped for rich's markup: shown exactly as it reads."""
     return _markup_escape(printable(text))
+
+
+def make_console(*, stderr: bool = False, soft_wrap: bool = False) -> Console:
+    """A rich console for the command's own output (see the module doc)."""
+    return Console(stderr=stderr, highlight=False, emoji=False, soft_wrap=soft_wrap)
 
 
 def _visible(match: re.Match[str]) -> str:

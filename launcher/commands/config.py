@@ -9,7 +9,6 @@ import shlex
 from typing import Any
 
 import yaml
-from rich.console import Console
 from rich.markup import escape
 
 from launcher.commands import SUMMARIES
@@ -22,6 +21,7 @@ from launcher.config import (
     overrides_from_args,
 )
 from launcher.secrets import redact
+from launcher.terminal import make_console
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -56,7 +56,7 @@ def run_show(args: argparse.Namespace) -> int:
     text = json.dumps(report, indent=2) if args.json else _text(report)
     # Belt and braces: a key pasted into a stage's env or command is masked here too.
     print(redact(text, *account.secrets()))
-    errors = Console(stderr=True, highlight=False)
+    errors = make_console(stderr=True)
     for note in report["notes"]:
         errors.print(escape(redact(f"note: {note}", *account.secrets())), soft_wrap=True)
     return 0

@@ -11,7 +11,7 @@ from rich.console import Console
 from launcher.commands import SUMMARIES
 from launcher.demo import DemoReport, run_demo
 from launcher.emulator import Timing
-from launcher.terminal import escape
+from launcher.terminal import escape, make_console
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console(highlight=False, soft_wrap=True)
+    console = make_console(soft_wrap=True)
     show = (lambda line: None) if args.json else (lambda line: console.print(escape(line)))
     timing = Timing.instant() if args.instant else Timing.realistic()
     report = run_demo(args.example_dir, args.config_dir, timing=timing, show=show,

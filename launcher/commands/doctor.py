@@ -8,14 +8,12 @@ import argparse
 import json
 import os
 
-from rich.console import Console
-
 from launcher.commands import SUMMARIES, runcommon
 from launcher.commands.runcommon import account_for, add_config_dir, config_dir
 from launcher.doctor import FAIL, OK, SKIP, WARN, Check, ProbeRequest, passed, run_checks
 from launcher.errors import ConfigError
 from launcher.tables import Col, FitTable, print_table
-from launcher.terminal import escape
+from launcher.terminal import escape, make_console
 
 MARKS = {OK: "[green]✔[/]", WARN: "[yellow]![/]", FAIL: "[red]✘[/]", SKIP: "[dim]–[/]"}
 
@@ -56,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"ok": ok, "checks": [c.as_dict() for c in checks]}, indent=2))
     else:
-        print_table(Console(highlight=False), table(checks))
+        print_table(make_console(), table(checks))
     return 0 if ok else 1
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from rich.console import Console
-
 from launcher.cleanup import Action, execute, plan_gc
 from launcher.commands import SUMMARIES, runcommon
 from launcher.commands.runcommon import BUCKET_PURPOSE, account_for, add_config_dir, bucket_for
@@ -14,7 +12,7 @@ from launcher.commands.teardown import show_outcomes
 from launcher.keptvolumes import how_to_delete, kept_table, kept_volumes
 from launcher.providers.vultr import VultrProvider
 from launcher.tables import Col, FitTable, print_table
-from launcher.terminal import escape
+from launcher.terminal import escape, make_console
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     account = account_for(args)
     bucket = bucket_for(account, args)
-    console = Console(highlight=False, stderr=args.json)
+    console = make_console(stderr=args.json)
     with runcommon.vultr_client(account) as client:
         provider = VultrProvider(client)
         actions = plan_gc(provider, bucket, client, force=args.force)

@@ -14,7 +14,7 @@ from launcher.commands.runcommon import account_for, add_config_dir, config_dir
 from launcher.errors import ConfigError
 from launcher.images import BakedImage, BakeRecord, ImageListing, last_bake, list_images
 from launcher.tables import Col, FitTable, print_table
-from launcher.terminal import escape
+from launcher.terminal import escape, make_console
 
 PICK = "▶"
 
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(listing.as_dict(), indent=2))
     else:
-        show(Console(highlight=False), listing, stage.name)
+        show(make_console(), listing, stage.name)
     return 0 if listing.selected else 1
 
 

@@ -23,7 +23,7 @@ from launcher.offers import (
     rank_offers,
 )
 from launcher.tables import Col, FitTable, print_table
-from launcher.terminal import escape
+from launcher.terminal import escape, make_console
 from launcher.vultr import VultrClient
 
 CONFIG_DIR_VARIABLE = "LAUNCHER_CONFIG_DIR"
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(as_json(table, show_all=args.all), indent=2))
     else:
-        show(Console(), table, show_all=args.all)
+        show(make_console(), table, show_all=args.all)
     return 0 if fitting else 1
 
 

@@ -7,7 +7,6 @@ import json
 import os
 from pathlib import Path
 
-from rich.console import Console
 from rich.markup import escape
 
 from launcher.commands import SUMMARIES
@@ -21,6 +20,7 @@ from launcher.config import (
 )
 from launcher.errors import ConfigError
 from launcher.render.preview import Preview, render_stage
+from launcher.terminal import make_console
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -69,5 +69,5 @@ def _summary(preview: Preview, account: Account, out: Path | None) -> None:
     if preview.variables_unset:
         line += (f"; not set in the environment or {account.env_file.path}: "
                  f"{', '.join(preview.variables_unset)}")
-    console = Console(stderr=True, highlight=False)
+    console = make_console(stderr=True)
     console.print(escape(line), soft_wrap=True)

@@ -37,7 +37,7 @@ from launcher.provision import (
     run_stage,
 )
 from launcher.tables import Col, FitTable, print_table
-from launcher.terminal import escape
+from launcher.terminal import escape, make_console
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -79,8 +79,8 @@ def run(args: argparse.Namespace) -> int:
                             overrides=overrides_from_args(args), run_id=args.run_id,
                             code_dir=args.code_dir, dry_run=args.dry_run,
                             allow_second_volume=args.allow_second_volume)
-    out = Console(highlight=False)
-    err = Console(stderr=True, highlight=False)
+    out = make_console()
+    err = make_console(stderr=True)
     deps = real_deps(account, lambda plan: confirm(plan, args, out, err),
                      ConsoleProgress(err, spinners=not args.json))
     try:

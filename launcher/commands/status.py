@@ -22,7 +22,7 @@ from launcher.keptvolumes import KeptVolume, how_to_delete, kept_table, kept_vol
 from launcher.providers.vultr import VultrProvider
 from launcher.runs import DEFAULT_HEARTBEAT_S, NOT_UPLOADED, RunView, list_views, view
 from launcher.tables import Col, FitTable, print_table
-from launcher.terminal import escape
+from launcher.terminal import escape, make_console
 
 ESTIMATE = ("$ so far is an estimate: list price per hour × hours since each instance and "
             "volume was created")
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         data = views[0].as_dict() if args.run else [v.as_dict() for v in views]
         print(json.dumps(data, indent=2))
         return 0
-    console = Console(highlight=False)
+    console = make_console()
     if args.run:
         show_one(console, views[0])
     else:

@@ -23,7 +23,7 @@ from launcher.providers.base import Provider
 from launcher.providers.vultr import VultrProvider
 from launcher.runs import Store, in_bucket, no_such_run
 from launcher.tables import Col, FitTable, print_table
-from launcher.terminal import escape
+from launcher.terminal import escape, make_console
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--force and --keep-volume contradict each other: pick one")
     account = account_for(args)
     bucket = bucket_for(account, args)
-    console = Console(highlight=False, stderr=args.json)
+    console = make_console(stderr=args.json)
     with runcommon.vultr_client(account) as client:
         provider = VultrProvider(client)
         plan = plan_teardown(provider, bucket, args.run, keep_volume=args.keep_volume,

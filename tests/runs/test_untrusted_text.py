@@ -21,9 +21,10 @@ from launcher.vultr import InstanceSpec
 from runs.conftest import PLAN, REGION, RUN, SNAPSHOT_ID, make_run
 from runs.test_logs import FakeTime
 
-# clear screen, set the window title, a C1 CSI, rich markup, a right-to-left override
-HOSTILE = "\x1b[2J\x1b]0;owned\x07\x9b31m[bold]loud[/bold]\u202e"
-SHOWN = "\\x1b[2J\\x1b]0;owned\\x07\\x9b31m[bold]loud[/bold]\\u202e"
+# clear screen, set the window title, a C1 CSI, rich markup, a right-to-left override, and
+# an emoji code rich would draw as a symbol the run never sent
+HOSTILE = "\x1b[2J\x1b]0;owned\x07\x9b31m[bold]loud[/bold]\u202e:warning:"
+SHOWN = "\\x1b[2J\\x1b]0;owned\\x07\\x9b31m[bold]loud[/bold]\\u202e:warning:"
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 

@@ -158,8 +158,7 @@ def test_the_control_endpoint_is_not_under_v2_nor_in_the_api(emu, control):
         assert refusal(response) == (404, "Invalid route.")
     assert not any("_emulator" in route for route in ROUTE_KEYS)
     assert emu.control_url == emu.url.removesuffix("/v2") + CONTROL_PREFIX
-    if spec_path().exists():
-        assert "_emulator" not in spec_path().read_text(encoding="utf-8")
+    assert "_emulator" not in spec_path().read_text(encoding="utf-8")
     control.call("GET", "/faults")
     control.call("POST", "/faults", CAPACITY)
     # control calls are not API traffic: no events (only the two 404s above), no mutations

@@ -4,6 +4,14 @@ Used by the emulator fixture: every response the emulator sends, and every reque
 project's API layer sends (recognised by its ``launcher/`` user agent), is validated. Requests
 that tests hand-craft to provoke refusals are not expected to be valid, so only their responses
 are checked. The document's known errata are applied as listed in :mod:`support.errata`.
+
+The document is part of the repository (``tests/data/vultr/openapi.json``, with its provenance
+beside it), so it is never optional: a missing document is an error in every test that
+checks traffic against it (any test that starts an emulator or uses the stub server, and the
+contract tests themselves), not a skip. A skip would let a broken checkout pass with the
+contract unchecked; ``support.need`` (skip, fail only under CI) is for prerequisites outside
+the repository, and this is not one. ``LAUNCHER_OPENAPI`` points the tests at another copy
+(for instance a newer one being tried out); it must exist too.
 """
 
 from __future__ import annotations
@@ -20,13 +28,28 @@ from openapi_schema_validator import OAS30Validator
 
 HOST = "https://api.vultr.com"
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_SPEC = REPO_ROOT.parent / "shared" / "vultr" / "openapi.json"
+DEFAULT_SPEC = REPO_ROOT / "tests" / "data" / "vultr" / "openapi.json"
 CLIENT_AGENT = "launcher/"
 
 
 def spec_path() -> Path:
-    """Where the OpenAPI document is expected (``LAUNCHER_OPENAPI`` overrides)."""
+    """Where the OpenAPI document is read from: the vendored copy, or ``LAUNCHER_OPENAPI``."""
     return Path(os.environ.get("LAUNCHER_OPENAPI", DEFAULT_SPEC))
+
+
+class MissingDocument(FileNotFoundError):
+    """The OpenAPI document is not where the tests read it from."""
+
+
+def _read_document(path: Path) -> dict:
+    if not path.is_file():
+        where = ("LAUNCHER_OPENAPI names" if "LAUNCHER_OPENAPI" in os.environ
+                 else "the repository's copy is")
+        raise MissingDocument(
+            f"Vultr's OpenAPI document is missing: {where} {path}. It is part of the "
+            "repository (tests/data/vultr/openapi.json, see PROVENANCE.md there): restore it, "
+            "or point LAUNCHER_OPENAPI at a copy.")
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 @dataclass
@@ -40,7 +63,7 @@ class ContractChecker:
     """Validates exchanges; thread-safe because the emulator serves from several threads."""
 
     def __init__(self, path: Path) -> None:
-        self.document = json.loads(path.read_text())
+        self.document = _read_document(path)
         # Erratum "whole document": the file fails meta-validation in paths we never use.
         self.api = OpenAPI.from_dict(self.document, config=Config(spec_validator_cls=None))
         schemas = self.document["components"]["schemas"]
@@ -168,14 +191,14 @@ def _describe(error: Exception) -> str:
     return f"{type(error).__name__}: " + ("; ".join(messages) if messages else str(error))
 
 
-_CHECKER: list[ContractChecker | None] = []
+_CHECKER: list[ContractChecker] = []
 
 
-def contract_checker() -> ContractChecker | None:
-    """The suite's one checker, loaded on first use; None when the document is absent."""
+def contract_checker() -> ContractChecker:
+    """The suite's one checker, loaded on first use; raises :class:`MissingDocument` (every
+    time it is asked, so every test that needs it errors) when the document is absent."""
     if not _CHECKER:
-        path = spec_path()
-        _CHECKER.append(ContractChecker(path) if path.exists() else None)
+        _CHECKER.append(ContractChecker(spec_path()))
     return _CHECKER[0]
 
 

@@ -1,9 +1,12 @@
 """Known errata of Vultr's OpenAPI document, in one place, each with its reason.
 
 The contract checker validates every request the API layer sends and every response the
-emulator returns against ``shared/vultr/openapi.json``. Where that document is known to
+emulator returns against ``tests/data/vultr/openapi.json``. Where that document is known to
 disagree with the live API (as observed by Vultr's own clients), the checker follows the live
 API, and the disagreement is listed here rather than scattered through the tests.
+
+This module is the single source. ``tests/data/vultr/ERRATA.md``, beside the document, names
+each erratum by its ``where`` in one line; a contract test fails unless it names exactly these.
 """
 
 from __future__ import annotations

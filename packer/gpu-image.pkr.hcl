@@ -30,6 +30,7 @@ locals {
   requirements         = var.python_requirements != "" ? var.python_requirements : "${path.root}/requirements/train.txt"
   guest_dir            = "/tmp/launcher-bake"
   guest_requirements   = "/tmp/launcher-bake/requirements.txt"
+  guest_lib            = "/tmp/launcher-bake/lib.sh"
 }
 
 source "vultr" "gpu" {
@@ -58,6 +59,13 @@ build {
     destination = local.guest_requirements
   }
 
+  # The scripts' shared helpers: each script sources lib.sh from its own folder, so it is
+  # uploaded to guest_dir and the scripts are run from there (remote_folder below).
+  provisioner "file" {
+    source      = "${path.root}/scripts/lib.sh"
+    destination = local.guest_lib
+  }
+
   # The same scripts, with INSTALL_NVIDIA=0, provision the Debian image of the VM end-to-end
   # tests; their interface is the environment below (see docs/bake.md).
   provisioner "shell" {
@@ -70,6 +78,7 @@ build {
       "DEBIAN_FRONTEND=noninteractive",
     ]
     execute_command = "chmod +x {{ .Path }}; {{ .Vars }} bash {{ .Path }}"
+    remote_folder   = local.guest_dir
     scripts = [
       "${path.root}/scripts/10-base.sh",
       "${path.root}/scripts/20-nvidia.sh",

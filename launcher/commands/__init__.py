@@ -11,6 +11,7 @@ import importlib
 from types import ModuleType
 
 SUMMARIES: dict[str, str] = {
+    "init": "write a starter .launcher/ (defaults and stages) into a training checkout",
     "offers": "GPU plans × regions that fit, in the order run would try them",
     "demo": "launch the example stage on an emulated Vultr, end to end, offline",
     "emulator": "serve an emulated Vultr API on 127.0.0.1",

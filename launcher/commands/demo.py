@@ -11,6 +11,7 @@ from rich.console import Console
 from launcher.commands import SUMMARIES
 from launcher.demo import DemoReport, run_demo
 from launcher.emulator import Timing
+from launcher.resources import example_dir, starter_configs
 from launcher.terminal import escape, make_console
 
 
@@ -22,12 +23,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "example stage with the real commands (offers, run, status, logs, gc) and wait for "
         "the instance to train, upload and delete its volume and itself. Ends by counting "
         "what is left (0). No account, no traffic off this machine.")
-    parser.add_argument("--example-dir", type=Path, default=Path("examples/tiny-train"),
-                        metavar="DIR", help="the example stage's code (default: "
-                        "examples/tiny-train)")
-    parser.add_argument("--config-dir", type=Path, default=Path("configs"), metavar="DIR",
-                        help="configuration directory with stages/example.yaml "
-                        "(default: configs)")
+    parser.add_argument("--example-dir", type=Path, default=None, metavar="DIR",
+                        help="the example stage's code (default: the example shipped with "
+                        "the launcher, examples/tiny-train)")
+    parser.add_argument("--config-dir", type=Path, default=None, metavar="DIR",
+                        help="configuration directory with stages/example.yaml (default: "
+                        "the configs shipped with the launcher)")
     parser.add_argument("--instant", action="store_true",
                         help="emulated resources change state at once (default: a few "
                         "seconds each, as on Vultr but shorter)")
@@ -40,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     console = make_console(soft_wrap=True)
     show = (lambda line: None) if args.json else (lambda line: console.print(escape(line)))
     timing = Timing.instant() if args.instant else Timing.realistic()
-    report = run_demo(args.example_dir, args.config_dir, timing=timing, show=show,
+    report = run_demo(args.example_dir or example_dir(), args.config_dir or starter_configs(),
+                      timing=timing, show=show,
                       columns=max(console.width, 100))
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))

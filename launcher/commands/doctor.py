@@ -10,8 +10,8 @@ import os
 
 from launcher.commands import SUMMARIES, runcommon
 from launcher.commands.runcommon import account_for, add_config_dir, config_dir
-from launcher.doctor import FAIL, OK, SKIP, WARN, Check, ProbeRequest, passed, run_checks
 from launcher.errors import ConfigError
+from launcher.operate.doctor import FAIL, OK, SKIP, WARN, Check, ProbeRequest, passed, run_checks
 from launcher.tables import Col, FitTable, print_table
 from launcher.terminal import escape, make_console
 

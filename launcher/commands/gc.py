@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
-from launcher.cleanup import Action, execute, plan_gc
 from launcher.commands import SUMMARIES, runcommon
 from launcher.commands.runcommon import BUCKET_PURPOSE, account_for, add_config_dir, bucket_for
 from launcher.commands.teardown import show_outcomes
-from launcher.keptvolumes import how_to_delete, kept_table, kept_volumes
+from launcher.operate.cleanup import Action, execute, plan_gc
+from launcher.operate.keptvolumes import how_to_delete, kept_table, kept_volumes
 from launcher.providers.vultr import VultrProvider
 from launcher.tables import Col, FitTable, print_table
 from launcher.terminal import escape, make_console

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from launcher.access import stage_for
 from launcher.commands import SUMMARIES, runcommon
 from launcher.commands.runcommon import account_for, add_config_dir, config_dir
 from launcher.errors import ConfigError
-from launcher.images import BakedImage, BakeRecord, ImageListing, last_bake, list_images
+from launcher.operate.access import stage_for
+from launcher.provision.images import BakedImage, BakeRecord, ImageListing, last_bake, list_images
 from launcher.tables import Col, FitTable, print_table
 from launcher.terminal import escape, make_console
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from launcher.access import open_bucket
 from launcher.commands import SUMMARIES
 from launcher.commands.runcommon import (
     BUCKET_PURPOSE,
@@ -17,7 +16,8 @@ from launcher.commands.runcommon import (
     parse_duration,
     run_id,
 )
-from launcher.runlogs import LOGS, follow, read_log
+from launcher.operate.access import open_bucket
+from launcher.operate.runlogs import LOGS, follow, read_log
 from launcher.terminal import printable
 
 DEFAULT_MAX_WAIT_S = 12 * 3600.0

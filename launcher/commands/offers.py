@@ -12,7 +12,7 @@ from rich.console import Console
 from launcher.commands import SUMMARIES
 from launcher.commands.runcommon import add_config_dir, positive_int, positive_number
 from launcher.config import config_dir_for, load_account, load_stage, vultr_settings
-from launcher.offers import (
+from launcher.provision.offers import (
     DEFAULT_REGIONS,
     Offer,
     OfferTable,

@@ -9,7 +9,6 @@ import os
 import sys
 from pathlib import Path
 
-from launcher.access import try_bucket
 from launcher.config import (
     CONFIG_DIR_VARIABLE,
     Account,
@@ -18,8 +17,9 @@ from launcher.config import (
     vultr_settings,
 )
 from launcher.errors import ConfigError
+from launcher.operate.access import try_bucket
+from launcher.operate.runs import Store
 from launcher.runner.spec import RUN_ID
-from launcher.runs import Store
 from launcher.vultr import VultrClient
 
 

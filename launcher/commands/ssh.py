@@ -1,5 +1,5 @@
 """``launcher ssh RUN [--user root] [--print] [-- ssh args]``: a shell on the run's instance,
-its host key pinned from the bucket (see :mod:`launcher.access_ssh`)."""
+its host key pinned from the bucket (see :mod:`launcher.operate.access_ssh`)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,6 @@ import sys
 from pathlib import Path
 from shutil import which
 
-from launcher.access import open_bucket
-from launcher.access_ssh import (
-    identity_options,
-    known_hosts_path,
-    ssh_argv,
-    target_for,
-    write_known_hosts,
-)
 from launcher.commands import SUMMARIES, runcommon
 from launcher.commands.runcommon import (
     BUCKET_PURPOSE,
@@ -28,6 +20,14 @@ from launcher.commands.runcommon import (
 )
 from launcher.config import DEFAULTS_FILE, load_checked
 from launcher.errors import ConfigError
+from launcher.operate.access import open_bucket
+from launcher.operate.access_ssh import (
+    identity_options,
+    known_hosts_path,
+    ssh_argv,
+    target_for,
+    write_known_hosts,
+)
 
 VALUED_FLAGS = ("--user", "--config-dir")
 OWN_FLAGS = (*VALUED_FLAGS, "--print")

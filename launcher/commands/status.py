@@ -18,9 +18,9 @@ from launcher.commands.runcommon import (
     duration,
     run_id,
 )
-from launcher.keptvolumes import KeptVolume, how_to_delete, kept_table, kept_volumes
+from launcher.operate.keptvolumes import KeptVolume, how_to_delete, kept_table, kept_volumes
+from launcher.operate.runs import DEFAULT_HEARTBEAT_S, NOT_UPLOADED, RunView, list_views, view
 from launcher.providers.vultr import VultrProvider
-from launcher.runs import DEFAULT_HEARTBEAT_S, NOT_UPLOADED, RunView, list_views, view
 from launcher.tables import Col, FitTable, print_table
 from launcher.terminal import escape, make_console
 

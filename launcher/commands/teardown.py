@@ -8,7 +8,6 @@ import sys
 
 from rich.console import Console
 
-from launcher.cleanup import Action, Outcome, execute, plan_teardown
 from launcher.commands import SUMMARIES, runcommon
 from launcher.commands.runcommon import (
     BUCKET_PURPOSE,
@@ -19,9 +18,10 @@ from launcher.commands.runcommon import (
     run_id,
 )
 from launcher.errors import ConfigError
+from launcher.operate.cleanup import Action, Outcome, execute, plan_teardown
+from launcher.operate.runs import Store, in_bucket, no_such_run
 from launcher.providers.base import Provider
 from launcher.providers.vultr import VultrProvider
-from launcher.runs import Store, in_bucket, no_such_run
 from launcher.tables import Col, FitTable, print_table
 from launcher.terminal import escape, make_console
 
@@ -71,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
 def nothing_left(console: Console, args: argparse.Namespace, provider: Provider,
                  bucket: Store) -> int:
     """No resource carries the run id: torn down when the bucket knows the run, a
-    :class:`~launcher.runs.NoSuchRun` (naming close run ids) when it holds nothing for it."""
+    :class:`~launcher.operate.runs.NoSuchRun` (naming close run ids) when it holds nothing
+    for it."""
     known = in_bucket(bucket, args.run)
     if known is False:
         raise no_such_run(args.run, provider, bucket,

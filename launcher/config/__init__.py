@@ -52,7 +52,7 @@ from launcher.config.overrides import (
     apply_overrides,
     overrides_from_args,
 )
-from launcher.config.schema import PROJECT_ROOT, SCHEMA_DIR, describe, validator
+from launcher.config.schema import SCHEMA_DIR, describe, validator
 from launcher.config.view import (
     CONFIG_DIR_VARIABLE,
     config_dir_for,
@@ -62,7 +62,7 @@ from launcher.config.view import (
 
 __all__ = [
     "CONFIG_DIR_VARIABLE", "DEFAULTS_FILE", "DEFAULT_ENV_FILE", "ENV_FILE_VARIABLE",
-    "PROJECT_ROOT", "SCHEMA_DIR", "STAGE_NAME", "AccessConfig", "Account", "CodeConfig",
+    "SCHEMA_DIR", "STAGE_NAME", "AccessConfig", "Account", "CodeConfig",
     "Credentials", "EnvFile", "GpuNeed", "GpuProfile", "ImageConfig", "Overrides",
     "ProfileOverrides", "StageConfig", "StorageConfig", "VolumeConfig", "WandbConfig",
     "add_override_flags", "apply_account", "apply_overrides", "config_dir_for", "config_report",

@@ -55,6 +55,10 @@ def stage_names(config_dir: Path) -> list[str]:
     return sorted(p.stem for p in (config_dir / "stages").glob("*.yaml"))
 
 
+INIT_HINT = ("in the training checkout, `launcher init` writes the starter configs to "
+             ".launcher/; or pass --config-dir")
+
+
 def load_stage(config_dir: Path, name: str, *,
                command_override: Sequence[str] | None = None) -> StageConfig:
     """Read, check and merge ``launcher.yaml`` and ``stages/<name>.yaml`` from ``config_dir``.
@@ -64,6 +68,8 @@ def load_stage(config_dir: Path, name: str, *,
                           f"got {name!r}")
     defaults_path = config_dir / DEFAULTS_FILE
     stage_path = config_dir / "stages" / f"{name}.yaml"
+    if not config_dir.is_dir():
+        raise ConfigError(f"{config_dir}: no configuration folder here", hint=INIT_HINT)
     if not stage_path.exists():
         known = ", ".join(stage_names(config_dir)) or "none"
         raise ConfigError(f"{stage_path}: no such stage (known: {known})")
@@ -81,9 +87,7 @@ def load_stage(config_dir: Path, name: str, *,
 def load_checked(path: Path, schema_name: str) -> dict[str, Any]:
     """The YAML mapping in ``path``, valid against ``configs/schema/<schema_name>``."""
     if not path.exists():
-        raise ConfigError(f"{path}: not found", hint="run from the project root, or in a "
-                          "training checkout put the launcher's configs in .launcher/, or "
-                          "pass --config-dir")
+        raise ConfigError(f"{path}: not found", hint=INIT_HINT)
     text = read_text(path, expected="a YAML configuration file", limit=MAX_CONFIG_BYTES)
     try:
         data = yaml.safe_load(text)

@@ -19,9 +19,9 @@ from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 
 from launcher.errors import ConfigError
+from launcher.resources import schema_dir
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_DIR = PROJECT_ROOT / "configs" / "schema"
+SCHEMA_DIR = schema_dir()
 SCHEMA_BASE = "https://launcher.invalid/configs/"
 JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer",
               float: "number", type(None): "null"}

@@ -164,11 +164,11 @@ def stop_all(*steps: Callable[[], object] | None) -> None:
 
 def _check_inputs(example_dir: Path, config_dir: Path) -> None:
     if not (example_dir / "train.py").is_file():
-        raise ConfigError(f"{example_dir}/train.py not found: run the demo from the "
-                          "project's checkout or pass --example-dir")
+        raise ConfigError(f"{example_dir}/train.py not found: pass the example stage's "
+                          "folder as --example-dir, or leave it out for the shipped one")
     if not (config_dir / "stages" / f"{STAGE}.yaml").is_file():
-        raise ConfigError(f"{config_dir}/stages/{STAGE}.yaml not found: run the demo from "
-                          "the project's checkout or pass --config-dir")
+        raise ConfigError(f"{config_dir}/stages/{STAGE}.yaml not found: pass a folder "
+                          "with it as --config-dir, or leave it out for the shipped configs")
 
 
 def git_checkout(source: Path, dest: Path) -> None:

@@ -23,8 +23,8 @@ from launcher.bucket import Bucket
 from launcher.cachedir import user_cache_dir
 from launcher.errors import ApiError, LauncherError
 from launcher.naming import run_tag
+from launcher.operate.runs import parse_time
 from launcher.runner.hostkeys import HOST_KEYS_OBJECT
-from launcher.runs import parse_time
 from launcher.sshkeys import NotAPublicKey, PublicKey, known_hosts, parse_many
 from launcher.vultr import Instance, VultrClient
 

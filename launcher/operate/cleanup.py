@@ -6,7 +6,7 @@ the plan out and returns one :class:`Outcome` per resource. Rules:
 
 - Deleting something already gone is success ("already gone").
 - A run's volume is deleted only when the bucket shows a verified upload
-  (:attr:`launcher.runs.RunStatus.upload_verified`) or with ``force``; otherwise it is kept
+  (:attr:`launcher.operate.runs.RunStatus.upload_verified`) or with ``force``; otherwise it is kept
   and the reason says so: its data may exist nowhere else.
 - Reusable volumes (``launcher-cache-<name>``) belong to no run and are never touched; nor is
   anything without the launcher's tag or a run volume's label.
@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass
 
 from launcher.errors import ApiError, ConfigError, LauncherError
 from launcher.naming import REUSABLE_VOLUME_PREFIX, parse_tags
+from launcher.operate.runs import NoBucket, RunStatus, Store, parse_time, read_status, read_statuses
 from launcher.providers.base import Provider
-from launcher.runs import NoBucket, RunStatus, Store, parse_time, read_status, read_statuses
 from launcher.vultr import VultrClient
 
 KEEP_UNVERIFIED = ("the bucket has no verified upload for this run — its data may be only on "

@@ -15,17 +15,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from launcher.access import open_bucket, stage_for
 from launcher.bucket import KEY_REFUSED, NO_BUCKET, Bucket, BucketError, s5cmd_binary
 from launcher.config import Account, ImageConfig, StageConfig
 from launcher.config.dotenv import chmod_command, exposure, others_may_read
 from launcher.errors import ApiError, AuthError, ConfigError, LauncherError
 from launcher.localfiles import is_devnull
-from launcher.offers import DEFAULT_REGIONS, Requirement, candidates, rank_offers
+from launcher.operate.access import open_bucket, stage_for
+from launcher.operate.selfdestruct import choose_target, prove_self_destruct
+from launcher.provision.offers import DEFAULT_REGIONS, Requirement, candidates, rank_offers
 from launcher.provision.plan import choose_snapshot
 from launcher.provision.preflight import InstanceKeyError, prove_instance_key
 from launcher.runner.s3 import MASTER_KEY_HINT
-from launcher.selfdestruct import choose_target, prove_self_destruct
 from launcher.vultr import VultrClient
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
@@ -81,7 +81,7 @@ def run_checks(account: Account, client: VultrClient, *, config_dir: Path,
         checks.append(Check("configuration", OK, " + ".join(stage.files)))
     except ConfigError as exc:
         checks.append(Check("configuration", FAIL, exc.message, exc.hint or
-                            "run from the project root or pass --config-dir"))
+                            "fix the file named, or pass --config-dir"))
     checks.append(_env_file(account))
     checks.append(_s5cmd(env))
     checks += _vultr_checks(account, client, stage, probe)

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from launcher.cleanup import Action, curl_commands
 from launcher.naming import REUSABLE_VOLUME_PREFIX
+from launcher.operate.cleanup import Action, curl_commands
 from launcher.provision.model import volume_usd_per_month
 from launcher.tables import Col, FitTable
 from launcher.terminal import escape

@@ -12,7 +12,7 @@ from launcher.config import GpuProfile, ImageConfig, StageConfig, resolve_stage,
 from launcher.config.view import PLACEHOLDER_BUCKET
 from launcher.errors import ConfigError, NotFoundError
 from launcher.naming import parse_tags, volume_label
-from launcher.offers import Offer, Requirement, candidates, rank_offers
+from launcher.operate.runs import NOT_UPLOADED, read_status
 from launcher.providers import RunResources, VolumeRef
 from launcher.providers.vultr import volume_ref
 from launcher.provision.code import require_at_head
@@ -29,11 +29,11 @@ from launcher.provision.model import (
     volume_usd_per_hour,
     volume_usd_per_month,
 )
+from launcher.provision.offers import Offer, Requirement, candidates, rank_offers
 from launcher.provision.sshkey import plan_ssh_key
 from launcher.render import BootInputs, render
 from launcher.render.stage import placeholder_facts, run_hours, run_id_for, stage_run_spec
 from launcher.runner.spec import RUN_ID
-from launcher.runs import NOT_UPLOADED, read_status
 from launcher.training.ups import ORCHESTRATOR
 from launcher.vultr import Snapshot, VultrClient
 

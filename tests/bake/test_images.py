@@ -20,7 +20,7 @@ from launcher.emulator import ManualClock, Timing
 from launcher.emulator import catalogue as cat
 from launcher.emulator.state import InstanceSpec
 from launcher.errors import ConfigError
-from launcher.images import ImageName, last_bake, list_images
+from launcher.provision.images import ImageName, last_bake, list_images
 from launcher.provision.plan import choose_snapshot
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

@@ -18,24 +18,21 @@ import yaml
 
 from launcher.config import ImageConfig
 from launcher.emulator import catalogue
-from launcher.images import ImageName
+from launcher.provision.images import ImageName
 
 from .hcl import PACKER, ROOT, TEMPLATE, VARIABLES, blocks, load, render
+from .plugin_spec import spec_arguments
 
-# The vultr plugin's arguments (builder/vultr/config.go of vultr/packer-plugin-vultr) and the
-# SSH communicator's that the template uses.
-PLUGIN_ARGUMENTS = {
-    "api_key", "snapshot_description", "region_id", "plan_id", "os_id", "snapshot_id", "iso_id",
-    "iso_url", "app_id", "image_id", "enable_ipv6", "enable_private_network", "script_id",
-    "ssh_key_ids", "instance_label", "userdata", "hostname", "tag", "tags", "state_timeout",
-    "ssh_username", "ssh_timeout",
-}
+# The vultr plugin's arguments at the pinned release, the SSH communicator's included (its own
+# spec, kept in tests/data/packer/; test_plugin_spec.py checks kinds and requirements too).
+PLUGIN_ARGUMENTS = set(spec_arguments())
 VARIABLE_NAMES = {"region", "build_plan", "vgpu", "base_os", "nvidia_driver_branch",
                   "cuda_version", "python_requirements", "s5cmd_version", "snapshot_prefix",
                   "state_timeout"}
 SCRIPT_ENVIRONMENT = {"INSTALL_NVIDIA", "NVIDIA_DRIVER_BRANCH", "CUDA_VERSION",
                       "PYTHON_REQUIREMENTS", "S5CMD_VERSION"}
-SCRIPTS = sorted(p.name for p in (PACKER / "scripts").glob("*.sh"))
+SCRIPTS = sorted(p.name for p in (PACKER / "scripts").glob("[0-9]*.sh"))  # the steps
+LIBRARY = "lib.sh"  # their shared helpers, sourced from beside each step
 
 
 @pytest.fixture(scope="module")
@@ -149,11 +146,29 @@ def test_the_scripts_run_in_order_with_the_shared_environment(build, template):
                                   "90-cleanup.sh"]
     env = dict(v.split("=", 1) for v in scripted[0]["environment_vars"])
     assert set(env) >= SCRIPT_ENVIRONMENT and env["INSTALL_NVIDIA"] == "1"
-    (upload,) = [p["file"] for p in build["provisioner"] if "file" in p]
+    uploads = {p["file"]["destination"]: p["file"]["source"]
+               for p in build["provisioner"] if "file" in p}
     (local_block,) = template["locals"]
-    assert upload["destination"] == "${local.guest_requirements}"
+    assert set(uploads) == {"${local.guest_requirements}", "${local.guest_lib}"}
     assert env["PYTHON_REQUIREMENTS"] == "${local.guest_requirements}"
     assert local_block["guest_requirements"] == "/tmp/launcher-bake/requirements.txt"
+
+
+def test_the_library_is_uploaded_beside_where_the_scripts_run(build, template):
+    # Packer uploads each script as <remote_folder>/script_<n>.sh; every script sources lib.sh
+    # from its own folder, so lib.sh goes to that folder, after the mkdir, before the scripts.
+    (local_block,) = template["locals"]
+    steps = build["provisioner"]
+    (mkdir,) = [i for i, p in enumerate(steps) if "inline" in p.get("shell", {})]
+    (upload,) = [i for i, p in enumerate(steps)
+                 if p.get("file", {}).get("destination") == "${local.guest_lib}"]
+    (scripts,) = [i for i, p in enumerate(steps) if "scripts" in p.get("shell", {})]
+    assert mkdir < upload < scripts
+    assert steps[mkdir]["shell"]["inline"] == ["mkdir -p ${local.guest_dir}"]
+    assert steps[upload]["file"]["source"] == f"${{path.root}}/scripts/{LIBRARY}"
+    assert steps[scripts]["shell"]["remote_folder"] == "${local.guest_dir}"
+    assert local_block["guest_lib"] == f"{local_block['guest_dir']}/{LIBRARY}"
+    assert (PACKER / "scripts" / LIBRARY).is_file()
 
 
 def test_a_manifest_records_the_snapshot(build):
@@ -190,7 +205,7 @@ def _packer_version(packer: str) -> tuple[int, ...]:
 
 def test_shellcheck_is_clean():
     shellcheck = _tool("shellcheck")
-    result = subprocess.run([shellcheck, "-x", *(f"scripts/{s}" for s in SCRIPTS)],
+    result = subprocess.run([shellcheck, "-x", *(f"scripts/{s}" for s in [*SCRIPTS, LIBRARY])],
                             cwd=PACKER, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from launcher.errors import OutOfCapacityError
-from launcher.failover import FailoverPlan
-from launcher.offers import Requirement, candidates, rank_offers
+from launcher.provision.failover import FailoverPlan
+from launcher.provision.offers import Requirement, candidates, rank_offers
 
 
 def test_walks_the_candidates_and_records_what_was_tried(client):

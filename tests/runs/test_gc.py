@@ -9,10 +9,10 @@ import time
 import pytest
 
 from launcher.bucket import Bucket
-from launcher.cleanup import VOLUME_GRACE_S, plan_gc
 from launcher.cli import main
 from launcher.errors import ApiError, ConfigError
-from launcher.runs import NoBucket
+from launcher.operate.cleanup import VOLUME_GRACE_S, plan_gc
+from launcher.operate.runs import NoBucket
 from runs.conftest import OTHER, RUN, foreign_resources, make_run, reusable_volume
 from runs.test_status import WRONG_B2
 

@@ -13,7 +13,7 @@ from launcher.bucket import Bucket, BucketAddress, ObjectStat
 from launcher.cli import main
 from launcher.commands import logs as logs_command
 from launcher.errors import ApiError
-from launcher.runlogs import ROTATED, follow, new_part
+from launcher.operate.runlogs import ROTATED, follow, new_part
 from runs.conftest import OTHER, RUN, TRAIN_LOG
 from runs.test_status import WRONG_B2
 

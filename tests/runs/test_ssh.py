@@ -176,7 +176,7 @@ def test_the_launchers_options_come_first_then_sshs(argv, user, printing, extra)
 
 
 def test_the_configured_key_is_offered_alone(tmp_path):
-    from launcher.access_ssh import identity_options
+    from launcher.operate.access_ssh import identity_options
 
     public = tmp_path / "id_ed25519.pub"
     public.write_text(ed25519_public("me") + "\n")

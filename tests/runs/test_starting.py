@@ -12,7 +12,7 @@ import pytest
 from launcher.cli import main
 from launcher.commands import logs as logs_command
 from launcher.emulator import ManualClock, Timing
-from launcher.runlogs import follow
+from launcher.operate.runlogs import follow
 from runs.conftest import OTHER, RUN, make_run
 from runs.test_logs import FakeTime
 

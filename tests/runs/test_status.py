@@ -10,8 +10,7 @@ from runner.conftest import put
 
 from launcher.bucket import Bucket
 from launcher.cli import main
-from launcher.runner.spec import RunSecrets
-from launcher.runs import (
+from launcher.operate.runs import (
     HOURS_PER_MONTH,
     NoBucket,
     RunStatus,
@@ -20,6 +19,7 @@ from launcher.runs import (
     read_status,
     view,
 )
+from launcher.runner.spec import RunSecrets
 from runs.conftest import (
     KEPT_VOLUME,
     OTHER,

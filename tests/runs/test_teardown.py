@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-from launcher.cleanup import KEEP_UNVERIFIED, execute, plan_teardown
 from launcher.cli import main
-from launcher.runs import NoBucket
+from launcher.operate.cleanup import KEEP_UNVERIFIED, execute, plan_teardown
+from launcher.operate.runs import NoBucket
 from runs.conftest import OTHER, RUN, make_run
 
 

@@ -15,7 +15,7 @@ from launcher.commands import logs as logs_command
 from launcher.commands import status as status_command
 from launcher.errors import ApiError
 from launcher.naming import instance_tags
-from launcher.runlogs import follow
+from launcher.operate.runlogs import follow
 from launcher.terminal import printable
 from launcher.vultr import InstanceSpec
 from runs.conftest import PLAN, REGION, RUN, SNAPSHOT_ID, make_run

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 
 import pytest
 from conftest import client_for
+from vmhost import GuestImage, cached_image
+from vmhost.qemu import QEMU, QEMU_IMG
 
 from launcher.sandbox.s3server import find_weed
-from launcher.vmhost import GuestImage, cached_image
-from launcher.vmhost.qemu import QEMU, QEMU_IMG
 
 from . import scenarios, timings
 from .e2e_bed import E2eBed

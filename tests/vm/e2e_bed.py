@@ -1,5 +1,5 @@
 """The e2e machine room: the Vultr emulator whose instances are QEMU virtual machines
-(:class:`~launcher.vmhost.backend.VmHypervisor`), SeaweedFS as the B2 bucket with the example
+(:class:`~vmhost.backend.VmHypervisor`), SeaweedFS as the B2 bucket with the example
 data set, the example stage's code as a git checkout (plus ``e2e_probe.py``), and the
 ``launcher`` command line run as child processes against them, as a user's shell would.
 
@@ -26,13 +26,13 @@ from pathlib import Path
 
 import yaml
 from support.keys import FAKE_B2_APP_KEY, FAKE_B2_KEY_ID, FAKE_VULTR_KEY, FAKE_WANDB_KEY
+from vmhost import GuestImage
+from vmhost.backend import VmHypervisor
 
 from launcher.demo.bed import ACCOUNT_PREFIXES, dataset_rows, git_checkout, stop_all
 from launcher.emulator import Emulator, Timing
 from launcher.sandbox.s3server import Identity, S3Server, start_s3_server
 from launcher.secrets import Secret
-from launcher.vmhost import GuestImage
-from launcher.vmhost.backend import VmHypervisor
 
 from .keyproxy import KeyProxy
 

@@ -16,8 +16,8 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from launcher.vmhost.agent import AgentError
-from launcher.vmhost.backend import FINAL, VmState
+from vmhost.agent import AgentError
+from vmhost.backend import FINAL, VmState
 
 from .e2e_bed import TRAIN, CliResult, E2eBed, wait_until
 

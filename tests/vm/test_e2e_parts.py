@@ -13,9 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
-from launcher.vmhost.agent import AgentError, guest_exec
-from launcher.vmhost.qemu import VmConfig, qemu_argv
+from vmhost.agent import AgentError, guest_exec
+from vmhost.qemu import VmConfig, qemu_argv
 
 from .keyproxy import KeyProxy
 from .timings import epoch, table

@@ -12,12 +12,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from vmhost.backend import VmHypervisor, mac_for
+from vmhost.image import GuestImage, apply_tweaks
+from vmhost.qemu import RELAY, Forward, VmConfig, qemu_argv
+from vmhost.recipe import Recipe, find_scripts
 
 from launcher.sandbox.metadata import MetadataServer, vultr_v1
-from launcher.vmhost.backend import VmHypervisor, mac_for
-from launcher.vmhost.image import GuestImage, apply_tweaks
-from launcher.vmhost.qemu import RELAY, Forward, VmConfig, qemu_argv
-from launcher.vmhost.recipe import Recipe, find_scripts
 
 
 def test_the_digest_follows_every_input_of_the_recipe(tmp_path):

@@ -9,8 +9,8 @@ virtio disk whose serial is the block's ``mount_id``; deleting the instance stop
 guest reaches nothing but the loopback services forwarded to it explicitly.
 """
 
-from launcher.vmhost.image import GuestImage, ImageError, cached_image, ensure_image
-from launcher.vmhost.recipe import Recipe, default_recipe
+from vmhost.image import GuestImage, ImageError, cached_image, ensure_image
+from vmhost.recipe import Recipe, default_recipe
 
 __all__ = ["GuestImage", "ImageError", "Recipe", "cached_image", "default_recipe",
            "ensure_image"]

@@ -1,4 +1,4 @@
-"""``python -m launcher.vmhost``: build (or find) the cached test guest image; print where.
+"""``python -m vmhost``: build (or find) the cached test guest image; print where.
 
 ``--if-possible`` (what ``make test`` uses): a machine that cannot build or boot the image
 (not root, no QEMU or debootstrap) is told why and exits 0 — the e2e tests then skip with
@@ -11,8 +11,8 @@ import json
 import shutil
 import sys
 
-from launcher.vmhost.image import ImageError, cached_image, ensure_image, missing_tools
-from launcher.vmhost.qemu import QEMU, QEMU_IMG
+from vmhost.image import ImageError, cached_image, ensure_image, missing_tools
+from vmhost.qemu import QEMU, QEMU_IMG
 
 
 def _say(line: str) -> None:
@@ -21,7 +21,7 @@ def _say(line: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m launcher.vmhost",
+    parser = argparse.ArgumentParser(prog="python -m vmhost",
                                      description="build the cached test guest image")
     parser.add_argument("--cache", help="cache directory (default $LAUNCHER_VM_CACHE or "
                                         "~/.cache/launcher/vm)")

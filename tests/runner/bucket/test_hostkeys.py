@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from support.clock import FakeClock
 from support.sshkeys import ed25519_public
 
 from launcher.runner import hostkeys
@@ -18,19 +19,6 @@ from .conftest import READER_ID, READER_SECRET, listing, make_context, secret_fr
 
 ED25519 = ed25519_public("host-ed25519", comment="root@vultr-guest")
 ECDSA = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTY= root@vultr-guest"
-
-
-class FakeTime:
-    """A clock that moves only when slept on; ``at_sleep[n]`` runs at the n-th sleep."""
-
-    def __init__(self, at_sleep=()) -> None:
-        self.now, self.sleeps, self.at_sleep = 0.0, [], list(at_sleep)
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-        self.sleeps.append(seconds)
-        if len(self.sleeps) <= len(self.at_sleep):
-            self.at_sleep[len(self.sleeps) - 1]()
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +66,7 @@ def test_the_host_keys_reach_the_bucket_without_comments(ctx, tmp_path, s3_serve
 
 def test_keys_written_during_the_wait_are_published(ctx, tmp_path, s3_server):
     keys = ssh_dir(tmp_path)
-    time = FakeTime([lambda: None, lambda: ssh_dir(tmp_path, ed25519=ED25519)])
+    time = FakeClock([lambda: None, lambda: ssh_dir(tmp_path, ed25519=ED25519)])
     ctx.sleep, ctx.clock = time.sleep, lambda: time.now
     assert hostkeys.publish(ctx, HostKeyOptions(ssh_dir=keys)) is True
     assert time.sleeps == [0.5, 1.0]
@@ -86,7 +74,7 @@ def test_keys_written_during_the_wait_are_published(ctx, tmp_path, s3_server):
 
 
 def test_no_host_keys_is_a_note_after_a_bounded_wait_with_backoff(ctx, tmp_path, s3_server):
-    time = FakeTime()
+    time = FakeClock()
     ctx.sleep, ctx.clock = time.sleep, lambda: time.now
     assert hostkeys.publish(ctx, HostKeyOptions(ssh_dir=tmp_path / "absent")) is False
     assert time.sleeps == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0, 5.0, 5.0, 2.5]  # 30 s in all

@@ -22,6 +22,7 @@ from support.contract import (
     spec_path,
 )
 from support.keys import ALL_FAKE_KEYS, FAKE_VULTR_KEY
+from support.need import need
 from support.seal import seal
 
 from launcher.emulator import Emulator, RateLimit, Timing
@@ -152,3 +153,10 @@ def pytest_terminal_summary(terminalreporter) -> None:
         f"secrets: {SCAN['phases']} test phases scanned for {len(ALL_FAKE_KEYS)} fake keys, "
         f"{SCAN['leaks']} leaks"
     )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """``@pytest.mark.need(ok, reason)``: :func:`support.need.need` as a marker (skip with the
+    reason; under CI=true, fail)."""
+    for marker in item.iter_markers("need"):
+        need(*marker.args)

@@ -12,7 +12,7 @@ from support.sshkeys import ed25519_public
 from launcher.sshkeys import NotAPublicKey, PublicKey, body_of, known_hosts, parse_many
 
 
-@pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="needs ssh-keygen")
+@pytest.mark.need(shutil.which("ssh-keygen") is not None, "needs ssh-keygen")
 def test_the_fingerprint_is_ssh_keygens(tmp_path):
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "me@test", "-f",
                     str(tmp_path / "id")], check=True, stdin=subprocess.DEVNULL)

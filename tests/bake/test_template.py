@@ -15,6 +15,7 @@ from datetime import timedelta
 
 import pytest
 import yaml
+from support.need import need
 
 from launcher.config import ImageConfig
 from launcher.emulator import catalogue
@@ -191,8 +192,7 @@ def test_the_requirements_are_pinned():
 
 def _tool(name: str) -> str:
     found = shutil.which(name)
-    if not found:
-        pytest.skip(f"{name} is not installed (apt-get install {name})")
+    need(bool(found), f"{name} is not installed (apt-get install {name})")
     return found
 
 

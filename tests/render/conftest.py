@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from support.keys import FAKE_B2_APP_KEY, FAKE_B2_KEY_ID, FAKE_VULTR_KEY, FAKE_WANDB_KEY
+from support.need import need
 
 from launcher.render import RenderedDocument, build_runner_zipapp
 from launcher.render.serialise import load_cloud_config
@@ -99,8 +100,8 @@ def files_by_path(document: RenderedDocument) -> dict[str, dict]:
 @pytest.fixture
 def cloud_init_schema(tmp_path: Path) -> Callable[[str], None]:
     """Check document text with Debian's ``cloud-init schema --config-file``."""
-    if not CLOUD_INIT.exists() or shutil.which(str(CLOUD_INIT)) is None:
-        pytest.skip(f"{CLOUD_INIT} is absent: install Debian's cloud-init package "
+    need(CLOUD_INIT.exists() and shutil.which(str(CLOUD_INIT)) is not None,
+         f"{CLOUD_INIT} is absent: install Debian's cloud-init package "
                     "(CI does) to check documents with cloud-init's own schema")
 
     def check(text: str) -> None:

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support.need import need
 
 from launcher.render import BootInputs, render
 from launcher.render.pipeline import boot_zipapp
@@ -44,8 +45,8 @@ def system_cloud_init() -> Path:
     if SYSTEM_PYTHON.exists():
         probe = subprocess.run([str(SYSTEM_PYTHON), "-c", "import cloudinit.config.cc_write_files"],
                                capture_output=True, timeout=60, check=False)
-    if probe is None or probe.returncode != 0:
-        pytest.skip("the system python3 has no cloudinit package: install Debian's cloud-init "
+    need(probe is not None and probe.returncode == 0,
+         "the system python3 has no cloudinit package: install Debian's cloud-init "
                     "(CI does) to decode documents with cloud-init's own code")
     return SYSTEM_PYTHON
 

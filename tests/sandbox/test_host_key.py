@@ -10,7 +10,7 @@ from launcher.sandbox import machine
 from launcher.sshkeys import PublicKey
 
 
-@pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="needs ssh-keygen")
+@pytest.mark.need(shutil.which("ssh-keygen") is not None, "needs ssh-keygen")
 def test_a_fresh_key_pair_is_made_with_ssh_keygen(tmp_path):
     assert machine.write_host_key(tmp_path, "i-1") == "ssh-keygen"
     public = (tmp_path / "etc/ssh/ssh_host_ed25519_key.pub").read_text()

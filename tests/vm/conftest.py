@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from conftest import client_for
+from support.need import need
 from vmhost import GuestImage, cached_image
 from vmhost.qemu import QEMU, QEMU_IMG
 
@@ -61,8 +62,7 @@ def _skip_reason() -> str | None:
 @pytest.fixture(scope="session")
 def guest_image() -> GuestImage:
     reason = _skip_reason()
-    if reason:
-        pytest.skip(reason)
+    need(not reason, reason or "")
     return cached_image()
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 from support.keys import FAKE_B2_APP_KEY, FAKE_B2_KEY_ID, FAKE_VULTR_KEY, FAKE_WANDB_KEY
+from support.need import need
 from support.sshkeys import ed25519_public
 
 from launcher.render import build_runner_zipapp
@@ -132,8 +133,8 @@ def code_tarball() -> bytes:
 @pytest.fixture(scope="session")
 def runner_pyz() -> bytes:
     """The very zipapp the cloud-init document carries."""
-    if not os.access(SYSTEM_PYTHON, os.X_OK):
-        pytest.skip(f"the runner runs with the image's {SYSTEM_PYTHON}, absent here")
+    need(os.access(SYSTEM_PYTHON, os.X_OK),
+         f"the runner runs with the image's {SYSTEM_PYTHON}, absent here")
     return build_runner_zipapp()
 
 

@@ -20,9 +20,9 @@ from launcher.runner.health import CPU_ONLY_NOTE
 
 from .conftest import DATA_PREFIX, DATASET, RUN_ID, SYSTEM_PYTHON, Bed
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0,
-    reason="the end-to-end run trains as a real unprivileged user: the runner must create "
+pytestmark = pytest.mark.need(
+    os.geteuid() == 0,
+    "the end-to-end run trains as a real unprivileged user: the runner must create "
            "it (useradd) and drop to it, which needs root")
 
 PHASES = ["harden", "volume", "code", "env", "data", "health", "train", "upload", "teardown"]

@@ -183,7 +183,7 @@ def test_the_loop_is_bounded(live):
     assert not verdict.act and time.monotonic() - started < 2
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create a user")
+@pytest.mark.need(os.geteuid() == 0, "needs root to create a user")
 def test_every_process_of_the_trainer_user_is_stopped(tmp_path):
     import secrets
     import subprocess

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from support.clock import FakeClock
 from support.keys import FAKE_B2_APP_KEY, FAKE_B2_KEY_ID, FAKE_VULTR_KEY, FAKE_WANDB_KEY
+from support.need import need
 
 from launcher.runner.context import Context
 from launcher.runner.spec import (
@@ -158,7 +159,7 @@ def child_python() -> str:
     for candidate in (sys.executable, "/usr/bin/python3"):
         if os.path.exists(candidate) and (not IS_ROOT or _world_executable(candidate)):
             return candidate
-    pytest.skip("no python executable by an unprivileged user")
+    need(False, "no python executable by an unprivileged user")
 
 
 def _userdel(name: str) -> None:
@@ -191,8 +192,7 @@ def trainer_name() -> Iterator[str]:
 @pytest.fixture
 def fresh_user_name() -> Iterator[str]:
     """A user name that does not exist yet; whatever creates it, it is removed afterwards."""
-    if not IS_ROOT:
-        pytest.skip("creating a user needs root")
+    need(IS_ROOT, "creating a user needs root")
     name = f"lt{secrets.token_hex(5)}"
     try:
         yield name

@@ -203,7 +203,7 @@ def test_no_time_left_and_a_missing_program_fail_the_phase(job):
         train.run(ctx, ctx.spec.paths.code_dir, lambda: None)
 
 
-@pytest.mark.skipif(not IS_ROOT, reason="dropping to another user needs root")
+@pytest.mark.need(IS_ROOT, "dropping to another user needs root")
 def test_the_command_runs_as_the_unprivileged_trainer(job, world, trainer_name):
     secret = world / "root-only"
     secret.write_text("root's eyes only")
@@ -230,7 +230,7 @@ def test_the_command_runs_as_the_unprivileged_trainer(job, world, trainer_name):
     assert log.stat().st_uid == 0 and log.stat().st_mode & 0o777 == 0o640
 
 
-@pytest.mark.skipif(not IS_ROOT, reason="creating a user needs root")
+@pytest.mark.need(IS_ROOT, "creating a user needs root")
 def test_a_missing_trainer_account_is_created_once(world, child_python, fresh_user_name):
     (world / "code" / "child.py").write_text(CHILD)
     spec = make_spec(world, command=(child_python, "child.py"),

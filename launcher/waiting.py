@@ -84,10 +84,6 @@ class Watch:
     def __exit__(self, *exc_info: object) -> None:
         _WATCHER.remove(self, keep=False)
 
-    @property
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
-
     def arm(self, seconds: float, on_expire: Callable[[], None]) -> None:
         """Call ``on_expire`` once ``seconds`` from now unless :meth:`disarm` comes first."""
         _WATCHER.arm(self, time.monotonic() + seconds, on_expire)

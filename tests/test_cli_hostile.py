@@ -15,6 +15,7 @@ import pytest
 from launcher import cli
 from launcher.cli import main
 from launcher.commands import run as run_command
+from launcher.commands import runcommon
 from launcher.emulator.cli import port_number
 from launcher.vultr import client as client_module
 
@@ -63,7 +64,7 @@ def test_ctrl_d_at_the_confirmation_is_a_no(monkeypatch):
     def eof(*args, **kwargs):
         raise EOFError
 
-    monkeypatch.setattr(run_command.Confirm, "ask", eof)
+    monkeypatch.setattr(runcommon.Confirm, "ask", eof)  # the one prompt helper's
     monkeypatch.setattr(run_command, "show_plan", lambda console, plan: None)
     monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
     args = argparse.Namespace(json=False, yes=False)

@@ -10,11 +10,10 @@ def test_instance_tags_round_trip():
     parsed = parse_tags(tags)
     assert (parsed.run_id, parsed.stage, parsed.expires_epoch) == (
         "diffusion-20261129-091500", "diffusion", 1_795_000_000)
-    assert parsed.is_launchers
 
 
 def test_foreign_or_odd_tags():
-    assert not parse_tags(["run:x", "web"]).is_launchers  # no "launcher" tag: not ours
+    assert parse_tags(["run:x", "web"]).run_id == ""  # no "launcher" tag: not ours
     assert parse_tags(["launcher", "run:r-1", "expires:soon"]).expires_epoch is None
 
 

@@ -18,7 +18,9 @@ from support.keys import FAKE_VULTR_KEY
 
 from launcher.cli import main
 from launcher.errors import LauncherError
-from launcher.secrets import Secret
+from launcher.runner.secretsfile import scrub_values
+from launcher.runner.upload import copy_tail
+from launcher.secrets import REDACTED, Secret, redact
 from launcher.vultr import BlockSpec, InstanceSpec, Timeouts, VultrSettings
 
 SNAPSHOT_ID = "5f0d2c1e-8a3b-4c6d-9e7f-0a1b2c3d4e5f"
@@ -97,3 +99,33 @@ def test_a_secret_cannot_be_printed_formatted_or_pickled(fake_vultr_key):
     with pytest.raises(TypeError):
         pickle.dumps(secret)
     assert secret.reveal() == fake_vultr_key
+
+
+@pytest.mark.parametrize(
+    ("text", "values", "expected"),
+    [
+        ("key abcd1234 in it", ["abcd1234"], "key *** in it"),
+        ("abcd1234abcd1234", ["abcd1234"], "******"),
+        ("short abc stays", ["abc"], "short abc stays"),  # under 4 characters: kept
+        ("nothing", [], "nothing"),
+        ("sk-abcd-efgh and abcd", ["abcd", "sk-abcd-efgh"], "*** and ***"),  # longest first
+    ],
+)
+def test_one_scrubber_for_the_launcher_the_runner_and_its_files(tmp_path, text, values,
+                                                                 expected):
+    """``redact`` (launcher), ``scrub_values`` (runner, bootstrap) and ``copy_tail`` (the
+    runner's log uploads, bytes) are one implementation and answer alike."""
+    assert REDACTED == "***"
+    assert scrub_values(text, values) == expected
+    assert redact(text, *values) == expected
+    assert redact(text, *(Secret(v) for v in values), None, "") == expected
+    assert scrub_values(text.encode(), values) == expected.encode()
+
+    class Secrets:
+        def all_values(self) -> list[str]:
+            return values
+
+    source, dest = tmp_path / "log", tmp_path / "copy"
+    source.write_text(f"{text}\n" * 3)
+    copy_tail(source, dest, None, Secrets())  # type: ignore[arg-type]
+    assert dest.read_text() == f"{expected}\n" * 3

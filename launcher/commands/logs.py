@@ -12,13 +12,13 @@ from launcher.commands.runcommon import (
     account_for,
     add_config_dir,
     config_dir,
-    duration,
     parse_duration,
     run_id,
 )
 from launcher.operate.access import open_bucket
 from launcher.operate.runlogs import LOGS, follow, read_log
 from launcher.terminal import printable
+from launcher.timefmt import duration
 
 DEFAULT_MAX_WAIT_S = 12 * 3600.0
 

@@ -10,16 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
-from rich.prompt import Confirm
 
-from launcher.commands import SUMMARIES
+from launcher.commands import SUMMARIES, runcommon
 from launcher.commands.runcommon import add_config_dir
 from launcher.config import (
     add_override_flags,
@@ -27,7 +25,6 @@ from launcher.config import (
     load_account,
     overrides_from_args,
 )
-from launcher.errors import ConfigError
 from launcher.provision import (
     DryRunResult,
     LaunchPlan,
@@ -38,6 +35,9 @@ from launcher.provision import (
 )
 from launcher.tables import Col, FitTable, print_table
 from launcher.terminal import escape, make_console
+
+LAUNCH_REFUSAL = ("no terminal to confirm the launch on: pass --yes to launch without asking "
+                  "(or --dry-run to see what it would do)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -122,18 +122,10 @@ class ConsoleProgress:
 
 
 def confirm(plan: LaunchPlan, args: argparse.Namespace, out: Console, err: Console) -> bool:
-    """Show the plan, then ``--yes``, a prompt on a terminal, or a refusal (exit 2)."""
+    """Show the plan, then ``--yes``, a prompt on a terminal, or a refusal (exit 2):
+    :func:`launcher.commands.runcommon.confirm`."""
     show_plan(err if args.json else out, plan)
-    if args.yes:
-        return True
-    if not sys.stdin.isatty():
-        raise ConfigError("no terminal to confirm the launch on: pass --yes to launch without "
-                          "asking (or --dry-run to see what it would do)")
-    try:
-        return Confirm.ask("launch it?", console=err, default=False)
-    except EOFError:  # Ctrl-D: no answer is a no
-        err.print()
-        return False
+    return runcommon.confirm("launch it?", args.yes, refusal=LAUNCH_REFUSAL, console=err)
 
 
 def plan_table(plan: LaunchPlan) -> FitTable:

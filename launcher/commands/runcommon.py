@@ -9,6 +9,9 @@ import os
 import sys
 from pathlib import Path
 
+from rich.console import Console
+from rich.prompt import Confirm
+
 from launcher.config import (
     CONFIG_DIR_VARIABLE,
     Account,
@@ -20,6 +23,7 @@ from launcher.errors import ConfigError
 from launcher.operate.access import try_bucket
 from launcher.operate.runs import Store
 from launcher.runner.spec import RUN_ID
+from launcher.terminal import make_console
 from launcher.vultr import VultrClient
 
 
@@ -58,30 +62,33 @@ def bucket_for(account: Account, args: argparse.Namespace) -> Store:
     return try_bucket(account, config_dir(args))
 
 
-def confirm(question: str, yes: bool) -> bool:
-    """True with ``--yes``; else ask on the terminal. Without a terminal, refuse."""
+class YesNo(Confirm):
+    """rich's y/n prompt, also taking ``yes`` and ``no``."""
+
+    def process_response(self, value: str) -> bool:
+        word = value.strip().lower()
+        return super().process_response({"yes": "y", "no": "n"}.get(word, word))
+
+
+DELETE_REFUSAL = ("this deletes resources: confirm with --yes (stdin is not a terminal, so "
+                  "nobody can be asked)")
+
+
+def confirm(question: str, yes: bool, *, refusal: str = DELETE_REFUSAL,
+            console: Console | None = None) -> bool:
+    """The one confirmation prompt of the commands: True with ``--yes``; else ``question`` on
+    the terminal (on ``console``, default stderr), where no is the default and Ctrl-D (end of
+    input) a no. Without a terminal, a :class:`ConfigError` saying ``refusal`` (exit 2)."""
     if yes:
         return True
     if not sys.stdin.isatty():
-        raise ConfigError("this deletes resources: confirm with --yes (stdin is not a "
-                          "terminal, so nobody can be asked)")
-    sys.stderr.write(f"{question} [y/N] ")
-    sys.stderr.flush()
-    return sys.stdin.readline().strip().lower() in ("y", "yes")
-
-
-def duration(seconds: float | None) -> str:
-    """``45 s``, ``12 min``, ``3 h 05 min``, ``2 d 4 h``; ``-`` for None."""
-    if seconds is None:
-        return "-"
-    s = int(abs(seconds))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min"
-    if s < 86400:
-        return f"{s // 3600} h {s % 3600 // 60:02d} min"
-    return f"{s // 86400} d {s % 86400 // 3600} h"
+        raise ConfigError(refusal)
+    console = console or make_console(stderr=True)
+    try:
+        return YesNo.ask(question, console=console, default=False)
+    except EOFError:  # Ctrl-D: no answer is a no
+        console.print()
+        return False
 
 
 def dollars(usd: float | None) -> str:

@@ -15,7 +15,6 @@ from launcher.commands.runcommon import (
     add_config_dir,
     bucket_for,
     dollars,
-    duration,
     run_id,
 )
 from launcher.operate.keptvolumes import KeptVolume, how_to_delete, kept_table, kept_volumes
@@ -23,6 +22,7 @@ from launcher.operate.runs import DEFAULT_HEARTBEAT_S, NOT_UPLOADED, RunView, li
 from launcher.providers.vultr import VultrProvider
 from launcher.tables import Col, FitTable, print_table
 from launcher.terminal import escape, make_console
+from launcher.timefmt import duration
 
 ESTIMATE = ("$ so far is an estimate: list price per hour × hours since each instance and "
             "volume was created")

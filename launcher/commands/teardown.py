@@ -14,7 +14,6 @@ from launcher.commands.runcommon import (
     account_for,
     add_config_dir,
     bucket_for,
-    confirm,
     run_id,
 )
 from launcher.errors import ConfigError
@@ -60,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
             return nothing_left(console, args, provider, bucket)
         print_table(console, plan_table(args.run, plan.actions))
         doomed = sum(a.delete for a in plan.actions)
-        if not doomed or confirm(f"Delete {doomed} resource(s) of run {args.run}?", args.yes):
+        question = f"Delete {doomed} resource(s) of run {args.run}?"
+        if not doomed or runcommon.confirm(question, args.yes):
             outcomes = execute(provider, plan.actions, account.vultr_api_url)
         else:
             console.print("Nothing deleted.")

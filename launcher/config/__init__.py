@@ -37,7 +37,6 @@ from launcher.config.loader import (
 from launcher.config.model import (
     AccessConfig,
     CodeConfig,
-    GpuNeed,
     GpuProfile,
     ImageConfig,
     ProfileOverrides,
@@ -63,7 +62,7 @@ from launcher.config.view import (
 __all__ = [
     "CONFIG_DIR_VARIABLE", "DEFAULTS_FILE", "DEFAULT_ENV_FILE", "ENV_FILE_VARIABLE",
     "SCHEMA_DIR", "STAGE_NAME", "AccessConfig", "Account", "CodeConfig",
-    "Credentials", "EnvFile", "GpuNeed", "GpuProfile", "ImageConfig", "Overrides",
+    "Credentials", "EnvFile", "GpuProfile", "ImageConfig", "Overrides",
     "ProfileOverrides", "StageConfig", "StorageConfig", "VolumeConfig", "WandbConfig",
     "add_override_flags", "apply_account", "apply_overrides", "config_dir_for", "config_report",
     "describe", "instance_secret_sources", "load_account", "load_checked", "load_stage", "merge",

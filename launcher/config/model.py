@@ -38,19 +38,6 @@ class GpuProfile:
     name: str = "preferred"
     overrides: ProfileOverrides = field(default_factory=ProfileOverrides)
 
-    @property
-    def count(self) -> int:
-        """The former ``GpuNeed.count``."""
-        return self.gpu_count
-
-    @property
-    def model(self) -> str:
-        """The former ``GpuNeed.model``."""
-        return self.gpu_model
-
-
-GpuNeed = GpuProfile  # the former name of one GPU requirement
-
 
 @dataclass(frozen=True)
 class VolumeConfig:

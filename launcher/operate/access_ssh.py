@@ -23,9 +23,9 @@ from launcher.bucket import Bucket
 from launcher.cachedir import user_cache_dir
 from launcher.errors import ApiError, LauncherError
 from launcher.naming import run_tag
-from launcher.operate.runs import parse_time
 from launcher.runner.hostkeys import HOST_KEYS_OBJECT
 from launcher.sshkeys import NotAPublicKey, PublicKey, known_hosts, parse_many
+from launcher.timefmt import parse_time
 from launcher.vultr import Instance, VultrClient
 
 USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")

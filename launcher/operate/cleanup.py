@@ -23,8 +23,9 @@ from dataclasses import asdict, dataclass
 
 from launcher.errors import ApiError, ConfigError, LauncherError
 from launcher.naming import REUSABLE_VOLUME_PREFIX, parse_tags
-from launcher.operate.runs import NoBucket, RunStatus, Store, parse_time, read_status, read_statuses
+from launcher.operate.runs import NoBucket, RunStatus, Store, read_status, read_statuses
 from launcher.providers.base import Provider
+from launcher.timefmt import duration, parse_time
 from launcher.vultr import VultrClient
 
 KEEP_UNVERIFIED = ("the bucket has no verified upload for this run — its data may be only on "
@@ -186,7 +187,7 @@ def _instance_reason(status: RunStatus, expires: int | None, at: float) -> str:
     if status.final:
         return f"run {status.state} (status in the bucket)"
     if expires is not None and expires <= at:
-        return f"expired {_ago(at - expires)} ago (tag expires:{expires})"
+        return f"expired {duration(at - expires)} ago (tag expires:{expires})"
     return ""
 
 
@@ -199,19 +200,11 @@ def _orphan_verdict(status: RunStatus, attached_to: str | None, collected: set[s
         return False, f"attached to instance {attached_to}, which is not this run's: kept"
     if not had_instances and status.data is None and born is not None \
             and at - born < VOLUME_GRACE_S:
-        return False, (f"created {_ago(at - born)} ago with no instance yet: a launch may be "
-                       "in progress; kept")
+        return False, (f"created {duration(max(at - born, 0))} ago with no instance yet: "
+                       "a launch may be in progress; kept")
     if status.upload_verified:
         return True, f"{why}; upload verified"
     if force:
         return True, f"{why}; --force (no verified upload)"
     return False, f"{why}; {KEEP_UNVERIFIED} (--force deletes it)"
 
-
-def _ago(seconds: float) -> str:
-    seconds = max(int(seconds), 0)
-    if seconds < 3600:
-        return f"{seconds // 60} min"
-    if seconds < 86400:
-        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
-    return f"{seconds // 86400} d {seconds % 86400 // 3600} h"

@@ -29,7 +29,6 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from launcher.bucket import Bucket
@@ -37,6 +36,7 @@ from launcher.errors import ApiError, LauncherError
 from launcher.naming import LAUNCHER_TAG, parse_tags, run_tag, volume_label
 from launcher.providers.base import InstanceRef, Provider, RunResources, VolumeRef
 from launcher.runner.spec import RunSpec
+from launcher.timefmt import parse_time
 from launcher.vultr import Plan, VultrClient
 
 FINAL_STATES = frozenset({"succeeded", "failed", "torn-down"})
@@ -53,19 +53,6 @@ DEFAULT_HEARTBEAT_S = RunSpec.__dataclass_fields__["heartbeat_s"].default
 RUN_ID_SUFFIX = re.compile(r"-\d{8}-\d{6}$")  # <stage>-<yyyymmdd-hhmmss>
 
 Clock = Callable[[], float]
-
-
-def parse_time(text: str | None) -> float | None:
-    """Epoch seconds of an ISO 8601 time (``Z`` or an offset; naive means UTC), else None."""
-    if not text:
-        return None
-    try:
-        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.timestamp()
 
 
 # -- the bucket's side -------------------------------------------------------------------------

@@ -13,15 +13,5 @@ from launcher.providers.base import (
 )
 
 __all__ = ["InstanceRef", "InstanceRequest", "Provider", "RunResources", "VolumeRef",
-           "VolumeRequest", "provider_for"]
+           "VolumeRequest"]
 
-
-def provider_for(name: str, **options) -> Provider:
-    """The provider called ``name`` (``vultr``), configured from the environment."""
-    if name == "vultr":
-        from launcher.providers.vultr import VultrProvider
-
-        return VultrProvider.from_env(**options)
-    from launcher.errors import ConfigError
-
-    raise ConfigError(f"provider: expected 'vultr', not {name!r}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from launcher.errors import ConflictError, NotFoundError
 from launcher.naming import LAUNCHER_TAG, REUSABLE_VOLUME_PREFIX, parse_tags, run_tag, volume_label
@@ -58,10 +58,6 @@ class VultrProvider:
 
     def __init__(self, client: VultrClient) -> None:
         self.client = client
-
-    @classmethod
-    def from_env(cls, **http_options: Any) -> VultrProvider:
-        return cls(VultrClient.from_env(**http_options))
 
     def __repr__(self) -> str:
         return f"VultrProvider({self.client!r})"

@@ -79,23 +79,18 @@ class Requirement:
 
     @classmethod
     def from_config(cls, config: Any, profile: Any = None, **overrides: Any) -> Requirement:
-        """From a stage config: ``profile`` (a GpuProfile), else ``config.profiles[0]`` when
-        there are profiles, else ``config.gpu`` (GpuNeed). Missing attributes take defaults,
-        so this reads the config before and after profiles/``max_price_per_hour``/
-        ``image.supports_vgpu`` exist. ``overrides`` replace fields (CLI flags)."""
-        if profile is None:
-            profiles = tuple(getattr(config, "profiles", None) or ())
-            profile = profiles[0] if profiles else getattr(config, "gpu", None)
+        """From a stage config (a ``StageConfig``): ``profile`` (a ``GpuProfile``), else the
+        stage's preferred one (``config.gpu``). ``overrides`` replace fields (CLI flags)."""
+        profile = profile if profile is not None else config.gpu
         values = {
-            "min_vram_gb": getattr(profile, "min_vram_gb", 0) or 0,
-            "gpu_count": getattr(profile, "gpu_count", getattr(profile, "count", 1)) or 1,
-            "max_gpu_count": getattr(profile, "max_gpu_count", 0) or None,
-            "gpu_model": getattr(profile, "gpu_model", getattr(profile, "model", "")) or "",
-            "allow_fractional": bool(getattr(profile, "allow_fractional", False)),
-            "max_price_per_hour": getattr(config, "max_price_per_hour", None),
-            "regions": tuple(getattr(config, "regions", None) or DEFAULT_REGIONS),
-            "image_supports_vgpu": bool(getattr(getattr(config, "image", None),
-                                                "supports_vgpu", False)),
+            "min_vram_gb": profile.min_vram_gb or 0,
+            "gpu_count": profile.gpu_count or 1,
+            "max_gpu_count": profile.max_gpu_count or None,
+            "gpu_model": profile.gpu_model or "",
+            "allow_fractional": bool(profile.allow_fractional),
+            "max_price_per_hour": config.max_price_per_hour,
+            "regions": tuple(config.regions or DEFAULT_REGIONS),
+            "image_supports_vgpu": bool(config.image.supports_vgpu),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

@@ -6,7 +6,6 @@ worst-case cost. Nothing here creates, uploads or deletes anything.
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
 
 from launcher.config import GpuProfile, ImageConfig, StageConfig, resolve_stage, run_secrets
 from launcher.config.view import PLACEHOLDER_BUCKET
@@ -34,6 +33,7 @@ from launcher.provision.sshkey import plan_ssh_key
 from launcher.render import BootInputs, render
 from launcher.render.stage import placeholder_facts, run_hours, run_id_for, stage_run_spec
 from launcher.runner.spec import RUN_ID
+from launcher.timefmt import parse_time
 from launcher.training.ups import ORCHESTRATOR
 from launcher.vultr import Snapshot, VultrClient
 
@@ -202,10 +202,7 @@ def choose_snapshot(client: VultrClient, image: ImageConfig) -> SnapshotChoice:
 
 def snapshot_created_key(snap: Snapshot) -> tuple[float, str]:
     """Sort key of snapshots by creation (then id); an unreadable date sorts oldest."""
-    try:
-        return datetime.fromisoformat(snap.date_created).timestamp(), snap.id
-    except ValueError:
-        return 0.0, snap.id
+    return parse_time(snap.date_created) or 0.0, snap.id
 
 
 # -- offers and volumes ----------------------------------------------------------------------

@@ -45,7 +45,8 @@ sys.exit(main())
 '''
 BOOT_MAIN = MAIN.replace("runner.pyz", "boot.pyz").replace("runner.cli", "runner.boot")
 # What the bootstrap imports, and nothing else of the runner (a test proves it runs alone).
-BOOT_MODULES = ("__init__.py", "boot.py", "s5cmd.py", "secretsfile.py", "tools.py", "vultr.py")
+BOOT_MODULES = ("__init__.py", "boot.py", "retry.py", "s5cmd.py", "secretsfile.py", "tools.py",
+                "vultr.py")
 
 PACKAGE_INIT = f'''"""launcher, as packed into runner.pyz: only launcher.runner travels with it."""
 

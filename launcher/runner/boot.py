@@ -3,7 +3,8 @@ remove the run's instance when they cannot be had.
 
 Why: the run document (user data) must stay small. Vultr documents no user-data limit and the
 strictest we know is AWS's 16 KiB, so the document carries only this bootstrap
-(``boot.pyz``: this module with :mod:`~launcher.runner.vultr`, :mod:`~launcher.runner.tools`,
+(``boot.pyz``: this module with :mod:`~launcher.runner.vultr` and its
+:mod:`~launcher.runner.retry`, :mod:`~launcher.runner.tools`,
 :mod:`~launcher.runner.s5cmd` and :mod:`~launcher.runner.secretsfile`), ``boot.json`` (a
 :class:`BootSpec`), the root-only secrets file and the systemd units. The runner
 (``runner.pyz``) and the run spec (``run.json``) wait in the bucket under
@@ -44,13 +45,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from launcher.runner.retry import RetryPolicy
 from launcher.runner.s5cmd import find_binary, s5cmd_env
 from launcher.runner.secretsfile import SECRET_NAMES, read_env_file, scrub_values
 from launcher.runner.tools import ToolError, run
 from launcher.runner.vultr import (
     REFUSED,
     ApiError,
-    RetryPolicy,
     SelfApi,
     instance_id,
     refusal_note,
@@ -202,7 +203,8 @@ def prove_key(boot: BootSpec, secrets: dict[str, str], log: Log) -> None:
     key = secrets.get("VULTR_KEY", "")
     if not key:
         return  # remove_self names what it cannot delete; nothing to prove here
-    api = SelfApi(boot.api_url, key, policy=RetryPolicy(deadline_s=KEY_PROOF_DEADLINE_S))
+    api = SelfApi(boot.api_url, key, policy=RetryPolicy(max_attempts=None,
+                                                          deadline_s=KEY_PROOF_DEADLINE_S))
     try:
         api.request("GET", "/blocks?per_page=1")
     except ApiError as exc:
@@ -274,8 +276,8 @@ def remove_self(boot: BootSpec, secrets: dict[str, str], reason: str, started: s
                 env: dict[str, str], log: Log, api: SelfApi | None = None) -> list[str]:
     """Report, release the volume, delete this instance; what is left behind."""
     key = secrets.get("VULTR_KEY", "")
-    api = api or (SelfApi(boot.api_url, key, policy=RetryPolicy(deadline_s=180.0))
-                  if key else None)
+    policy = RetryPolicy(max_attempts=None, deadline_s=180.0)
+    api = api or (SelfApi(boot.api_url, key, policy=policy) if key else None)
     left = [] if api else [f"nothing deleted: no VULTR_KEY in {boot.secrets_file} — find the "
                            f"run's volume and instance by tag run:{boot.run_id}"]
     if api is not None:

@@ -1,15 +1,19 @@
 """The root-only secrets file (``NAME=value`` lines) and keeping its values out of text.
 
 Shared by the bootstrap and the runner; standard library only (it travels in ``boot.pyz``).
+:func:`scrub_values` is the one secret scrubber: the runner's logs, status and uploads, the
+bootstrap's, and the launcher's :func:`launcher.secrets.redact` all use it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import AnyStr
 
 SECRET_NAMES = ("VULTR_KEY", "B2_KEY_ID", "B2_APP_KEY", "WANDB_API_KEY")
 MIN_SCRUB_LEN = 4  # shorter values would blank ordinary words
+REDACTED = "***"
 
 
 def read_env_file(path: str | Path, names: Iterable[str]) -> dict[str, str]:
@@ -27,9 +31,15 @@ def read_env_file(path: str | Path, names: Iterable[str]) -> dict[str, str]:
     return values
 
 
-def scrub_values(text: str, values: Iterable[str]) -> str:
-    """``text`` with every value of at least :data:`MIN_SCRUB_LEN` characters as ``***``."""
-    for value in values:
-        if len(value) >= MIN_SCRUB_LEN:
-            text = text.replace(value, "***")
+def scrub_values(text: AnyStr, values: Iterable[str]) -> AnyStr:
+    """``text`` with every value of at least :data:`MIN_SCRUB_LEN` characters as ``***``;
+    ``text`` may be bytes (the values are then matched as UTF-8). The longest value goes
+    first, so one that holds another is never left half shown."""
+    wanted = sorted({v for v in values if len(v) >= MIN_SCRUB_LEN}, key=len, reverse=True)
+    if isinstance(text, bytes):
+        for value in wanted:
+            text = text.replace(value.encode(), REDACTED.encode())
+        return text
+    for value in wanted:
+        text = text.replace(value, REDACTED)
     return text

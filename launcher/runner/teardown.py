@@ -31,10 +31,10 @@ from pathlib import Path
 
 from launcher.runner import tools
 from launcher.runner.context import Context
+from launcher.runner.retry import RetryPolicy
 from launcher.runner.statefiles import INSTANCE_ID, TEARDOWN_LOCK, TEARDOWN_STATE, StateDir
 from launcher.runner.vultr import (
     ApiError,
-    RetryPolicy,
     SelfApi,
     instance_id,
     refusal_note,
@@ -57,7 +57,8 @@ class TeardownOptions:
     """Time limits of one teardown; tests shrink them."""
 
     api_timeout_s: float = 30.0
-    api_policy: RetryPolicy = field(default_factory=lambda: RetryPolicy(deadline_s=180.0))
+    api_policy: RetryPolicy = field(
+        default_factory=lambda: RetryPolicy(max_attempts=None, deadline_s=180.0))
     detach_wait_s: float = 180.0
     detach_poll_s: float = 2.0
     lock_wait_s: float = 1800.0

@@ -35,6 +35,7 @@ from pathlib import Path
 from launcher.runner.context import Context
 from launcher.runner.data import Manifest, is_safe_relative
 from launcher.runner.s3 import S3Tool, bucket_url, tool_for
+from launcher.runner.secretsfile import scrub_values
 from launcher.runner.spec import RunSecrets, scrub
 from launcher.runner.status import utc_now
 from launcher.runner.tools import ToolError
@@ -45,6 +46,7 @@ HEARTBEAT_LOGS = ("runner.log", "train.log")
 HEARTBEAT_LOG_BYTES = 16 << 20
 SHOW = 10
 RELIST_DELAYS_S = (1.0, 3.0)
+COPY_CHUNK = 1 << 20  # bytes of whole lines scrubbed at a time
 
 
 @dataclass(frozen=True)
@@ -256,12 +258,11 @@ def copy_tail(source: Path, dest: Path, limit: int | None,
               secrets: RunSecrets | None = None) -> None:
     """Copy the last ``limit`` bytes of ``source`` (all of it when smaller or None) to
     ``dest``, line by line, with every secret value of ``secrets`` replaced by ``***``."""
-    values = [v.encode() for v in (secrets.all_values() if secrets else []) if len(v) >= 4]
+    values = secrets.all_values() if secrets else []
     with open(source, "rb") as reader, open(dest, "wb") as writer:
         size = os.fstat(reader.fileno()).st_size
         if limit is not None:
             reader.seek(max(0, size - limit))
-        for line in reader:
-            for value in values:
-                line = line.replace(value, b"***")
-            writer.write(line)
+        # Whole lines, about a MiB at a time: no value holds a newline, so none is split.
+        while lines := reader.readlines(COPY_CHUNK):
+            writer.write(scrub_values(b"".join(lines), values))

@@ -1,18 +1,18 @@
 """Just enough of the Vultr API for an instance to remove itself: standard library only.
 
 :class:`SelfApi` reads and deletes the run's block volume and instance. Every call has a
-timeout and a monotonic deadline; failures are retried the way Vultr's Go client does (429
-honouring ``Retry-After`` up to a cap, 5xx except 501, connection errors; never another 4xx)
-plus "Server is currently locked", which Vultr answers (as a 400, or a 500) while an attach,
-detach or boot settles. Every call here is safe to repeat: a detach of a detached volume and
-a delete of something already gone count as done, in each wording Vultr has used for them.
-The API key only ever travels in the ``Authorization`` header: it is in no exception, log
-line or ``repr``.
+timeout and a monotonic deadline. Every call here is safe to repeat: a detach of a detached
+volume and a delete of something already gone count as done, in each wording Vultr has used
+for them. The API key only ever travels in the ``Authorization`` header: it is in no
+exception, log line or ``repr``.
+
+Which failures retry, and how long to wait, is the one table both Vultr clients follow
+(:mod:`launcher.runner.retry`).
 
 :func:`remove_block` detaches, waits and deletes a volume. :func:`instance_id` answers "which
 instance am I": the metadata service's ``instance-v2-id``, else the one instance tagged
-``run:<run_id>``. Imports nothing of the runner but :mod:`launcher.runner.tools`: both
-travel in the bootstrap (``boot.pyz``).
+``run:<run_id>``. Imports nothing of the runner but :mod:`launcher.runner.retry` and
+:mod:`launcher.runner.tools`: all three travel in the bootstrap (``boot.pyz``).
 """
 
 from __future__ import annotations
@@ -27,16 +27,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from launcher.runner.retry import (
+    GONE,
+    NOT_ATTACHED,
+    RetryPolicy,
+    decide,
+    may_have_acted,
+    may_repeat,
+    retry_reason,
+    says,
+)
 from launcher.runner.tools import retry_until
 
 USER_AGENT = "launcher/runner"
-# Vultr's own words, as its own clients match them (docs/emulator.md, "Wording", cites each):
-# an instance busy with an attach, detach or boot;
-LOCKED = ("currently locked", "is locked")
-# a detach of a volume that is not attached;
-NOT_ATTACHED = ("not currently attached", "attachment not found", "not attached")
-# an instance that is gone or going (also answered as a 400, not only as a 404).
-GONE = ("instance not found", "invalid instance id", "pending destruction")
 MAX_PAGES = 50
 # The metadata service is link-local: never ask it through a proxy from the environment.
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -56,14 +59,11 @@ class ApiError(RuntimeError):
         self.status = status
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard one call tries: ``deadline_s`` bounds it, retries and waits included."""
+# -- the runner's client ----------------------------------------------------------------------
 
-    deadline_s: float = 120.0
-    base_delay: float = 1.0
-    max_delay: float = 20.0
-    retry_after_cap: float = 60.0
+# Every call an instance makes about itself tries as often as its deadline allows: a lock can
+# take minutes to clear, and nobody is there to try again.
+SELF_POLICY = RetryPolicy(max_attempts=None)
 
 
 @dataclass(frozen=True)
@@ -73,42 +73,11 @@ class Answer:
     retry_after: str | None = None
 
 
-def retry_reason(status: int, error_text: str) -> str | None:
-    """Why a failed answer may be retried (0 = no answer at all), or None if it must not be."""
-    if status == 0:
-        return "connection failed"
-    if status == 429:
-        return "rate limited"
-    if status >= 500 and status != 501:
-        return f"server error {status}"
-    if says(error_text, LOCKED):
-        return "instance is locked"
-    return None
-
-
 def refusal_note(exc: BaseException) -> str:
     """Said after a left-behind line when the instance's own key was refused, else ""."""
     if getattr(exc, "status", 0) not in REFUSED:
         return ""
     return f" (this instance's key was refused: {exc}; use a key that may delete it)"
-
-
-def says(text: str, phrases: tuple[str, ...]) -> bool:
-    """Whether ``text`` holds one of ``phrases`` (case ignored)."""
-    lowered = text.lower()
-    return any(phrase in lowered for phrase in phrases)
-
-
-def retry_delay(attempt: int, answer: Answer, policy: RetryPolicy, rng: random.Random) -> float:
-    """Seconds to wait after failed attempt ``attempt`` (1-based): ``Retry-After`` on a 429
-    (capped), else capped exponential backoff with jitter."""
-    if answer.status == 429 and answer.retry_after:
-        try:
-            return min(max(float(answer.retry_after), 0.0), policy.retry_after_cap)
-        except ValueError:
-            pass
-    ceiling = min(policy.max_delay, policy.base_delay * 2 ** (attempt - 1))
-    return ceiling / 2 + rng.random() * ceiling / 2
 
 
 def _error_text(body: Any) -> str:
@@ -137,7 +106,7 @@ class SelfApi:
             raise ValueError(f"api_url must be http(s), not {scheme!r}")
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout
-        self.policy = policy or RetryPolicy()
+        self.policy = policy or SELF_POLICY
         self._key = key
         self.clock = clock
         self.sleep = sleep
@@ -155,7 +124,8 @@ class SelfApi:
     def detach_block(self, block_id: str, live: bool = True) -> None:
         """Detach; a volume that is not attached is already where we want it."""
         try:
-            self.request("POST", f"/blocks/{_seg(block_id)}/detach", {"live": live})
+            self.request("POST", f"/blocks/{_seg(block_id)}/detach", {"live": live},
+                         idempotent=True)
         except ApiError as exc:
             if 400 <= exc.status < 500 and says(str(exc), NOT_ATTACHED):
                 return
@@ -193,9 +163,12 @@ class SelfApi:
 
     # -- the one request method -----------------------------------------------------------
 
-    def request(self, method: str, path: str, body: dict | None = None) -> Any:
-        """One call with retries until the policy's deadline; the decoded JSON body (None
-        for 204). Raises :class:`ApiError` when it fails for good."""
+    def request(self, method: str, path: str, body: dict | None = None, *,
+                idempotent: bool | None = None) -> Any:
+        """One call with retries per the shared rules until the policy's deadline; the decoded
+        JSON body (None for 204). ``idempotent``: whether the call is safe to repeat after a
+        failure that may have acted (None: as its method says). Raises :class:`ApiError` when
+        it fails for good."""
         deadline = self.clock() + self.policy.deadline_s
         attempt = 0
         while True:
@@ -204,16 +177,22 @@ class SelfApi:
             if 200 <= answer.status < 300:
                 return answer.body
             text = _error_text(answer.body)
-            where = f"{method} {path.split('?')[0]}"
+            failure = f"{method} {path.split('?')[0]}: {answer.status or 'no answer'} {text}"
+            failure = failure.rstrip()
             why = retry_reason(answer.status, text)
-            failure = f"{where}: {answer.status or 'no answer'} {text}".rstrip()
             if why is None:
                 raise ApiError(failure, answer.status)
-            delay = retry_delay(attempt, answer, self.policy, self._rng)
-            if self.clock() + delay > deadline:
+            acted = may_have_acted(answer.status, no_answer_after_send=not answer.status)
+            if not may_repeat(method, idempotent, acted):
+                raise ApiError(f"{failure} (not repeated: it may have been acted on)",
+                               answer.status)
+            decision = decide(answer.status, attempt, self.policy, self._rng, error_text=text,
+                              retry_after=answer.retry_after,
+                              time_left=deadline - self.clock())
+            if not decision.retry:
                 raise ApiError(f"{failure} (gave up after {attempt} attempts: {why})",
                                answer.status)
-            self.sleep(delay)
+            self.sleep(decision.delay)
 
     def _send(self, method: str, path: str, body: dict | None) -> Answer:
         data = None if body is None else json.dumps(body).encode()

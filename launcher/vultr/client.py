@@ -3,20 +3,18 @@
 Methods return the typed records of :mod:`launcher.vultr.records` (lists as tuples, fully
 read, so a failed page raises here instead of half-way through a caller's loop). Creates
 resolve ambiguous failures by themselves (see :mod:`launcher.vultr.mutations`): an instance is
-looked up by label, region, plan and tags, a block by label, region and size, a snapshot by
-description, an SSH key by name and key. Labels and descriptions should therefore be unique per run.
+looked up by label, region, plan and tags, a block by label, region and size, an SSH key by
+name and key. Labels should therefore be unique per run.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
 from launcher.errors import ApiError, ConfigError, InvalidRequestError
-from launcher.runner.vultr import NOT_ATTACHED, says
+from launcher.runner.retry import NOT_ATTACHED, says
 from launcher.secrets import Secret
 
 from .config import KEY_VARIABLE, VultrSettings
@@ -27,7 +25,6 @@ from .records import (
     Block,
     Instance,
     MetalPlan,
-    OperatingSystem,
     Plan,
     Region,
     Snapshot,
@@ -134,11 +131,6 @@ class VultrClient:
         )
         return Availability.from_api(region_id, data)
 
-    def list_os(self) -> tuple[OperatingSystem, ...]:
-        return tuple(
-            OperatingSystem.from_api(d) for d in self.http.paginate("/os", "os", auth=False)
-        )
-
     # -- instances ------------------------------------------------------------------------------
 
     def create_instance(self, spec: InstanceSpec) -> Instance:
@@ -189,16 +181,6 @@ class VultrClient:
     def delete_instance(self, instance_id: str) -> bool:
         """Delete; True if it existed, False if it was already gone (which is success)."""
         return delete_idempotent(self.http, f"/instances/{_seg(instance_id)}")
-
-    def get_user_data(self, instance_id: str) -> bytes:
-        """The instance's user data, decoded. It is readable for the instance's whole life."""
-        path = f"/instances/{_seg(instance_id)}/user-data"
-        encoded = str(self._get(path, "user_data").get("data") or "")
-        try:
-            return base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError):
-            pass
-        raise ApiError("user data is not valid base64", method="GET", path=path)
 
     # -- block storage -----------------------------------------------------------------------
 
@@ -272,35 +254,6 @@ class VultrClient:
 
     def get_snapshot(self, snapshot_id: str) -> Snapshot:
         return Snapshot.from_api(self._get(f"/snapshots/{_seg(snapshot_id)}", "snapshot"))
-
-    def create_snapshot(self, instance_id: str, description: str) -> Snapshot:
-        """Snapshot an instance (status ``pending`` -> ``complete``; 120 GB can take > 20 min)."""
-        if not description:
-            raise ConfigError("a snapshot needs a description: it is how it is found again")
-        what = f"snapshot described {description!r}"
-
-        def lookup() -> dict | None:
-            found = [
-                d
-                for d in self.http.paginate("/snapshots", "snapshots", {"description": description})
-                if d.get("description") == description
-            ]
-            return _only(found, what)
-
-        data = create_resolved(
-            self.http,
-            "/snapshots",
-            {"instance_id": instance_id, "description": description},
-            key="snapshot",
-            lookup=lookup,
-            what=what,
-            expect=(201,),
-        )
-        return Snapshot.from_api(data)
-
-    def delete_snapshot(self, snapshot_id: str) -> bool:
-        """Delete; True if it existed, False if it was already gone (which is success)."""
-        return delete_idempotent(self.http, f"/snapshots/{_seg(snapshot_id)}")
 
     # -- account ---------------------------------------------------------------------------------
 
@@ -377,14 +330,6 @@ class VultrClient:
             lambda b: b.status == "active",
             deadline_s,
             f"block {block_id}",
-        )
-
-    def wait_snapshot_complete(self, snapshot_id: str, *, deadline_s: float = 3600) -> Snapshot:
-        return self._wait(
-            lambda: self.get_snapshot(snapshot_id),
-            lambda s: s.status == "complete",
-            deadline_s,
-            f"snapshot {snapshot_id}",
         )
 
 

@@ -21,7 +21,7 @@ from launcher.errors import (
     RateLimitedError,
     TransientError,
 )
-from launcher.runner.vultr import GONE, LOCKED
+from launcher.runner.retry import GONE, LOCKED
 from launcher.secrets import Secret, redact
 
 from .retry import FailureKind, Outcome
@@ -41,7 +41,7 @@ CAPACITY_PHRASES = (
     "insufficient capacity",
     "no available",
 )
-# Vultr's words for a busy instance and a gone one (launcher/runner/vultr.py keeps them for
+# Vultr's words for a busy instance and a gone one (launcher/runner/retry.py keeps them for
 # both clients; docs/emulator.md cites each): busy is a conflict, gone is not found.
 CONFLICT_PHRASES = LOCKED
 

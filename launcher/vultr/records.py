@@ -94,27 +94,6 @@ class Plan(ApiRecord):
     def is_whole_node(self) -> bool:
         return self.type == "vdm"
 
-    @property
-    def full_card_vram_gb(self) -> int | None:
-        model = card_model(self.gpu_type)
-        return FULL_CARD_VRAM_GB[model] if model else None
-
-    @property
-    def is_fractional_gpu(self) -> bool:
-        """True for a vGPU slice of a card, which needs NVIDIA's GRID driver and a licence.
-
-        Rule: a ``vcg`` plan whose ``gpu_vram_gb`` is below the full card's VRAM (see
-        :data:`FULL_CARD_VRAM_GB`). When the card model or the VRAM is unknown the plan is
-        counted as fractional, on purpose: a wrong "whole card" would boot an image whose
-        data-centre driver cannot drive a vGPU and bill until the run's deadline.
-        """
-        if self.type != "vcg":
-            return False
-        full = self.full_card_vram_gb
-        if full is None or self.gpu_vram_gb is None:
-            return True
-        return self.gpu_vram_gb < full
-
 
 @dataclass(frozen=True)
 class MetalPlan(ApiRecord):
@@ -167,17 +146,6 @@ class Availability:
     @classmethod
     def from_api(cls, region: str, d: dict[str, Any]) -> Availability:
         return cls(region=region, available_plans=_strs(d, "available_plans"))
-
-    def has(self, plan_id: str) -> bool:
-        return plan_id in self.available_plans
-
-
-@dataclass(frozen=True)
-class OperatingSystem(ApiRecord):
-    id: int
-    name: str
-    arch: str
-    family: str
 
 
 @dataclass(frozen=True)

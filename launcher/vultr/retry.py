@@ -1,9 +1,11 @@
-"""Which failed calls are worth trying again, and after how long.
+"""Which failed calls are worth trying again, and after how long: the launcher's side of the
+one table of retry rules.
 
-:func:`retry_decision` is a pure function of one failed attempt: it knows nothing about HTTP
-sessions, sleeps or clocks, so it is tested as a table. The rules follow Vultr's own Go client:
-retry 429 (honouring ``Retry-After``), connection errors, timeouts and 5xx except 501; never
-retry any other 4xx.
+The rules live in :mod:`launcher.runner.retry` (standard library), which the instance's own
+client follows too: retry 429 (honouring ``Retry-After``), connection errors, timeouts and 5xx
+except 501; never another 4xx; after a failure that may have acted, repeat only what is
+idempotent. Here they are read through the launcher's failure kinds: :func:`retry_decision`
+is a pure function of one failed attempt (no sessions, sleeps or clocks), tested as a table.
 
 Whether a failure is *ambiguous* (the server may have acted on the request) is a separate
 question, answered by :attr:`Outcome.ambiguous`; the transport uses it to keep mutating calls
@@ -13,12 +15,21 @@ from being repeated blindly.
 from __future__ import annotations
 
 import enum
-import math
-import random
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
-from typing import Literal, Protocol
+from datetime import datetime
+
+from launcher.runner.retry import (
+    Decision,
+    RetryPolicy,
+    Rng,
+    backoff_delay,
+    decide,
+    may_have_acted,
+    parse_retry_after,
+)
+
+__all__ = ["Budget", "Decision", "FailureKind", "Outcome", "RetryPolicy", "Rng",
+           "backoff_delay", "parse_retry_after", "retry_decision"]
 
 
 class FailureKind(enum.Enum):
@@ -43,82 +54,8 @@ class Outcome:
     @property
     def ambiguous(self) -> bool:
         """True when the request may have taken effect even though it failed."""
-        if self.failure is not None:
-            return self.failure is not FailureKind.CONNECT
-        return self.status is not None and self.status >= 500 and self.status != 501
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to try. ``deadline_s`` bounds one call including every retry and wait."""
-
-    max_attempts: int = 5
-    base_delay: float = 0.5
-    max_delay: float = 20.0
-    retry_after_cap: float = 60.0
-    jitter: Literal["full", "equal", "none"] = "full"
-    deadline_s: float = 120.0
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-        if min(self.base_delay, self.max_delay, self.retry_after_cap, self.deadline_s) < 0:
-            raise ValueError("delays and deadline must not be negative")
-        if self.jitter not in ("full", "equal", "none"):
-            raise ValueError(f"unknown jitter {self.jitter!r}")
-
-
-@dataclass(frozen=True)
-class Decision:
-    retry: bool
-    delay: float
-    reason: str
-
-
-class Rng(Protocol):
-    def random(self) -> float: ...
-
-
-def backoff_delay(attempt: int, policy: RetryPolicy, rng: Rng) -> float:
-    """Exponential backoff after failed attempt number ``attempt`` (1-based), with jitter."""
-    ceiling = min(policy.max_delay, policy.base_delay * 2 ** max(attempt - 1, 0))
-    if policy.jitter == "full":
-        return ceiling * rng.random()
-    if policy.jitter == "equal":
-        return ceiling / 2 + (ceiling / 2) * rng.random()
-    return ceiling
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait per a ``Retry-After`` value (seconds or HTTP-date); None if unusable."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = (when - now).total_seconds()
-    if math.isnan(seconds) or math.isinf(seconds):
-        return None
-    return max(0.0, seconds)
-
-
-def _retryable(outcome: Outcome) -> str | None:
-    """Why this outcome may be retried, or None when it must not be."""
-    if outcome.failure is not None:
-        return outcome.failure.value
-    status = outcome.status
-    if status == 429:
-        return "rate limited (HTTP 429)"
-    if status is not None and status >= 500 and status != 501:
-        return f"server error (HTTP {status})"
-    return None
+        sent = self.failure is not None and self.failure is not FailureKind.CONNECT
+        return may_have_acted(self.status, no_answer_after_send=sent)
 
 
 def retry_decision(
@@ -130,28 +67,17 @@ def retry_decision(
     time_left: float | None = None,
     now: datetime | None = None,
 ) -> Decision:
-    """Decide whether to retry after failed attempt number ``attempt`` (1-based).
+    """Decide whether to retry after failed attempt number ``attempt`` (1-based), per
+    :func:`launcher.runner.retry.decide`.
 
     ``time_left`` is what remains of the call's deadline (None: unbounded); a retry whose
     delay would pass it is refused. ``now`` (wall clock, UTC) is only needed to read a
-    ``Retry-After`` given as an HTTP-date.
+    ``Retry-After`` given as an HTTP-date. No error text is passed: a locked instance is not
+    retried here, it becomes a ``ConflictError`` that the provider waits out.
     """
-    why = _retryable(outcome)
-    if why is None:
-        return Decision(False, 0.0, f"HTTP {outcome.status} is not retryable")
-    if attempt >= policy.max_attempts:
-        return Decision(False, 0.0, f"{why}; gave up after {attempt} attempts")
-    delay = None
-    if outcome.status == 429:
-        delay = parse_retry_after(outcome.retry_after, now or datetime.now(timezone.utc))
-    if delay is not None:
-        delay = min(delay, policy.retry_after_cap)
-        why = f"{why}, Retry-After {delay:g}s"
-    else:
-        delay = backoff_delay(attempt, policy, rng or random.Random())
-    if time_left is not None and delay > time_left:
-        return Decision(False, 0.0, f"{why}; the call's deadline leaves no time to retry")
-    return Decision(True, delay, why)
+    failure = outcome.failure.value if outcome.failure is not None else None
+    return decide(outcome.status, attempt, policy, rng, failure=failure,
+                  retry_after=outcome.retry_after, time_left=time_left, now=now)
 
 
 @dataclass

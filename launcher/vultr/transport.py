@@ -14,8 +14,9 @@ Every call goes through :meth:`VultrHttp.request`. What it promises:
   answer names the server's ``host:port``, the attempts and the seconds they took;
 - exceptions are raised outside any ``except`` block, so no ``requests`` exception (which holds
   the prepared request and its headers) hangs off them as ``__cause__`` or ``__context__``;
-- retries follow :func:`~launcher.vultr.retry.retry_decision`; a non-idempotent request is
-  never repeated after an ambiguous failure, it raises
+- retries follow the one table of retry rules (:mod:`launcher.runner.retry`, read through
+  :func:`~launcher.vultr.retry.retry_decision`); a non-idempotent request (a POST unless told
+  otherwise) is never repeated after an ambiguous failure, it raises
   :class:`~launcher.vultr.envelope.UnconfirmedWriteError` for the caller to resolve.
 """
 
@@ -35,6 +36,7 @@ import requests
 
 from launcher import __version__
 from launcher.errors import ApiError, ConfigError
+from launcher.runner.retry import may_repeat
 from launcher.secrets import Secret
 from launcher.waiting import ProgressLines, Watch, endpoint
 
@@ -175,16 +177,17 @@ class VultrHttp:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         expect: tuple[int, ...] = (200,),
-        idempotent: bool = True,
+        idempotent: bool | None = None,
         auth: bool = True,
         budget: Budget | None = None,
     ) -> dict | None:
         """Send one API call, retrying per policy; return the decoded JSON object (None if empty).
 
         ``path`` is relative to the base URL and carries no query (use ``params``). With
-        ``auth=False`` no key is sent (public endpoints). ``idempotent=False`` marks a mutation:
-        it is still retried after failures that prove it was not acted on (connect errors, 429),
-        but an ambiguous failure raises :class:`UnconfirmedWriteError` at once. Any 2xx is a
+        ``auth=False`` no key is sent (public endpoints). ``idempotent=False`` marks a mutation
+        (None, the default: as the method says, so a POST is one): it is still retried after
+        failures that prove it was not acted on (connect errors, 429), but an ambiguous failure
+        raises :class:`UnconfirmedWriteError` at once. Any 2xx is a
         success; one outside ``expect`` is logged. ``budget`` lets several requests share one
         retry budget.
         """
@@ -205,7 +208,7 @@ class VultrHttp:
         method: str,
         path: str,
         result: _Answer | FailureKind | Broken,
-        idempotent: bool,
+        idempotent: bool | None,
         budget: Budget,
     ) -> float:
         """The wait before the next attempt; raises when there must be no next attempt."""
@@ -213,7 +216,7 @@ class VultrHttp:
             what = result.detail or f"request failed ({result.name})"
             raise ApiError(f"{what}; not retried", method=method, path=path, hint=result.hint)
         outcome = _outcome(result)
-        if not idempotent and outcome.ambiguous:
+        if not may_repeat(method, idempotent, outcome.ambiguous):
             first = self._error(method, path, result, 1)
             raise UnconfirmedWriteError(
                 first.api_message, outcome=outcome, method=method, path=path, status=outcome.status

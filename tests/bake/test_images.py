@@ -122,7 +122,7 @@ def test_the_table(cli, seeded, capsys):
     assert "my-web-server-backup" not in out
 
 
-def test_a_snapshot_made_through_the_api_counts_once_complete(make_emulator, monkeypatch):
+def test_a_baked_snapshot_counts_once_complete(make_emulator, monkeypatch):
     clock = ManualClock()
     emu = make_emulator(timing=Timing(snapshot_complete_s=1200.0), clock=clock)
     emu.state.delete_snapshot(SEEDED["id"])
@@ -130,8 +130,8 @@ def test_a_snapshot_made_through_the_api_counts_once_complete(make_emulator, mon
                                   "2020-01-01T00:00:00+00:00")
     inst = emu.state.create_instance(InstanceSpec(region="sjc", plan="vc2-1c-1gb", os_id=1743))
     with client_for(emu.url) as client:
-        baked = client.create_snapshot(inst.id, "launcher-gpu-ubuntu2204-550-12.4-20261129")
-        assert baked.status == "pending"
+        baked = emu.state.create_snapshot(inst.id, "launcher-gpu-ubuntu2204-550-12.4-20261129")
+        assert client.get_snapshot(baked.id).status == "pending"
         assert choose_snapshot(client, ImageConfig()).id == old.id
         clock.advance(1200.0)
         assert choose_snapshot(client, ImageConfig()).id == baked.id

@@ -83,7 +83,7 @@ def test_the_launcher_subcommand_serves_the_api_layer_a_session():
     url = _first_line(proc).strip().split("=", 1)[1]
     with VultrClient(VultrHttp(Secret(KEY), base_url=url)) as client:
         assert any(p.gpu_vram_gb == 40 for p in client.list_plans("vcg"))
-        assert client.region_availability("sea").has(A100_40)
+        assert A100_40 in client.region_availability("sea").available_plans
         block = client.create_block(BlockSpec("sea", 1000, "cli-session"))
         instance = client.create_instance(InstanceSpec(
             "sea", A100_40, "cli-session", snapshot_id=SNAPSHOT_ID))

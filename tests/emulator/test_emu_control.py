@@ -116,7 +116,7 @@ def test_stock_changes_show_in_availability_and_in_offers(emu, control, monkeypa
                                                "in_stock": False})
     assert sold_out.status_code == 200 and A100_40 not in sold_out.json()["available_plans"]
     with client_for(emu.url, EMU_KEY) as client:
-        assert not client.region_availability("sea").has(A100_40)
+        assert A100_40 not in client.region_availability("sea").available_plans
         with pytest.raises(OutOfCapacityError):
             client.create_instance(_spec())
     control.call("POST", "/stock", {"region": "sea", "plan": A100_40, "in_stock": True})

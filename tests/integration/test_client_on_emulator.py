@@ -5,6 +5,8 @@ Every exchange here is also checked against Vultr's OpenAPI document (tests/conf
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from conftest import client_for
 
@@ -16,6 +18,7 @@ from launcher.errors import (
     NotFoundError,
     OutOfCapacityError,
 )
+from launcher.provision.offers import derive_gpus
 from launcher.vultr import BlockSpec, InstanceSpec
 
 SNAPSHOT_ID = "5f0d2c1e-8a3b-4c6d-9e7f-0a1b2c3d4e5f"
@@ -32,14 +35,14 @@ def test_gpu_catalogue_and_stock(client):
     assert plans and all(p.is_gpu for p in plans.values())
     assert {p.gpu_type for p in plans.values() if p.gpu_vram_gb and p.gpu_vram_gb >= 40}
     assert any(p.is_whole_node for p in plans.values())
-    assert any(p.is_fractional_gpu for p in plans.values())
+    assert any(derive_gpus(p, "cloud")[2] for p in plans.values())  # vGPU slices
     metal = client.list_metal_plans()
     assert any(m.is_gpu for m in metal)
     regions = {r.id: r for r in client.list_regions()}
     assert {"sjc", "sea", "lax", "ewr"} <= set(regions)
     assert regions["sjc"].supports_nvme_block and not regions["nrt"].supports_nvme_block
-    assert not client.region_availability("sjc").has(A100_40)
-    assert client.region_availability("sea").has(A100_40)
+    assert A100_40 not in client.region_availability("sjc").available_plans
+    assert A100_40 in client.region_availability("sea").available_plans
 
 
 def test_reading_the_catalogue_mutates_nothing(emulator, client):
@@ -53,7 +56,8 @@ def test_launch_attach_and_teardown(emulator, client):
     block = client.create_block(BlockSpec("sea", 1000, "run-1"))
     instance = client.create_instance(spec())
     assert client.wait_instance_ready(instance.id).is_ready
-    assert client.get_user_data(instance.id) == b"#cloud-config\n{}\n"
+    sent = emulator.state.get_instance(instance.id).user_data
+    assert base64.b64decode(sent) == b"#cloud-config\n{}\n"
     assert [i.id for i in client.list_instances(tag="run:1")] == [instance.id]
     client.attach_block(block.id, instance.id, live=True)
     assert client.get_block(block.id).attached_to == instance.id

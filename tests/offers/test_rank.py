@@ -184,6 +184,18 @@ def test_derivation_rules_on_records():
     assert derive_gpus(plan(gpu_type="NVIDIA_A100"), "cloud")[0] is None
 
 
+@pytest.mark.parametrize(
+    ("gpu_type", "vram", "fractional"),
+    [("NVIDIA_A100", 10, True), ("NVIDIA_A100", 40, True), ("NVIDIA_A16", 2, True),
+     ("NVIDIA_A40", 24, True), ("NVIDIA_A100", 80, False), ("NVIDIA_A16", 16, False),
+     ("NVIDIA_L40S", 48, False), ("AMD_MI300X", 192, False)],
+)
+def test_a_vgpu_slice_is_a_vcg_plan_below_one_card(gpu_type, vram, fractional):
+    """The one rule for "vGPU slice" (Plan records carry none of their own)."""
+    plan = Plan.from_api({"id": "p", "type": "vcg", "gpu_type": gpu_type, "gpu_vram_gb": vram})
+    assert derive_gpus(plan, "cloud")[2] is fractional
+
+
 def test_price_is_hourly_cost_else_monthly_over_730(client, emulator):
     plan = {**emulator.state.plans[L40S], "id": "vcg-l40s-nohourly", "hourly_cost": None,
             "monthly_cost": 1460}
@@ -206,22 +218,21 @@ def test_an_api_failure_raises_instead_of_an_empty_table(emulator):
     assert "503" in str(raised.value) and "/availability" in str(raised.value)
 
 
-def test_requirement_from_config_before_and_after_profiles():
-    gpu = SimpleNamespace(min_vram_gb=80, count=2, model="H100", allow_fractional=False)
-    old = SimpleNamespace(regions=("sea", "sjc"), gpu=gpu)
-    assert Requirement.from_config(old) == Requirement(
-        min_vram_gb=80, gpu_count=2, gpu_model="H100", regions=("sea", "sjc"))
-    profiles = (SimpleNamespace(min_vram_gb=40, gpu_count=1, gpu_model="", allow_fractional=True,
-                                overrides={}),
-                SimpleNamespace(min_vram_gb=20, gpu_count=1, gpu_model="", allow_fractional=True,
-                                overrides={}))
-    new = SimpleNamespace(regions=("lax",), gpu=gpu, profiles=profiles, max_price_per_hour=3.5,
-                          image=SimpleNamespace(supports_vgpu=True))
-    req = Requirement.from_config(new)
+def test_requirement_from_config():
+    profiles = (SimpleNamespace(min_vram_gb=40, gpu_count=1, max_gpu_count=0, gpu_model="",
+                                allow_fractional=True),
+                SimpleNamespace(min_vram_gb=20, gpu_count=2, max_gpu_count=4, gpu_model="H100",
+                                allow_fractional=False))
+    stage = SimpleNamespace(regions=("lax",), gpu=profiles[0], profiles=profiles,
+                            max_price_per_hour=3.5, image=SimpleNamespace(supports_vgpu=True))
+    req = Requirement.from_config(stage)
     assert (req.min_vram_gb, req.allow_fractional, req.image_supports_vgpu,
-            req.max_price_per_hour, req.regions) == (40, True, True, 3.5, ("lax",))
-    assert Requirement.from_config(new, profiles[1]).min_vram_gb == 20
-    assert Requirement.from_config(new, min_vram_gb=10, regions=None).min_vram_gb == 10
+            req.max_price_per_hour, req.regions, req.max_gpu_count) == (
+        40, True, True, 3.5, ("lax",), None)
+    assert Requirement.from_config(stage, profiles[1]) == Requirement(
+        min_vram_gb=20, gpu_count=2, max_gpu_count=4, gpu_model="H100", max_price_per_hour=3.5,
+        regions=("lax",), image_supports_vgpu=True)
+    assert Requirement.from_config(stage, min_vram_gb=10, regions=None).min_vram_gb == 10
 
 
 # -- what the live catalogue holds beyond the document (SpareCores/sc-crawler's reading) -----

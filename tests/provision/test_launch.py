@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import subprocess
@@ -19,10 +20,8 @@ from .conftest import NOW, closed_port, git
 
 
 def user_data(bed, instance_id: str) -> str:
-    from conftest import client_for
-
-    with client_for(bed.emulator.url) as client:
-        return client.get_user_data(instance_id).decode()
+    """The user data the launch sent, as the emulator keeps it (base64)."""
+    return base64.b64decode(bed.emulator.state.get_instance(instance_id).user_data).decode()
 
 
 def fetched_spec(bed, instance_id: str) -> str:

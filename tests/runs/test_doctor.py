@@ -71,8 +71,8 @@ def test_a_powerful_key_is_a_warning_naming_the_service_user(cli_env, capsys, mo
     assert "no manage_servers" in acl["hint"]
 
 
-def test_a_missing_snapshot(doctor_env, client, capsys):
-    client.delete_snapshot(SNAPSHOT_ID)
+def test_a_missing_snapshot(doctor_env, capsys):
+    doctor_env.state.delete_snapshot(SNAPSHOT_ID)
     code, checks = doctor(capsys)
     assert code == 1 and checks["snapshot"]["status"] == "fail"
     assert "launcher-gpu-" in checks["snapshot"]["detail"]

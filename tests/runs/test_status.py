@@ -15,11 +15,11 @@ from launcher.operate.runs import (
     NoBucket,
     RunStatus,
     list_views,
-    parse_time,
     read_status,
     view,
 )
 from launcher.runner.spec import RunSecrets
+from launcher.timefmt import parse_time
 from runs.conftest import (
     KEPT_VOLUME,
     OTHER,

@@ -128,14 +128,6 @@ def test_block_create_resolves_by_label(stub, client):
     assert len(stub.calls("POST", "/blocks")) == 1
 
 
-def test_snapshot_create_resolves_by_description(stub, client):
-    snap = {"id": "s-1", "description": "launcher-gpu", "status": "pending"}
-    stub.add("POST", "/snapshots", stub.error(500, "boom"))
-    stub.add("GET", "/snapshots", stub.Reply(200, listing("snapshots", snap)))
-    assert client.create_snapshot("i-1", "launcher-gpu").id == "s-1"
-    assert stub.calls("GET", "/snapshots")[0].query["description"] == ["launcher-gpu"]
-
-
 # -- delete ------------------------------------------------------------------------------------
 
 
@@ -167,11 +159,6 @@ def test_delete_that_keeps_failing_says_the_resource_may_still_exist(stub, clien
     with pytest.raises(TransientError, match="may still exist"):
         client.delete_block("b-1")
     assert len(stub.calls("DELETE", "/blocks/b-1")) == 4
-
-
-def test_delete_snapshot_already_gone(stub, client):
-    stub.add("DELETE", "/snapshots/s-1", stub.error(404, "not found"))
-    assert client.delete_snapshot("s-1") is False
 
 
 # -- attach / detach ---------------------------------------------------------------------------

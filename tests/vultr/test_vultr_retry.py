@@ -168,3 +168,52 @@ def test_decision_works_without_rng_or_clock():
 def test_policy_rejects_nonsense(kwargs):
     with pytest.raises(ValueError):
         RetryPolicy(**kwargs)
+
+
+def test_both_clients_read_one_table_of_rules():
+    from launcher.runner import retry as rules
+    from launcher.runner import vultr as runner_vultr
+    from launcher.vultr import retry as launcher_retry
+
+    for name in ("RetryPolicy", "Decision", "backoff_delay", "parse_retry_after"):
+        assert getattr(launcher_retry, name) is getattr(rules, name)
+    assert runner_vultr.decide is rules.decide
+    for outcome, *_ in TABLE:
+        text = outcome.failure.value if outcome.failure else None
+        ours = retry_decision(outcome, 1, POLICY, FixedRng(0.5), now=NOW)
+        theirs = rules.decide(outcome.status, 1, POLICY, FixedRng(0.5), failure=text,
+                                     retry_after=outcome.retry_after, now=NOW)
+        assert ours == theirs
+
+
+def test_a_locked_instance_is_left_to_the_provider_not_retried_here():
+    from launcher.runner.retry import decide
+
+    assert not retry_decision(status(400), 1, POLICY).retry
+    assert decide(400, 1, POLICY, error_text="Server is currently locked").retry
+
+
+@pytest.mark.parametrize(
+    ("method", "idempotent", "acted", "repeat"),
+    [
+        ("GET", None, True, True),
+        ("DELETE", None, True, True),
+        ("PUT", None, True, True),
+        ("POST", None, True, False),
+        ("PATCH", None, True, False),
+        ("POST", True, True, True),
+        ("GET", False, True, False),
+        ("POST", None, False, True),  # never acted on (a connect error, a 429): sent again
+    ],
+)
+def test_only_an_idempotent_request_is_repeated_after_it_may_have_acted(
+        method, idempotent, acted, repeat):
+    from launcher.runner.retry import may_repeat
+
+    assert may_repeat(method, idempotent, acted) is repeat
+
+
+def test_an_attempt_cap_of_none_retries_until_the_deadline():
+    policy = RetryPolicy(max_attempts=None, base_delay=1.0, jitter="none")
+    assert retry_decision(status(503), 100, policy, time_left=30.0).retry
+    assert not retry_decision(status(503), 100, policy, time_left=10.0).retry

@@ -183,6 +183,15 @@ def test_mutation_is_not_repeated_after_an_ambiguous_failure(stub, http, reply):
     assert isinstance(info.value, TransientError)
 
 
+def test_a_post_is_a_mutation_unless_told_otherwise(stub, http):
+    stub.add("POST", "/things", stub.Reply(drop=True), stub.Reply(202, {"thing": {}}))
+    with pytest.raises(UnconfirmedWriteError):
+        http.request("POST", "/things", json={})
+    assert len(stub.received) == 1
+    stub.add("POST", "/things", stub.Reply(drop=True), stub.Reply(202, {"thing": {}}))
+    assert http.request("POST", "/things", json={}, idempotent=True) == {"thing": {}}
+
+
 def test_mutation_is_retried_after_429_and_connect_errors(stub, http):
     stub.add("POST", "/things", stub.error(429, "slow"), stub.Reply(202, {"thing": {}}))
     assert http.request("POST", "/things", json={}, idempotent=False) == {"thing": {}}

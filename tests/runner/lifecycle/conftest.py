@@ -20,6 +20,7 @@ import pytest
 from support.keys import FAKE_B2_APP_KEY, FAKE_B2_KEY_ID, FAKE_VULTR_KEY, FAKE_WANDB_KEY
 
 from launcher.runner.context import Context
+from launcher.runner.retry import RetryPolicy
 from launcher.runner.spec import (
     CodeSource,
     Paths,
@@ -31,14 +32,14 @@ from launcher.runner.spec import (
 )
 from launcher.runner.status import Reporter
 from launcher.runner.teardown import TeardownOptions
-from launcher.runner.vultr import RetryPolicy
 from launcher.vultr import BlockSpec, InstanceSpec
 
 RUN_ID = "run-life-1"
 SNAPSHOT_ID = "5f0d2c1e-8a3b-4c6d-9e7f-0a1b2c3d4e5f"
 PLAN = "vcg-a100-6c-60g-40vram"
 REGION = "sea"
-FAST_POLICY = RetryPolicy(deadline_s=5.0, base_delay=0.01, max_delay=0.05, retry_after_cap=0.05)
+FAST_POLICY = RetryPolicy(max_attempts=None, deadline_s=5.0, base_delay=0.01, max_delay=0.05,
+                          retry_after_cap=0.05)
 FAST = TeardownOptions(api_timeout_s=5.0, api_policy=FAST_POLICY, detach_wait_s=3.0,
                        detach_poll_s=0.05, lock_wait_s=10.0, metadata_deadline_s=0.3,
                        umount_timeout_s=5.0, is_mounted=lambda path: False)

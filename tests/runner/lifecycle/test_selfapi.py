@@ -7,16 +7,13 @@ import pytest
 from support.keys import FAKE_VULTR_KEY
 
 from launcher.emulator.errors import Refusal
+from launcher.runner.retry import RetryPolicy, decide, retry_reason
 from launcher.runner.vultr import (
-    Answer,
     ApiError,
-    RetryPolicy,
     SelfApi,
     instance_by_tag,
     instance_id,
     metadata_instance_id,
-    retry_delay,
-    retry_reason,
 )
 from launcher.vultr import InstanceSpec
 
@@ -44,12 +41,35 @@ def test_which_failures_are_retried(status, text, retry):
 
 
 def test_retry_after_is_honoured_and_capped():
-    policy = RetryPolicy(base_delay=1.0, max_delay=8.0, retry_after_cap=30.0)
+    policy = RetryPolicy(max_attempts=None, base_delay=1.0, max_delay=8.0, retry_after_cap=30.0)
     rng = __import__("random").Random(1)
-    assert retry_delay(1, Answer(429, None, "7"), policy, rng) == 7.0
-    assert retry_delay(1, Answer(429, None, "900"), policy, rng) == 30.0
-    assert 0.5 <= retry_delay(1, Answer(503, None), policy, rng) <= 1.0
-    assert retry_delay(10, Answer(503, None), policy, rng) <= 8.0
+    assert decide(429, 1, policy, rng, retry_after="7").delay == 7.0
+    assert decide(429, 1, policy, rng, retry_after="900").delay == 30.0
+    assert 0.5 <= decide(503, 1, policy, rng).delay <= 1.0
+    assert decide(503, 10, policy, rng).delay <= 8.0
+
+
+def test_the_instance_tries_until_its_deadline_not_a_count_of_attempts():
+    assert SelfApi("http://127.0.0.1:9/v2", "k").policy.max_attempts is None
+    assert decide(503, 1000, RetryPolicy(max_attempts=None)).retry
+
+
+def test_a_post_not_declared_safe_is_not_repeated_after_a_failure_that_may_have_acted(
+        emulator, world):
+    emulator.inject("POST /blocks/{id}/attach", "500", count=3)
+    before = calls(emulator, "POST", "/blocks/{id}/attach")
+    with pytest.raises(ApiError, match="not repeated") as failure:
+        api_for(emulator.url).request("POST", f"/blocks/{world.block_id}/attach",
+                                      {"instance_id": "x", "live": True})
+    assert failure.value.status == 500
+    assert calls(emulator, "POST", "/blocks/{id}/attach") == before + 1
+
+
+def test_a_detach_is_declared_safe_to_repeat_after_a_5xx(emulator, world):
+    emulator.inject("POST /blocks/{id}/detach", "502", count=2)
+    before = calls(emulator, "POST", "/blocks/{id}/detach")
+    api_for(emulator.url).detach_block(world.block_id)
+    assert calls(emulator, "POST", "/blocks/{id}/detach") == before + 3
 
 
 def test_5xx_and_429_are_retried(emulator, client, world):

@@ -114,6 +114,52 @@ class Waiting:
         return f"(still waiting for {self.log}: {now - self.started:.0f} s so far, {where})"
 
 
+@dataclass
+class _Tail:
+    """What following has printed of the log so far, and the object it last read."""
+
+    bucket: Bucket
+    url: str
+    emit: Callable[[str], None]
+    note: Callable[[str], None]
+    shown: str = ""
+    last: tuple[int, str] | None = None
+    seen: bool = False  # the log was in the bucket at least once
+
+    def poll(self) -> bool:
+        """Print what is new in the log; True when it changed."""
+        found = log_stat(self.bucket, self.url)
+        changed = False
+        if found is not None and (found.size, found.etag) != self.last:
+            text = self.bucket.read_text(self.url)
+            part, rotated = new_part(self.shown, text)
+            if rotated and self.seen:
+                self.note(ROTATED)
+            if part:
+                self.emit(part)
+            changed = bool(part) or text != self.shown
+            self.shown, self.seen = text, True
+        self.last = None if found is None else (found.size, found.etag)
+        return changed
+
+
+def _poll(tail: _Tail, run_id: str, failures: int) -> tuple[bool, RunStatus | None, int]:
+    """One poll of the log and the run's status: (changed, status or None, failures in a
+    row). A bucket error is a note until MAX_BUCKET_FAILURES in a row, then raised."""
+    changed = False
+    try:
+        changed = tail.poll()
+        status = read_status(tail.bucket, run_id)
+        if status.unreachable:
+            raise ApiError(status.problem)
+        return changed, status, 0
+    except ApiError as exc:
+        if failures + 1 >= MAX_BUCKET_FAILURES:
+            raise
+        tail.note(f"({exc.message}; trying again)")
+        return changed, None, failures + 1
+
+
 def follow(bucket: Bucket, run_id: str, which: str, emit: Callable[[str], None],
            note: Callable[[str], None], *, max_wait_s: float = 12 * 3600,
            poll_s: float = 2.0, max_poll_s: float = 30.0, settle_polls: int = 2,
@@ -121,49 +167,26 @@ def follow(bucket: Bucket, run_id: str, which: str, emit: Callable[[str], None],
            sleep: Callable[[float], None] = time.sleep) -> FollowResult:
     """Print the log's new text as it arrives (see the module doc). Bounded by
     ``max_wait_s`` and by as many polls as fit in it at ``poll_s``; Ctrl-C ends it too."""
-    url = log_url(bucket, run_id, which)
+    tail = _Tail(bucket, log_url(bucket, run_id, which), emit, note)
     deadline = clock() + max_wait_s
     max_polls = int(max_wait_s / poll_s) + 2
-    shown, last = "", None
     waiting = Waiting(LOGS[which], run_id, clock())
-    seen, delay, settled, failures, state, polls = False, poll_s, 0, 0, "", 0
+    delay, settled, failures, state, polls = poll_s, 0, 0, "", 0
     while polls < max_polls:
         polls += 1
-        changed = False
-        try:
-            found = log_stat(bucket, url)
-            if found is not None and (found.size, found.etag) != last:
-                text = bucket.read_text(url)
-                part, rotated = new_part(shown, text)
-                if rotated and seen:
-                    note(ROTATED)
-                if part:
-                    emit(part)
-                changed = bool(part) or text != shown
-                shown, seen = text, True
-            last = None if found is None else (found.size, found.etag)
-            status = read_status(bucket, run_id)
-            if status.unreachable:
-                raise ApiError(status.problem)
-            failures = 0
-        except ApiError as exc:
-            failures += 1
-            if failures >= MAX_BUCKET_FAILURES:
-                raise
-            note(f"({exc.message}; trying again)")
-            status = None
-        said = None if seen or status is None else waiting.say(clock(), status)
+        changed, status, failures = _poll(tail, run_id, failures)
+        said = None if tail.seen or status is None else waiting.say(clock(), status)
         if said:
             note(said)
         if status is not None:
             state = status.state
             settled = 0 if changed or not status.final else settled + 1
             if settled >= settle_polls:
-                return FollowResult("final", state, polls, seen)
-        delay = poll_s if changed or (status is not None and status.final) \
-            else min(delay * 2, max_poll_s)
+                return FollowResult("final", state, polls, tail.seen)
+        quiet = not changed and not (status is not None and status.final)
+        delay = min(delay * 2, max_poll_s) if quiet else poll_s
         left = deadline - clock()
         if left <= 0:
             break
         sleep(min(delay, left))
-    return FollowResult("deadline", state, polls, seen)
+    return FollowResult("deadline", state, polls, tail.seen)

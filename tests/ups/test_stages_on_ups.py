@@ -34,6 +34,10 @@ from launcher.runner.users import User
 
 from .conftest import UPS_PYTHON, UPS_VENV, need, wandb_calls
 
+# Each test trains UPS on the CPU through its own orchestrator: the full stage takes ~90 s on
+# two loaded cores, too close to the suite's 120 s default (its subprocess has its own limit).
+pytestmark = pytest.mark.timeout(600)
+
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 NOW = 1_800_000_000.0
 PLACEMENT = Placement(provider="vultr", region="sjc", plan="vcg-a100-1c-6g-80vram",

@@ -19,6 +19,11 @@ the machine's host root; no fake ever writes outside it.
 - ``python3``: the health phase's matmul probe (``python3 -c <script> cpu|cuda N``, a script
   that imports torch) is SIMULATED — there is no torch on the demo machine; every other use
   (the training command, for instance) runs the real interpreter.
+
+The runner's own tests (``tests/runner/machine/fakes/``) reuse this module for the same
+behaviour and add, on their side only, failure knobs and a call log; what they use —
+``main(tool, args)``, ``write_marker``, ``is_matmul_probe`` and ``matmul_report`` — is the
+whole of that seam. Nothing here reads a test's settings.
 """
 
 from __future__ import annotations
@@ -96,12 +101,17 @@ def mkfs(tool: str, args: list[str]) -> int:
     if device is None or not device.is_file():
         say(tool, f"refusing: {args[-1] if args else '(no device)'} is not a sandbox device")
         return 1
-    label = args[args.index("-L") + 1] if "-L" in args[:-1] else ""
+    write_marker(device, fs_type, args[args.index("-L") + 1] if "-L" in args[:-1] else "")
+    say(tool, f"wrote a {fs_type} marker header to {device} (no real filesystem)")
+    return 0
+
+
+def write_marker(device: Path, fs_type: str, label: str = "") -> dict:
+    """What the fake mkfs leaves on ``device``: the header blkid reports from (a new UUID)."""
     header = {"TYPE": fs_type, "UUID": str(uuid.uuid4()), "LABEL": label}
     with open(device, "r+b") as handle:
         handle.write(MAGIC + json.dumps(header).encode() + b"\n")
-    say(tool, f"wrote a {fs_type} marker header to {device} (no real filesystem)")
-    return 0
+    return header
 
 
 def mount(args: list[str]) -> int:
@@ -160,28 +170,37 @@ def _real_python() -> str:
     return found or sys.executable
 
 
+def is_matmul_probe(args: list[str]) -> bool:
+    """``-c <script importing torch> cpu|cuda N``: the health phase's matmul probe."""
+    return (len(args) == 4 and args[0] == "-c" and "import torch" in args[1]
+            and args[2] in ("cpu", "cuda") and args[3].isdigit())
+
+
+def matmul_report(device: str, ok: bool, **measured: object) -> int:
+    """Print the probe's one JSON line, as the real script does; its exit status."""
+    report = {"device": device, "ok": ok, "seconds": 0.0, "tflops": 0.0,
+              "count": 1 if ok else 0, "max_rel_err": 0.0, **measured}
+    sys.stdout.write(json.dumps(report) + "\n")
+    return 0 if ok else 1
+
+
 def python3(args: list[str]) -> int:
-    probe = (len(args) == 4 and args[0] == "-c" and "import torch" in args[1]
-             and args[2] in ("cpu", "cuda") and args[3].isdigit())
-    if not probe:
+    if not is_matmul_probe(args):
         real = sys.executable or _real_python()
         os.execv(real, [real, *args])  # noqa: S606 - argv list, the real interpreter
     device = args[2]
     say("python3", f"SIMULATED matmul probe ({device}, n={args[3]}): no torch on the demo "
         "machine, so nothing was multiplied")
-    ok = device == "cpu"
-    sys.stdout.write(json.dumps({"device": device, "ok": ok, "seconds": 0.0, "tflops": 0.0,
-                                 "count": 1 if ok else 0, "max_rel_err": 0.0,
-                                 "sandbox": "simulated: no torch on the demo machine"}) + "\n")
-    return 0 if ok else 1
+    return matmul_report(device, device == "cpu",
+                         sandbox="simulated: no torch on the demo machine")
 
 
 HANDLERS = {"blkid": blkid, "mount": mount, "umount": umount, "iptables": iptables,
             "nvidia-smi": nvidia_smi, "useradd": useradd, "python3": python3}
 
 
-def main(tool: str) -> int:
-    args = sys.argv[1:]
+def main(tool: str, args: list[str] | None = None) -> int:
+    args = sys.argv[1:] if args is None else args
     if tool != "python3" or (args[:1] == ["-c"] and "import torch" in "".join(args[1:2])):
         record(tool, args if tool != "python3" else ["-c", "<matmul probe>", *args[2:]])
     if tool.startswith("mkfs."):

@@ -1,11 +1,13 @@
 """Fixtures for the machine phases (volume, health, train): a run spec pointed into a temp
-dir, a Context whose tools find the fakes in ``fakes/`` first on PATH, fake device trees,
-and — when the suite runs as root — a real throwaway unprivileged user."""
+dir, a Context whose tools find the fakes in ``fakes/`` first on PATH (the sandbox's fake
+tools plus test-only failure knobs), fake device trees, and — when the suite runs as root — a
+real throwaway unprivileged user."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import json
 import os
 import pwd
@@ -39,9 +41,14 @@ from launcher.runner.spec import (
     scrub,
 )
 from launcher.runner.status import Reporter
+from launcher.runner.supervisor import TEST_HOST_ENV
 from launcher.runner.volume import HostPaths
+from launcher.sandbox.machine import TOOLS_DIR
 
 FAKES = Path(__file__).parent / "fakes"
+_spec = importlib.util.spec_from_file_location("sandbox_fake", TOOLS_DIR / "_fake.py")
+SANDBOX_FAKE = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(SANDBOX_FAKE)
 MOUNT_ID = "ewr-2a1b3c4d5e6f7a8b9c"  # 22 characters: a virtio serial keeps only 20
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
 IS_ROOT = os.geteuid() == 0
@@ -129,17 +136,20 @@ def host(tmp_path: Path, fakes: Fakes) -> HostPaths:
         directory.mkdir(parents=True)
     paths.mounts.write_text("proc /proc proc rw 0 0\n/dev/vda1 / ext4 rw 0 0\n")
     paths.fstab.write_text("# /etc/fstab\nLABEL=root / ext4 defaults 0 1\n")
-    fakes.env["FAKE_MOUNTS"] = str(paths.mounts)
+    fakes.env[TEST_HOST_ENV] = str(root)  # where the fake blkid, mkfs and mount may act
     return paths
 
 
 def attach(host: HostPaths, name: str = "vdc", serial: str | None = MOUNT_ID,
-           link: str | None = None, size: int = 0) -> Path:
-    """A fake disk ``/dev/<name>`` with a sysfs serial and, if ``link``, a by-id link."""
+           link: str | None = None, size: int = 0, fs_type: str = "") -> Path:
+    """A fake disk ``/dev/<name>`` with a sysfs serial and, if ``link``, a by-id link; blank,
+    or holding the fake mkfs's ``fs_type`` marker."""
     device = host.dev / name
     device.write_bytes(b"")
     if size:
         os.truncate(device, size)
+    if fs_type:
+        SANDBOX_FAKE.write_marker(device, fs_type)
     if serial is not None:
         (host.sys_block / name).mkdir()
         (host.sys_block / name / "serial").write_text(serial + "\n")

@@ -102,8 +102,7 @@ def test_a_device_that_appears_late_is_waited_for(ctx_for, host, clock):
 
 
 def test_a_volume_with_a_filesystem_is_never_formatted(ctx_for, host, fakes):
-    device = attach(host)
-    fakes.env["FAKE_BLKID"] = "ext4"
+    device = attach(host, fs_type="ext4")
     result = volume.prepare(ctx_for(), host)
     assert not result.formatted and result.fs_type == "ext4"
     assert fakes.calls("mkfs.ext4") == [] and fakes.calls("mkfs.xfs") == []
@@ -112,8 +111,7 @@ def test_a_volume_with_a_filesystem_is_never_formatted(ctx_for, host, fakes):
 
 
 def test_a_filesystem_of_another_type_is_mounted_as_it_is_and_noted(ctx_for, host, fakes):
-    attach(host)
-    fakes.env["FAKE_BLKID"] = "xfs"
+    attach(host, fs_type="xfs")
     ctx = ctx_for()
     result = volume.prepare(ctx, host)
     assert not result.formatted and result.fs_type == "xfs"
@@ -149,8 +147,7 @@ def test_an_old_fstab_line_for_the_mount_point_is_replaced(ctx_for, host, fakes)
     mount_point = ctx.spec.volume.mount_point
     host.fstab.write_text(host.fstab.read_text()
                           + f"UUID=old-volume {mount_point} ext4 defaults 0 2\n")
-    attach(host)
-    fakes.env["FAKE_BLKID"] = "ext4"
+    attach(host, fs_type="ext4")
     result = volume.prepare(ctx, host)
     assert fstab_lines(host, mount_point) == [volume.fstab_line(
         volume.Filesystem("ext4", result.uuid), mount_point)]

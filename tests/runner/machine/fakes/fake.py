@@ -1,16 +1,24 @@
-"""One implementation behind every fake tool; each shim in this directory runs
-``$FAKE_PYTHON fake.py <tool> <args...>``. Every call is appended to ``$FAKE_STATE/calls.jsonl``.
+"""The test layer over the sandbox's fake machine tools (``launcher/sandbox/tools/_fake.py``):
+each shim in this directory runs ``$FAKE_PYTHON fake.py <tool> <args...>``. Every call is
+appended to ``$FAKE_STATE/calls.jsonl`` (tool, argv and the names in its environment); then a
+failure knob below answers, or the sandbox's own fake does. So blkid reports what the fake
+mkfs wrote into the device file (a fresh device is blank), mount adds a line to
+``$LAUNCHER_RUNNER_TEST_HOST_ROOT/proc/mounts``, and the matmul probe is recognised and
+reported exactly as in the sandbox. The knobs, per environment variable (test-only: the
+shipped tools never read them):
 
-Behaviour, per environment variable:
-  FAKE_BLKID        blank | ext4 | xfs | error | ptable | ambivalent | real (default blank);
-                    once a fake mkfs ran, blkid reports what it made.
-  FAKE_MKFS         ok | fail
-  FAKE_MOUNTS       a mounts-table file the fake mount appends to; FAKE_MOUNT=fail fails it
-  FAKE_NVSMI        the CSV nvidia-smi prints (``|`` separates lines); FAKE_NVSMI_EXIT its status
-  FAKE_MATMUL       ok | wrong | crash | garbage;  FAKE_MATMUL_COUNT the device count it reports
-  FAKE_DD           real (default) | nodirect (refuses oflag=direct as tmpfs does, else real)
+  FAKE_BLKID        real | error | ptable | ambivalent (unset: the sandbox's blkid);
+                    real also runs the real mkfs
+  FAKE_MKFS         fail
+  FAKE_MOUNT        fail
+  FAKE_NVSMI        a GPU machine: the CSV nvidia-smi prints (``|`` separates lines);
+                    FAKE_NVSMI_Q what ``nvidia-smi -q`` prints, FAKE_NVSMI_EXIT its status
+                    (none of the three set: the sandbox's nvidia-smi, which refuses)
+  FAKE_MATMUL       ok (default) | wrong | crash | garbage; FAKE_MATMUL_COUNT the device count
+  FAKE_DD           nodirect (refuses oflag=direct as tmpfs does); dd is otherwise the real one
 """
 
+import importlib.util
 import json
 import os
 import shutil
@@ -19,16 +27,15 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 STATE = Path(os.environ["FAKE_STATE"])
-
-
-def record(tool, args):
-    with open(STATE / "calls.jsonl", "a", encoding="utf-8") as handle:
-        handle.write(json.dumps({"tool": tool, "argv": args, "env": sorted(os.environ)}) + "\n")
+ENV = os.environ.get
+SANDBOX = Path(importlib.util.find_spec("launcher").origin).parent / "sandbox/tools"
+sys.path.insert(0, str(SANDBOX))
+import _fake  # noqa: E402  (the sandbox's implementation)
 
 
 def real(tool, args):
     """exec the real program of that name, found on PATH past this directory."""
-    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
+    path = os.pathsep.join(p for p in ENV("PATH", "").split(os.pathsep)
                            if Path(p).resolve() != HERE)
     found = shutil.which(tool, path=path)
     if not found:
@@ -36,88 +43,77 @@ def real(tool, args):
     os.execv(found, [found, *args])
 
 
+def fail(text, status):
+    print(text, file=sys.stderr)
+    return status
+
+
 def blkid(args):
-    made = STATE / "made-fs"
-    mode = made.read_text() if made.exists() else os.environ.get("FAKE_BLKID", "blank")
-    device = args[-1]
+    device, mode = args[-1], ENV("FAKE_BLKID")
     if mode == "real":
         real("blkid", args)
-    if mode == "blank":
-        return 2
     if mode == "error":
-        print(f"blkid: error: {device}: Input/output error", file=sys.stderr)
-        return 4
+        return fail(f"blkid: error: {device}: Input/output error", 4)
     if mode == "ambivalent":
-        print(f"{device}: ambivalent result (probably more filesystems on the device)",
-              file=sys.stderr)
-        return 8
+        return fail(f"{device}: ambivalent result (probably more filesystems on the device)", 8)
     if mode == "ptable":
         print(f"DEVNAME={device}\nPTUUID=abcd\nPTTYPE=gpt")
         return 0
-    print(f"DEVNAME={device}\nUUID=0000aaaa-{mode}-4bbb-8ccc-123456789abc\nTYPE={mode}\n"
-          "USAGE=filesystem")
-    return 0
+    return None
 
 
 def mkfs(tool, args):
-    if os.environ.get("FAKE_MKFS", "ok") == "fail":
-        print(f"{tool}: Device size reported to be zero.", file=sys.stderr)
-        return 1
-    if os.environ.get("FAKE_BLKID") != "real":
-        (STATE / "made-fs").write_text(tool.split(".", 1)[1])
-        return 0
-    real(tool, args)
+    if ENV("FAKE_MKFS") == "fail":
+        return fail(f"{tool}: Device size reported to be zero.", 1)
+    if ENV("FAKE_BLKID") == "real":
+        real(tool, args)
+    return None
 
 
 def mount(args):
-    if os.environ.get("FAKE_MOUNT") == "fail":
-        print("mount: wrong fs type, bad option, bad superblock", file=sys.stderr)
-        return 32
-    fs_type, device, target = args[args.index("-t") + 1], args[-2], args[-1]
-    with open(os.environ["FAKE_MOUNTS"], "a", encoding="utf-8") as handle:
-        handle.write(f"{device} {target.replace(' ', chr(92) + '040')} {fs_type} rw,noatime 0 0\n")
-    return 0
+    if ENV("FAKE_MOUNT") == "fail":
+        return fail("mount: wrong fs type, bad option, bad superblock", 32)
+    return None
 
 
 def nvidia_smi(args):
-    if args == ["-q"]:  # the full report: only what FAKE_NVSMI_Q says ("|" for newlines)
-        print(os.environ.get("FAKE_NVSMI_Q", "").replace("|", "\n"))
-    else:
-        print(os.environ.get("FAKE_NVSMI", "").replace("|", "\n"))
-    return int(os.environ.get("FAKE_NVSMI_EXIT", "0"))
+    if not {"FAKE_NVSMI", "FAKE_NVSMI_Q", "FAKE_NVSMI_EXIT"} & set(os.environ):
+        return None
+    print(ENV("FAKE_NVSMI_Q" if args == ["-q"] else "FAKE_NVSMI", "").replace("|", "\n"))
+    return int(ENV("FAKE_NVSMI_EXIT", "0"))
 
 
 def python3(args):
-    mode = os.environ.get("FAKE_MATMUL", "ok")
-    device = args[2] if len(args) > 2 else "?"
+    """A GPU machine's probe: unlike the sandbox (no torch), cuda works unless told not to."""
+    if not _fake.is_matmul_probe(args):
+        return None
+    mode = ENV("FAKE_MATMUL", "ok")
     if mode == "crash":
-        print("ModuleNotFoundError: No module named 'torch'", file=sys.stderr)
-        return 1
+        return fail("ModuleNotFoundError: No module named 'torch'", 1)
     if mode == "garbage":
         print("this is not json")
         return 0
-    count = int(os.environ.get("FAKE_MATMUL_COUNT", "1"))
-    ok = mode == "ok"
-    print(json.dumps({"device": device, "ok": ok, "seconds": 0.01, "tflops": 123.4,
-                      "count": count, "max_rel_err": 1e-6 if ok else 0.5}))
-    return 0 if ok else 1
+    return _fake.matmul_report(args[2], mode == "ok", seconds=0.01, tflops=123.4,
+                               count=int(ENV("FAKE_MATMUL_COUNT", "1")),
+                               max_rel_err=1e-6 if mode == "ok" else 0.5)
 
 
 def dd(args):
-    if os.environ.get("FAKE_DD") == "nodirect" and "oflag=direct" in args:
-        print("dd: failed to open 'probe': Invalid argument", file=sys.stderr)
-        return 1
+    if ENV("FAKE_DD") == "nodirect" and "oflag=direct" in args:
+        return fail("dd: failed to open 'probe': Invalid argument", 1)
     real("dd", args)
+
+
+KNOBS = {"blkid": blkid, "mount": mount, "nvidia-smi": nvidia_smi, "python3": python3,
+         "dd": dd}
 
 
 def main():
     tool, args = sys.argv[1], sys.argv[2:]
-    record(tool, args)
-    if tool.startswith("mkfs."):
-        return mkfs(tool, args)
-    handler = {"blkid": blkid, "mount": mount, "nvidia-smi": nvidia_smi, "python3": python3,
-               "dd": dd}[tool]
-    return handler(args)
+    with open(STATE / "calls.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"tool": tool, "argv": args, "env": sorted(os.environ)}) + "\n")
+    knob = mkfs(tool, args) if tool.startswith("mkfs.") else KNOBS[tool](args)
+    return _fake.main(tool, args) if knob is None else knob
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from launcher.sandbox.machine import (
     write_host_key,
     write_sandbox_json,
 )
-from launcher.sandbox.respec import SpecRefused, sandbox_boot, sandbox_spec
+from launcher.sandbox.respec import Rewrite, SpecRefused, sandbox_boot, sandbox_spec
 
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 RESERVED_ENV = {"PATH", "HOME", "TMPDIR", "LANG", TEST_HOST_ENV, BINARY_ENV}
@@ -98,13 +98,7 @@ def prepare(instance: Instance, host: Path, settings: Settings, metadata_url: st
                 str(host_path(host, boot_argv[4])))
     run_bootstrap(boot_run, env, host, console, hosted.fetch_deadline_s)
     spec_path = exec_start[4]
-    try:
-        spec = RunSpec.from_json(host_path(host, spec_path).read_text(encoding="utf-8"))
-        sandboxed, rewrites = sandbox_spec(spec, host, metadata_url=metadata_url,
-                                           trainer_user=settings.trainer_user)
-    except (OSError, SpecError, SpecRefused) as exc:
-        raise BootRefused(f"{spec_path}, as the bootstrap fetched it: {exc}") from None
-    host_path(host, spec_path).write_text(sandboxed.to_json() + "\n", encoding="utf-8")
+    sandboxed, rewrites = _sandbox_fetched_spec(host, spec_path, metadata_url, settings)
     argv = (settings.python, str(host_path(host, exec_start[1])), *exec_start[2:4],
             str(host_path(host, spec_path)))
     record = {
@@ -121,6 +115,19 @@ def prepare(instance: Instance, host: Path, settings: Settings, metadata_url: st
     secret_files = (Path(sandboxed.paths.secrets_file),
                     host / "var/lib/cloud/instances" / instance.id / "user-data.txt")
     return Launch(argv, env, host, Path(sandboxed.paths.state_dir), secret_files)
+
+
+def _sandbox_fetched_spec(host: Path, spec_path: str, metadata_url: str,
+                          settings: Settings) -> tuple[RunSpec, list[Rewrite]]:
+    """The run spec the bootstrap fetched, rewritten for the sandbox in place."""
+    try:
+        spec = RunSpec.from_json(host_path(host, spec_path).read_text(encoding="utf-8"))
+        sandboxed, rewrites = sandbox_spec(spec, host, metadata_url=metadata_url,
+                                           trainer_user=settings.trainer_user)
+    except (OSError, SpecError, SpecRefused) as exc:
+        raise BootRefused(f"{spec_path}, as the bootstrap fetched it: {exc}") from None
+    host_path(host, spec_path).write_text(sandboxed.to_json() + "\n", encoding="utf-8")
+    return sandboxed, rewrites
 
 
 def unit_commands(plan: BootPlan) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -21,9 +21,9 @@ the machine's host root; no fake ever writes outside it.
   (the training command, for instance) runs the real interpreter.
 
 The runner's own tests (``tests/runner/machine/fakes/``) reuse this module for the same
-behaviour and add, on their side only, failure knobs and a call log; what they use —
-``main(tool, args)``, ``write_marker``, ``is_matmul_probe`` and ``matmul_report`` — is the
-whole of that seam. Nothing here reads a test's settings.
+behaviour and add, on their side only, failure knobs and a call log; ``main(tool, args)``,
+``is_matmul_probe`` and ``matmul_report`` are the whole of what they use. Nothing here reads
+a test's settings.
 """
 
 from __future__ import annotations
@@ -101,17 +101,12 @@ def mkfs(tool: str, args: list[str]) -> int:
     if device is None or not device.is_file():
         say(tool, f"refusing: {args[-1] if args else '(no device)'} is not a sandbox device")
         return 1
-    write_marker(device, fs_type, args[args.index("-L") + 1] if "-L" in args[:-1] else "")
-    say(tool, f"wrote a {fs_type} marker header to {device} (no real filesystem)")
-    return 0
-
-
-def write_marker(device: Path, fs_type: str, label: str = "") -> dict:
-    """What the fake mkfs leaves on ``device``: the header blkid reports from (a new UUID)."""
+    label = args[args.index("-L") + 1] if "-L" in args[:-1] else ""
     header = {"TYPE": fs_type, "UUID": str(uuid.uuid4()), "LABEL": label}
     with open(device, "r+b") as handle:
         handle.write(MAGIC + json.dumps(header).encode() + b"\n")
-    return header
+    say(tool, f"wrote a {fs_type} marker header to {device} (no real filesystem)")
+    return 0
 
 
 def mount(args: list[str]) -> int:

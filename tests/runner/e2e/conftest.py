@@ -296,8 +296,7 @@ def make_bed(runner_pyz: bytes, s3_server: S3Server, bucket: str, client, emulat
 
         env = {"PATH": os.pathsep.join((str(tools), str(FAKES), SYSTEM_PATH)),
                "LANG": "C.UTF-8", "FAKE_PYTHON": sys.executable, "FAKE_STATE": str(fake_state),
-               "FAKE_MOUNTS": str(host / "proc/mounts"), "LAUNCHER_S5CMD": s3_server.s5cmd,
-               TEST_HOST_ENV: str(host)}
+               "LAUNCHER_S5CMD": s3_server.s5cmd, TEST_HOST_ENV: str(host)}
         return Bed(root, host, spec, spec_path, pyz, env, s3_server, bucket, emulator,
                    instance.id, block.id, run_secrets.all_values(),
                    setup_events=len(emulator.events))

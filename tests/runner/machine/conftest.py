@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib.util
 import json
 import os
 import pwd
@@ -46,9 +45,6 @@ from launcher.runner.volume import HostPaths
 from launcher.sandbox.machine import TOOLS_DIR
 
 FAKES = Path(__file__).parent / "fakes"
-_spec = importlib.util.spec_from_file_location("sandbox_fake", TOOLS_DIR / "_fake.py")
-SANDBOX_FAKE = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(SANDBOX_FAKE)
 MOUNT_ID = "ewr-2a1b3c4d5e6f7a8b9c"  # 22 characters: a virtio serial keeps only 20
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
 IS_ROOT = os.geteuid() == 0
@@ -143,13 +139,15 @@ def host(tmp_path: Path, fakes: Fakes) -> HostPaths:
 def attach(host: HostPaths, name: str = "vdc", serial: str | None = MOUNT_ID,
            link: str | None = None, size: int = 0, fs_type: str = "") -> Path:
     """A fake disk ``/dev/<name>`` with a sysfs serial and, if ``link``, a by-id link; blank,
-    or holding the fake mkfs's ``fs_type`` marker."""
+    or formatted ``fs_type`` by the sandbox's fake mkfs."""
     device = host.dev / name
     device.write_bytes(b"")
     if size:
         os.truncate(device, size)
     if fs_type:
-        SANDBOX_FAKE.write_marker(device, fs_type)
+        subprocess.run([sys.executable, TOOLS_DIR / f"mkfs.{fs_type}", device], check=True,
+                       capture_output=True, timeout=30, env={"PYTHONDONTWRITEBYTECODE": "1",
+                                                             TEST_HOST_ENV: str(host.dev.parent)})
     if serial is not None:
         (host.sys_block / name).mkdir()
         (host.sys_block / name / "serial").write_text(serial + "\n")

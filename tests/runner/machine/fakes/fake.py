@@ -30,6 +30,7 @@ STATE = Path(os.environ["FAKE_STATE"])
 ENV = os.environ.get
 SANDBOX = Path(importlib.util.find_spec("launcher").origin).parent / "sandbox/tools"
 sys.path.insert(0, str(SANDBOX))
+sys.dont_write_bytecode = True  # leave no __pycache__ in the shipped tools/
 import _fake  # noqa: E402  (the sandbox's implementation)
 
 

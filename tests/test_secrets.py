@@ -129,3 +129,19 @@ def test_one_scrubber_for_the_launcher_the_runner_and_its_files(tmp_path, text, 
     source.write_text(f"{text}\n" * 3)
     copy_tail(source, dest, None, Secrets())  # type: ignore[arg-type]
     assert dest.read_text() == f"{expected}\n" * 3
+
+
+def test_a_log_tail_never_starts_inside_a_secret(tmp_path):
+    key = "FAKE-tail-secret-0123456789"
+
+    class Secrets:
+        def all_values(self) -> list[str]:
+            return [key]
+
+    source, dest = tmp_path / "log", tmp_path / "copy"
+    source.write_bytes(f"first line {key} end\nsecond\nthird\n".encode())
+    for limit in range(1, source.stat().st_size + 2):
+        copy_tail(source, dest, limit, Secrets())  # type: ignore[arg-type]
+        copied = dest.read_text()
+        assert key[-4:] not in copied, (limit, copied)  # no piece of the key's end
+        assert copied.endswith("second\nthird\n") or "second\nthird\n".endswith(copied)

@@ -35,7 +35,7 @@ from pathlib import Path
 from launcher.runner.context import Context
 from launcher.runner.data import Manifest, is_safe_relative
 from launcher.runner.s3 import S3Tool, bucket_url, tool_for
-from launcher.runner.secretsfile import scrub_values
+from launcher.runner.secretsfile import MIN_SCRUB_LEN, REDACTED, scrub_values
 from launcher.runner.spec import RunSecrets, scrub
 from launcher.runner.status import utc_now
 from launcher.runner.tools import ToolError
@@ -257,12 +257,24 @@ def _send_status(ctx: Context, logs: list[tuple[Path, str]], limit: int | None,
 def copy_tail(source: Path, dest: Path, limit: int | None,
               secrets: RunSecrets | None = None) -> None:
     """Copy the last ``limit`` bytes of ``source`` (all of it when smaller or None) to
-    ``dest``, line by line, with every secret value of ``secrets`` replaced by ``***``."""
+    ``dest``, line by line, with every secret value of ``secrets`` replaced by ``***``. Where
+    the tail cuts into a secret, the end piece of it that is left is masked too."""
     values = secrets.all_values() if secrets else []
     with open(source, "rb") as reader, open(dest, "wb") as writer:
         size = os.fstat(reader.fileno()).st_size
-        if limit is not None:
-            reader.seek(max(0, size - limit))
+        if limit is not None and size > limit:
+            reader.seek(size - limit)
+            writer.write(scrub_values(_mask_cut_secret(reader.readline(), values), values))
         # Whole lines, about a MiB at a time: no value holds a newline, so none is split.
         while lines := reader.readlines(COPY_CHUNK):
             writer.write(scrub_values(b"".join(lines), values))
+
+
+def _mask_cut_secret(line: bytes, values: list[str]) -> bytes:
+    """``line`` begins where a tail was cut: an end piece of a secret it starts with
+    (:data:`MIN_SCRUB_LEN` bytes or more; a whole value is left to the scrubber) as ``***``."""
+    for raw in sorted((v.encode() for v in values), key=len, reverse=True):
+        for size in range(len(raw) - 1, MIN_SCRUB_LEN - 1, -1):
+            if line.startswith(raw[-size:]):
+                return REDACTED.encode() + line[size:]
+    return line

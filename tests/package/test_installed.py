@@ -10,6 +10,7 @@ run and nothing of the test equipment.
 from __future__ import annotations
 
 import json
+import select
 import subprocess
 import sys
 import tarfile
@@ -125,6 +126,8 @@ def test_offers_against_the_installed_emulator(user):
                                 cwd=user.home, env=user.env, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, text=True)
     try:
+        ready, _, _ = select.select([emulator.stdout], [], [], 60)
+        assert ready, "the installed emulator printed nothing in 60 s"
         first = emulator.stdout.readline().strip()
         assert first.startswith("VULTR_API_URL=http://127.0.0.1:"), first
         offers = user("offers", "--stage", "diffusion", "--json",

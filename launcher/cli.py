@@ -20,9 +20,12 @@ from launcher import __version__
 from launcher.commands import SUMMARIES, load
 from launcher.errors import LauncherError
 
-GLOBAL_VALUED = ("--env-file",)  # global options that take a value (skipped when scanning)
+GLOBAL_VALUED = ("--env-file", "--provider")  # global options that take a value
 ENV_FILE_HELP = ("the .env file with keys and account settings (default: $LAUNCHER_ENV_FILE "
                  "or ./.env); the environment wins over it; before or after the command")
+PROVIDER_CHOICES = ("vultr", "vast", "all")
+PROVIDER_HELP = ("the cloud: vultr or vast (`offers` also takes all); default: `provider:` in "
+                 "the config folder's launcher.yaml, else vultr; before or after the command")
 # The exit statuses, for --help and the README (tests/test_cli_help.py holds them to both).
 EXIT_CODES = (
     (0, "done"),
@@ -59,27 +62,32 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"launcher {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log API calls to stderr")
     parser.add_argument("--env-file", default=None, metavar="PATH", help=ENV_FILE_HELP)
+    parser.add_argument("--provider", default=None, choices=PROVIDER_CHOICES,
+                        help=PROVIDER_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, summary in SUMMARIES.items():
         if only is None or only == name:
             load(name).register(sub)
-            _env_file_after(sub.choices[name])
+            _globals_after(sub.choices[name])
         else:
             sub.add_parser(name, help=summary)
     return parser
 
 
-def _env_file_after(parser: argparse.ArgumentParser) -> None:
-    """``--env-file`` on a command's parser and its sub-commands' too, so it may follow the
-    command (``launcher run --env-file X --stage S``). SUPPRESS: given before the command
-    only, it is not reset to a default by the command's parser."""
+def _globals_after(parser: argparse.ArgumentParser) -> None:
+    """``--env-file`` and ``--provider`` on a command's parser and its sub-commands' too, so
+    they may follow the command (``launcher run --env-file X --stage S``). SUPPRESS: given
+    before the command only, they are not reset to a default by the command's parser."""
     if "--env-file" not in parser._option_string_actions:
         parser.add_argument("--env-file", default=argparse.SUPPRESS, metavar="PATH",
                             help=ENV_FILE_HELP)
+    if "--provider" not in parser._option_string_actions:
+        parser.add_argument("--provider", default=argparse.SUPPRESS, choices=PROVIDER_CHOICES,
+                            help=PROVIDER_HELP)
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for child in action.choices.values():
-                _env_file_after(child)
+                _globals_after(child)
 
 
 def chosen_command(argv: Sequence[str]) -> str:

@@ -116,6 +116,24 @@ def test_the_api_layer_and_the_runner_stay_below_every_other_room():
     assert crossings().get("runner", set()) == set()
 
 
+# Where launching and operating still reach Vultr's own layer, and why: Vultr-only account
+# checks (the proof of the instance's key, doctor, the self-destruct rehearsal), the dry
+# run's listing of Vultr's wire calls, and the factory of a launch's provider.
+VULTR_DIRECT = {"launcher/provision/deps.py", "launcher/provision/dryrun.py",
+                "launcher/provision/preflight.py", "launcher/operate/doctor.py",
+                "launcher/operate/selfdestruct.py"}
+
+
+def cloud_direct(rooms: tuple[str, ...] = ("provision", "operate")) -> set[str]:
+    """The modules of ``rooms`` that import a cloud's API layer instead of a provider."""
+    return {str(p.relative_to(ROOT)) for room in rooms for p in (PACKAGE / room).rglob("*.py")
+            if any(room_of(m) in ("vultr", "vast") for m in launcher_imports(p))}
+
+
+def test_launching_and_operating_reach_a_cloud_through_the_providers():
+    assert cloud_direct() == VULTR_DIRECT
+
+
 def test_the_door_checks_can_fail(tmp_path, monkeypatch):
     fake = tmp_path / "launcher"
     (fake / "operate").mkdir(parents=True)
@@ -124,9 +142,11 @@ def test_the_door_checks_can_fail(tmp_path, monkeypatch):
     (fake / "vultr").mkdir()
     (fake / "emulator").mkdir()
     (fake / "vultr" / "y.py").write_text("from launcher.operate.runs import RunView\n")
+    (fake / "operate" / "z.py").write_text("from launcher.vultr import VultrClient\n")
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", fake)
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
-    assert crossings() == {"operate": {"emulator"}, "vultr": {"operate"}}
+    assert crossings() == {"operate": {"emulator", "vultr"}, "vultr": {"operate"}}
+    assert cloud_direct(("operate",)) == {"launcher/operate/z.py"}
     with pytest.raises(AssertionError):
         test_the_package_imports_no_test_equipment()
     with pytest.raises(AssertionError):

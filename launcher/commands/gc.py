@@ -10,7 +10,6 @@ from launcher.commands.runcommon import BUCKET_PURPOSE, account_for, add_config_
 from launcher.commands.teardown import show_outcomes
 from launcher.operate.cleanup import Action, execute, plan_gc
 from launcher.operate.keptvolumes import how_to_delete, kept_table, kept_volumes
-from launcher.providers.vultr import VultrProvider
 from launcher.tables import Col, FitTable, print_table
 from launcher.terminal import escape, make_console
 
@@ -36,10 +35,9 @@ def run(args: argparse.Namespace) -> int:
     account = account_for(args)
     bucket = bucket_for(account, args)
     console = make_console(stderr=args.json)
-    with runcommon.vultr_client(account) as client:
-        provider = VultrProvider(client)
-        actions = plan_gc(provider, bucket, client, force=args.force)
-        kept = kept_volumes(client)
+    with runcommon.open_provider(account, runcommon.provider_name(args)) as provider:
+        actions = plan_gc(provider, bucket, force=args.force)
+        kept = kept_volumes(provider)
         outcomes = execute(provider, actions, account.vultr_api_url) if args.yes else []
     if args.json:
         print(json.dumps({"actions": [vars_of(a) for a in actions], "deleted": args.yes,

@@ -47,8 +47,8 @@ def run(args: argparse.Namespace) -> int:
     if not account.vultr_key:
         raise ConfigError(f"VULTR_KEY is not set (environment or {account.env_file.path}): "
                           "listing snapshots needs the Vultr key")
-    with runcommon.vultr_client(account) as client:
-        listing = list_images(client, stage.image, include_all=args.all)
+    with runcommon.open_provider(account, runcommon.provider_name(args)) as provider:
+        listing = list_images(provider, stage.image, include_all=args.all)
     if args.json:
         print(json.dumps(listing.as_dict(), indent=2))
     else:

@@ -9,10 +9,10 @@ from dataclasses import asdict
 
 from rich.console import Console
 
-from launcher.commands import SUMMARIES
+from launcher.commands import SUMMARIES, runcommon
 from launcher.commands.runcommon import add_config_dir, positive_int, positive_number
-from launcher.config import config_dir_for, load_account, load_stage, vultr_settings
-from launcher.provision.offers import (
+from launcher.config import config_dir_for, load_account, load_stage
+from launcher.providers.offers import (
     DEFAULT_REGIONS,
     Offer,
     OfferTable,
@@ -20,11 +20,9 @@ from launcher.provision.offers import (
     Verdict,
     candidates,
     pick_reason,
-    rank_offers,
 )
 from launcher.tables import Col, FitTable, print_table
 from launcher.terminal import escape, make_console
-from launcher.vultr import VultrClient
 
 CONFIG_DIR_VARIABLE = "LAUNCHER_CONFIG_DIR"
 PICK = "▶"
@@ -83,8 +81,8 @@ def requirement_from_args(args: argparse.Namespace) -> Requirement:
 def run(args: argparse.Namespace) -> int:
     requirement = requirement_from_args(args)
     account = load_account(os.environ, getattr(args, "env_file", None))  # .env works too
-    with VultrClient.from_settings(vultr_settings(account)) as client:
-        table = rank_offers(client, requirement)
+    with runcommon.open_provider(account, runcommon.provider_name(args)) as provider:
+        table = provider.rank_offers(requirement)
     fitting = candidates(table)
     if args.json:
         print(json.dumps(as_json(table, show_all=args.all), indent=2))

@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = run_stage(request, deps)
     finally:
-        deps.client.close()
+        deps.provider.close()
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     elif isinstance(result, DryRunResult):

@@ -1,5 +1,6 @@
-"""What the run commands (status, logs, teardown, gc, doctor) share: the account, the Vultr
-client, the bucket, run ids, confirmation and how times and dollars are written."""
+"""What the run commands (status, logs, teardown, gc, doctor) share: the account, the
+provider (``--provider``), the bucket, run ids, confirmation and how times and dollars are
+written."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import argparse
 import math
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
@@ -16,12 +19,15 @@ from launcher.config import (
     CONFIG_DIR_VARIABLE,
     Account,
     config_dir_for,
+    configured_provider,
     load_account,
     vultr_settings,
 )
 from launcher.errors import ConfigError
 from launcher.operate.access import try_bucket
 from launcher.operate.runs import Store
+from launcher.providers import Provider
+from launcher.providers.vultr import VultrProvider
 from launcher.runner.spec import RUN_ID
 from launcher.terminal import make_console
 from launcher.vultr import VultrClient
@@ -56,6 +62,27 @@ def config_dir(args: argparse.Namespace) -> Path:
 def vultr_client(account: Account) -> VultrClient:
     """The one place the run commands make their client (tests put a fast one here)."""
     return VultrClient.from_settings(vultr_settings(account))
+
+
+def provider_name(args: argparse.Namespace, *, allow_all: bool = False) -> str:
+    """``--provider``, else ``provider:`` of the config folder's launcher.yaml, else vultr."""
+    chosen = getattr(args, "provider", None)
+    if chosen == "all" and not allow_all:
+        raise ConfigError("--provider all: only `launcher offers` compares the clouds; name "
+                          "one (vultr or vast)")
+    return chosen or configured_provider(config_dir(args)) or "vultr"
+
+
+@contextmanager
+def open_provider(account: Account, name: str) -> Iterator[Provider]:
+    """The provider ``name`` with the account's key, closed on leaving."""
+    if name != "vultr":
+        raise ConfigError(f"--provider {name}: not available yet in this version; use vultr")
+    provider = VultrProvider(vultr_client(account))
+    try:
+        yield provider
+    finally:
+        provider.close()
 
 
 def bucket_for(account: Account, args: argparse.Namespace) -> Store:

@@ -83,8 +83,8 @@ def run(args: argparse.Namespace) -> int:
     extra = split_args(args)
     account = account_for(args)
     bucket = open_bucket(account, config_dir(args))
-    with runcommon.vultr_client(account) as client:
-        target = target_for(client, bucket, args.run)
+    with runcommon.open_provider(account, runcommon.provider_name(args)) as provider:
+        target = target_for(provider, bucket, args.run)
     known = write_known_hosts(known_hosts_path(args.run, os.environ), target)
     argv = ssh_argv(_ssh_binary(args.print), args.user, target, known,
                     _identity(config_dir(args)), extra)

@@ -19,7 +19,6 @@ from launcher.commands.runcommon import (
 )
 from launcher.operate.keptvolumes import KeptVolume, how_to_delete, kept_table, kept_volumes
 from launcher.operate.runs import DEFAULT_HEARTBEAT_S, NOT_UPLOADED, RunView, list_views, view
-from launcher.providers.vultr import VultrProvider
 from launcher.tables import Col, FitTable, print_table
 from launcher.terminal import escape, make_console
 from launcher.timefmt import duration
@@ -46,14 +45,12 @@ def run(args: argparse.Namespace) -> int:
     account = account_for(args)
     bucket = bucket_for(account, args)
     kept: list[KeptVolume] = []
-    with runcommon.vultr_client(account) as client:
-        provider = VultrProvider(client)
+    with runcommon.open_provider(account, runcommon.provider_name(args)) as provider:
         if args.run:
-            one = view(args.run, provider, bucket, client)
-            views = [one]
+            views = [view(args.run, provider, bucket)]
         else:
-            views = list_views(provider, bucket, client)
-            kept = [] if args.json else kept_volumes(client)
+            views = list_views(provider, bucket)
+            kept = [] if args.json else kept_volumes(provider)
     if args.json:
         data = views[0].as_dict() if args.run else [v.as_dict() for v in views]
         print(json.dumps(data, indent=2))

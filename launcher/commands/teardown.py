@@ -20,7 +20,6 @@ from launcher.errors import ConfigError
 from launcher.operate.cleanup import Action, Outcome, execute, plan_teardown
 from launcher.operate.runs import Store, in_bucket, no_such_run
 from launcher.providers.base import Provider
-from launcher.providers.vultr import VultrProvider
 from launcher.tables import Col, FitTable, print_table
 from launcher.terminal import escape, make_console
 
@@ -51,8 +50,7 @@ def run(args: argparse.Namespace) -> int:
     account = account_for(args)
     bucket = bucket_for(account, args)
     console = make_console(stderr=args.json)
-    with runcommon.vultr_client(account) as client:
-        provider = VultrProvider(client)
+    with runcommon.open_provider(account, runcommon.provider_name(args)) as provider:
         plan = plan_teardown(provider, bucket, args.run, keep_volume=args.keep_volume,
                              force=args.force)
         if not plan.actions:

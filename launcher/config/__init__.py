@@ -29,6 +29,7 @@ from launcher.config.dotenv import parse_dotenv, read_env_file
 from launcher.config.loader import (
     DEFAULTS_FILE,
     STAGE_NAME,
+    configured_provider,
     load_checked,
     load_stage,
     merge,
@@ -65,7 +66,8 @@ __all__ = [
     "Credentials", "EnvFile", "GpuProfile", "ImageConfig", "Overrides",
     "ProfileOverrides", "StageConfig", "StorageConfig", "VolumeConfig", "WandbConfig",
     "add_override_flags", "apply_account", "apply_overrides", "config_dir_for", "config_report",
-    "describe", "instance_secret_sources", "load_account", "load_checked", "load_stage", "merge",
+    "configured_provider", "describe", "instance_secret_sources", "load_account",
+    "load_checked", "load_stage", "merge",
     "overrides_from_args", "parse_dotenv", "read_env_file", "resolve_stage", "run_secrets",
     "stage_names", "validator", "vultr_settings",
 ]

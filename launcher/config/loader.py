@@ -84,6 +84,14 @@ def load_stage(config_dir: Path, name: str, *,
     return apply_overrides(merged, Overrides(command=tuple(command_override)))
 
 
+def configured_provider(config_dir: Path) -> str | None:
+    """``provider:`` of ``config_dir``'s launcher.yaml (checked); None without that file."""
+    path = config_dir / DEFAULTS_FILE
+    if not path.is_file():
+        return None
+    return str(load_checked(path, "launcher.schema.json")["provider"])
+
+
 def load_checked(path: Path, schema_name: str) -> dict[str, Any]:
     """The YAML mapping in ``path``, valid against ``configs/schema/<schema_name>``."""
     if not path.exists():

@@ -22,14 +22,11 @@ from pathlib import Path
 from launcher.bucket import Bucket
 from launcher.cachedir import user_cache_dir
 from launcher.errors import ApiError, LauncherError
-from launcher.naming import run_tag
+from launcher.providers import InstanceRef, Provider
 from launcher.runner.hostkeys import HOST_KEYS_OBJECT
 from launcher.sshkeys import NotAPublicKey, PublicKey, known_hosts, parse_many
-from launcher.timefmt import parse_time
-from launcher.vultr import Instance, VultrClient
 
 USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
-NO_ADDRESS = ("", "0.0.0.0", "::")
 CLOCK_SKEW_S = 300.0  # the bucket's clock and Vultr's may disagree this much
 MANUAL_CHECK = ("or check the key by hand: open the instance's console in the Vultr portal, "
                 "run `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` there, and compare it "
@@ -50,9 +47,9 @@ class SshTarget:
     keys: tuple[PublicKey, ...]
 
 
-def find_instance(client: VultrClient, run_id: str) -> Instance:
+def find_instance(provider: Provider, run_id: str) -> InstanceRef:
     """The run's one running instance with an address; SshRefused saying what is missing."""
-    instances = client.list_instances(tag=run_tag(run_id))
+    instances = provider.find_run(run_id).instances
     if not instances:
         raise SshRefused(f"run {run_id} has no instance: it has ended (or was never "
                          "launched), so there is nothing to log in to",
@@ -63,10 +60,10 @@ def find_instance(client: VultrClient, run_id: str) -> Instance:
         raise SshRefused(f"run {run_id} has {len(instances)} instances ({ids}); a run has one",
                          hint=f"`launcher teardown {run_id}` removes them")
     instance = instances[0]
-    if (instance.status, instance.power_status) != ("active", "running"):
+    if not instance.running:
         raise SshRefused(f"run {run_id}'s instance {instance.id} is not running ({instance.state})",
                          hint="a new instance takes a few minutes to boot: try again shortly")
-    if instance.main_ip in NO_ADDRESS:
+    if not instance.address:
         raise SshRefused(f"run {run_id}'s instance {instance.id} has no address yet",
                          hint="try again in a minute")
     return instance
@@ -107,11 +104,11 @@ def read_host_keys(bucket: Bucket, run_id: str,
     return keys
 
 
-def target_for(client: VultrClient, bucket: Bucket, run_id: str) -> SshTarget:
+def target_for(provider: Provider, bucket: Bucket, run_id: str) -> SshTarget:
     """Instance first (no instance: no reason to ask the bucket), then its host keys."""
-    instance = find_instance(client, run_id)
-    keys = read_host_keys(bucket, run_id, parse_time(instance.date_created))
-    return SshTarget(run_id, instance.id, str(ipaddress.ip_address(instance.main_ip)), keys)
+    instance = find_instance(provider, run_id)
+    keys = read_host_keys(bucket, run_id, instance.created_epoch)
+    return SshTarget(run_id, instance.id, str(ipaddress.ip_address(instance.address)), keys)
 
 
 def known_hosts_path(run_id: str, environ: Mapping[str, str]) -> Path:

@@ -25,8 +25,7 @@ from launcher.errors import ApiError, ConfigError, LauncherError
 from launcher.naming import REUSABLE_VOLUME_PREFIX, parse_tags
 from launcher.operate.runs import NoBucket, RunStatus, Store, read_status, read_statuses
 from launcher.providers.base import Provider
-from launcher.timefmt import duration, parse_time
-from launcher.vultr import VultrClient
+from launcher.timefmt import duration
 
 KEEP_UNVERIFIED = ("the bucket has no verified upload for this run — its data may be only on "
                    "the volume")
@@ -142,7 +141,7 @@ def _volume_verdict(status: RunStatus | None, *, keep_volume: bool,
 
 # -- gc ------------------------------------------------------------------------------------------
 
-def plan_gc(provider: Provider, bucket: Store, client: VultrClient, *,
+def plan_gc(provider: Provider, bucket: Store, *,
             force: bool = False, now: Callable[[], float] = time.time) -> list[Action]:
     """Instances whose run ended (final status in the bucket) or expired (``expires:`` tag
     passed); run volumes whose run has no instance left (or only ones collected here).
@@ -152,8 +151,7 @@ def plan_gc(provider: Provider, bucket: Store, client: VultrClient, *,
         raise ConfigError(f"gc reads each run's status from the bucket: {bucket.reason}",
                           hint="`launcher teardown RUN` removes one run without the bucket")
     runs = provider.list_runs()
-    volume_born = {b.id: parse_time(b.date_created) for b in client.list_blocks()} \
-        if any(r.volumes for r in runs) else {}
+    volume_born = {v.id: v.created_epoch for r in runs for v in r.volumes}
     at = now()
     statuses = read_statuses(bucket, [r.run_id for r in runs])
     actions: list[Action] = []

@@ -22,7 +22,8 @@ from launcher.errors import ApiError, AuthError, ConfigError, LauncherError
 from launcher.localfiles import is_devnull
 from launcher.operate.access import open_bucket, stage_for
 from launcher.operate.selfdestruct import choose_target, prove_self_destruct
-from launcher.provision.offers import DEFAULT_REGIONS, Requirement, candidates, rank_offers
+from launcher.providers.offers import DEFAULT_REGIONS, Requirement, candidates
+from launcher.providers.vultr import VultrProvider
 from launcher.provision.plan import choose_snapshot
 from launcher.provision.preflight import InstanceKeyError, prove_instance_key
 from launcher.runner.s3 import MASTER_KEY_HINT
@@ -226,12 +227,12 @@ def _acls(client: VultrClient) -> Check:
 def _snapshot(client: VultrClient, image: ImageConfig) -> Check:
     """The snapshot a launch would boot, chosen as ``launcher run`` chooses it (a refusal
     becomes a failed check through :func:`_guard`)."""
-    choice = choose_snapshot(client, image)
+    choice = choose_snapshot(VultrProvider(client), image)
     return Check("snapshot", OK, f"{choice.description} ({choice.id}), {choice.why}")
 
 
 def _stock(client: VultrClient, requirement: Requirement, stage_name: str | None) -> Check:
-    table = rank_offers(client, requirement)
+    table = VultrProvider(client).rank_offers(requirement)
     fitting = candidates(table)
     if fitting:
         first = fitting[0]

@@ -8,10 +8,10 @@ from dataclasses import asdict, dataclass
 
 from launcher.naming import REUSABLE_VOLUME_PREFIX
 from launcher.operate.cleanup import Action, curl_commands
+from launcher.providers import Provider
 from launcher.provision.model import volume_usd_per_month
 from launcher.tables import Col, FitTable
 from launcher.terminal import escape
-from launcher.vultr import VultrClient
 
 
 @dataclass(frozen=True)
@@ -36,11 +36,14 @@ class KeptVolume:
                 "delete_commands": list(self.delete_commands(api_url))}
 
 
-def kept_volumes(client: VultrClient) -> list[KeptVolume]:
-    """Every reusable volume of the account, by label then region (a failed read raises)."""
-    found = [KeptVolume(b.id, b.label, b.region, b.size_gb, b.block_type, b.attached_to,
-                        volume_usd_per_month(b.size_gb, b.block_type))
-             for b in client.list_blocks() if b.label.startswith(REUSABLE_VOLUME_PREFIX)]
+def kept_volumes(provider: Provider) -> list[KeptVolume]:
+    """Every reusable volume of the account, by label then region (a failed read raises;
+    none where the cloud has no volumes)."""
+    if not provider.capabilities.volumes:
+        return []
+    found = [KeptVolume(v.id, v.label, v.region, v.size_gb, v.kind, v.attached_to,
+                        volume_usd_per_month(v.size_gb, v.kind))
+             for v in provider.find_volumes() if v.label.startswith(REUSABLE_VOLUME_PREFIX)]
     return sorted(found, key=lambda v: (v.label, v.region, v.id))
 
 

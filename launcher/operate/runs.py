@@ -33,14 +33,12 @@ from typing import Any
 
 from launcher.bucket import Bucket
 from launcher.errors import ApiError, LauncherError
-from launcher.naming import LAUNCHER_TAG, parse_tags, run_tag, volume_label
+from launcher.naming import parse_tags, run_tag, volume_label
 from launcher.providers.base import InstanceRef, Provider, RunResources, VolumeRef
 from launcher.runner.spec import RunSpec
 from launcher.timefmt import parse_time
-from launcher.vultr import Plan, VultrClient
 
 FINAL_STATES = frozenset({"succeeded", "failed", "torn-down"})
-HOURS_PER_MONTH = 730
 STATUS_FILE = "status.json"
 UPLOAD_PHASE = "upload"
 NOT_UPLOADED = "not uploaded yet"
@@ -149,52 +147,30 @@ def read_statuses(bucket: Store, run_ids: list[str]) -> dict[str, RunStatus]:
 
 # -- prices --------------------------------------------------------------------------------------
 
-class PriceBook:
-    """Plan prices in $/h, read once per call: GPU plans first, every plan type on a miss."""
-
-    def __init__(self, client: VultrClient) -> None:
-        self._client = client
-        self._plans: dict[str, float] = {}
-        self._loaded: set[str] = set()
-
-    def plan_per_hour(self, plan_id: str) -> float | None:
-        for plan_type in ("vcg", "all"):
-            if plan_id in self._plans:
-                break
-            if plan_type not in self._loaded:
-                self._loaded.add(plan_type)
-                self._plans.update((p.id, plan_price(p))
-                                   for p in self._client.list_plans(type=plan_type))
-        return self._plans.get(plan_id)
-
-
-def plan_price(plan: Plan) -> float:
-    """``hourly_cost`` when given, else ``monthly_cost / 730`` (as offers prices a plan)."""
-    if plan.hourly_cost is not None and plan.hourly_cost > 0:
-        return plan.hourly_cost
-    return plan.monthly_cost / HOURS_PER_MONTH
-
-
 @dataclass(frozen=True)
 class Facts:
-    """What the provider's records leave out: creation times and $/h per resource id."""
+    """Creation times and $/h per resource id (what the provider knows of them)."""
 
     created: dict[str, float] = field(default_factory=dict)
     per_hour: dict[str, float | None] = field(default_factory=dict)
 
 
-def read_facts(client: VultrClient, prices: PriceBook, *, run_id: str | None = None) -> Facts:
-    """Creation time and price of the launcher's instances and volumes (one run's, or all)."""
-    instances = client.list_instances(tag=run_tag(run_id) if run_id else LAUNCHER_TAG)
-    blocks = client.list_blocks(label=volume_label(run_id) if run_id else None)
+def read_facts(provider: Provider, runs: Iterable[RunResources]) -> Facts:
+    """Creation time and price of the runs' instances and volumes. An instance whose record
+    carries no price is priced by its plan (one catalogue read per provider, at most)."""
+    runs = list(runs)
+    instances = [i for r in runs for i in r.instances]
+    unpriced = {i.plan for i in instances if i.usd_per_hour is None}
+    plans = provider.plan_prices(unpriced) if unpriced else {}
     created: dict[str, float] = {}
     per_hour: dict[str, float | None] = {}
     for instance in instances:
-        created[instance.id] = parse_time(instance.date_created) or 0.0
-        per_hour[instance.id] = prices.plan_per_hour(instance.plan)
-    for block in blocks:
-        created[block.id] = parse_time(block.date_created) or 0.0
-        per_hour[block.id] = block.cost / HOURS_PER_MONTH if block.cost else None
+        created[instance.id] = instance.created_epoch or 0.0
+        per_hour[instance.id] = instance.usd_per_hour if instance.usd_per_hour is not None \
+            else plans.get(instance.plan)
+    for volume in (v for r in runs for v in r.volumes):
+        created[volume.id] = volume.created_epoch or 0.0
+        per_hour[volume.id] = volume.usd_per_hour
     return Facts({k: v for k, v in created.items() if v}, per_hour)
 
 
@@ -323,12 +299,12 @@ def make_view(resources: RunResources, status: RunStatus, facts: Facts, now: flo
                    min(booted) if booted else None)
 
 
-def list_views(provider: Provider, bucket: Store, client: VultrClient, *,
+def list_views(provider: Provider, bucket: Store, *,
                now: Clock = time.time) -> list[RunView]:
     """Every run that has an instance or a volume, oldest first. A provider failure raises;
     a bucket failure is each run's status problem (``bucket unreachable: …``)."""
     runs = provider.list_runs()
-    facts = read_facts(client, PriceBook(client)) if runs else Facts()
+    facts = read_facts(provider, runs)
     statuses = read_statuses(bucket, [r.run_id for r in runs])
     views = [make_view(run, statuses[run.run_id], facts, now()) for run in runs]
     return sorted(views, key=lambda v: (v.created or 0.0, v.run_id))
@@ -374,13 +350,12 @@ def in_bucket(bucket: Store, run_id: str) -> bool | None:
         return None
 
 
-def view(run_id: str, provider: Provider, bucket: Store, client: VultrClient, *,
+def view(run_id: str, provider: Provider, bucket: Store, *,
          now: Clock = time.time) -> RunView:
     """One run; :class:`NoSuchRun` when neither Vultr nor the bucket knows it."""
     resources = provider.find_run(run_id)
     status = read_status(bucket, run_id)
     if resources.empty and status.problem == NOT_UPLOADED:
         raise no_such_run(run_id, provider, bucket)
-    facts = read_facts(client, PriceBook(client), run_id=run_id) if not resources.empty \
-        else Facts()
+    facts = read_facts(provider, [resources])
     return make_view(resources, status, facts, now())

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from launcher.config import Account
 from launcher.errors import ConfigError, LauncherError, NotFoundError
 from launcher.naming import probe_volume_label
+from launcher.providers.offers import HOURS_PER_MONTH
 from launcher.provision.model import VOLUME_USD_PER_GB_MONTH
-from launcher.provision.offers import HOURS_PER_MONTH
 from launcher.provision.preflight import instance_key_variable
 from launcher.vultr import BlockSpec, VultrClient, wait_for
 

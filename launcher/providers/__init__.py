@@ -1,17 +1,21 @@
 """Where runs are placed. ``base`` states the contract; ``vultr`` keeps it for Vultr.
 
-A Vast.ai provider can follow behind the same contract and one ``--provider`` flag.
+The commands pick one with ``--provider`` (``launcher.commands.runcommon.open_provider``).
 """
 
 from launcher.providers.base import (
+    PROVIDER_NAMES,
+    Capabilities,
+    ImageRef,
     InstanceRef,
     InstanceRequest,
     Provider,
     RunResources,
+    SshKeyRef,
     VolumeRef,
     VolumeRequest,
 )
 
-__all__ = ["InstanceRef", "InstanceRequest", "Provider", "RunResources", "VolumeRef",
-           "VolumeRequest"]
+__all__ = ["PROVIDER_NAMES", "Capabilities", "ImageRef", "InstanceRef", "InstanceRequest",
+           "Provider", "RunResources", "SshKeyRef", "VolumeRef", "VolumeRequest"]
 

@@ -16,12 +16,40 @@ Promises every provider keeps (the tests in ``tests/providers`` hold Vultr to th
 6. **SSH keys are the account's, not a run's.** ``register_ssh_key`` returns the id of the
    account's key with the same key body (whatever its name), else registers one; nothing
    the launcher does deletes it.
+7. **What a cloud cannot do is said, not assumed.** :class:`Capabilities` tells callers
+   whether there are block volumes, tags, snapshots; a method for something the cloud does
+   not have answers "none" for reads (``find_volumes`` gives ``()``) and raises
+   ``ConfigError`` for a create, never a half-done imitation.
+8. **Catalogue reads are the provider's.** Offers (:meth:`Provider.rank_offers`, with
+   stock), images and SSH keys are read through the provider; nothing above this room
+   talks to a cloud's client directly.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from launcher.providers.offers import OfferTable, Requirement
+
+PROVIDER_NAMES = ("vultr", "vast")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a cloud can do. Callers branch on these, never on a provider's name.
+
+    ``volumes``: block volumes that outlive an instance and attach live (else the machine's
+    own disk is the cache); ``tags``: instances carry tags (else their label is the only
+    marker); ``images``: what an instance boots from (a ``snapshot`` of the account, or a
+    ``docker`` image reference); ``boot``: how the run's bootstrap reaches the machine
+    (``cloud-init`` user data, or an ``onstart`` script)."""
+
+    volumes: bool
+    tags: bool
+    images: Literal["snapshot", "docker"]
+    boot: Literal["cloud-init", "onstart"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +71,9 @@ class VolumeRef:
     mount_id: str
     attached_to: str | None
     ready: bool
+    kind: str = ""  # the cloud's storage class ("high_perf")
+    created_epoch: float | None = None
+    usd_per_hour: float | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +98,34 @@ class InstanceRef:
     tags: tuple[str, ...]
     state: str
     ready: bool
+    running: bool = False  # powered on (``ready`` also means booted)
+    address: str = ""  # its public address, "" while it has none
+    created_epoch: float | None = None
+    usd_per_hour: float | None = None  # list price of what it runs on, None when unknown
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """Something an instance can boot from. ``complete``: ready to boot from."""
+
+    id: str
+    description: str
+    created: str
+    status: str
+    size_bytes: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return self.status == "complete"
+
+
+@dataclass(frozen=True)
+class SshKeyRef:
+    """An SSH public key the account holds."""
+
+    id: str
+    name: str
+    public_key: str
 
 
 @dataclass(frozen=True)
@@ -86,6 +145,39 @@ class Provider(Protocol):
     """See the module docstring for the promises behind each method."""
 
     name: str
+    capabilities: Capabilities
+
+    def close(self) -> None:
+        """Release the connection (idempotent)."""
+        ...
+
+    def rank_offers(self, requirement: Requirement, *, list_excluded: bool = True
+                    ) -> OfferTable:
+        """Every offer of the catalogue judged against ``requirement``, with stock. Without
+        ``list_excluded`` a provider may skip reading what could only be excluded."""
+        ...
+
+    def plan_prices(self, plan_ids: set[str]) -> dict[str, float | None]:
+        """$/h of each plan id (None when unknown), for instances whose ref has no price."""
+        ...
+
+    def list_images(self) -> tuple[ImageRef, ...]:
+        """The account's own images (snapshots); ``()`` when images are public references."""
+        ...
+
+    def get_image(self, image_id: str) -> ImageRef:
+        """One image by id; ``NotFoundError`` when the account has none by that id."""
+        ...
+
+    def find_volumes(self, label: str | None = None) -> tuple[VolumeRef, ...]:
+        """The volumes labelled ``label`` (every volume for None); ``()`` without volumes."""
+        ...
+
+    def get_volume(self, volume_id: str) -> VolumeRef:
+        """One volume; ``NotFoundError`` when it is gone."""
+        ...
+
+    def list_ssh_keys(self) -> tuple[SshKeyRef, ...]: ...
 
     def find_run(self, run_id: str) -> RunResources:
         """The instances tagged ``run:<run_id>`` and the volumes labelled for it."""

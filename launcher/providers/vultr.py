@@ -15,14 +15,29 @@ from typing import TypeVar
 from launcher.errors import ConflictError, NotFoundError
 from launcher.naming import LAUNCHER_TAG, REUSABLE_VOLUME_PREFIX, parse_tags, run_tag, volume_label
 from launcher.providers.base import (
+    Capabilities,
+    ImageRef,
     InstanceRef,
     InstanceRequest,
     RunResources,
+    SshKeyRef,
     VolumeRef,
     VolumeRequest,
 )
+from launcher.providers.offers import HOURS_PER_MONTH, OfferTable, Requirement
+from launcher.providers.vultr_offers import rank_offers
 from launcher.sshkeys import body_of
-from launcher.vultr import Block, BlockSpec, Instance, InstanceSpec, VultrClient, wait_for
+from launcher.timefmt import parse_time
+from launcher.vultr import (
+    Block,
+    BlockSpec,
+    Instance,
+    InstanceSpec,
+    Plan,
+    Snapshot,
+    VultrClient,
+    wait_for,
+)
 
 RUN_VOLUME_SUFFIX = "-cache"
 # How long a new volume may take to show its mount_id, and the least time an attach gets to
@@ -30,18 +45,38 @@ RUN_VOLUME_SUFFIX = "-cache"
 MOUNT_ID_S = 120.0
 ATTACH_VISIBLE_S = 15.0
 T = TypeVar("T")
+CAPABILITIES = Capabilities(volumes=True, tags=True, images="snapshot", boot="cloud-init")
+NO_ADDRESS = ("", "0.0.0.0", "::")  # what Vultr shows before an instance has its address
 
 
 def volume_ref(block: Block) -> VolumeRef:
     return VolumeRef(id=block.id, label=block.label, region=block.region,
                      size_gb=block.size_gb, mount_id=block.mount_id,
-                     attached_to=block.attached_to, ready=block.status == "active")
+                     attached_to=block.attached_to, ready=block.status == "active",
+                     kind=block.block_type, created_epoch=parse_time(block.date_created),
+                     usd_per_hour=block.cost / HOURS_PER_MONTH if block.cost else None)
 
 
 def instance_ref(instance: Instance) -> InstanceRef:
+    """The instance's price is not in its record: :meth:`VultrProvider.plan_prices` has it."""
     return InstanceRef(id=instance.id, label=instance.label, region=instance.region,
                        plan=instance.plan, tags=instance.tags, state=instance.state,
-                       ready=instance.is_ready)
+                       ready=instance.is_ready,
+                       running=(instance.status, instance.power_status) == ("active", "running"),
+                       address="" if instance.main_ip in NO_ADDRESS else instance.main_ip,
+                       created_epoch=parse_time(instance.date_created))
+
+
+def image_ref(snapshot: Snapshot) -> ImageRef:
+    return ImageRef(snapshot.id, snapshot.description, snapshot.date_created, snapshot.status,
+                    snapshot.size)
+
+
+def plan_price(plan: Plan) -> float:
+    """``hourly_cost`` when given, else ``monthly_cost / 730`` (as offers prices a plan)."""
+    if plan.hourly_cost is not None and plan.hourly_cost > 0:
+        return plan.hourly_cost
+    return plan.monthly_cost / HOURS_PER_MONTH
 
 
 def run_of_volume(label: str) -> str:
@@ -55,12 +90,57 @@ class VultrProvider:
     """The Vultr provider. ``client`` does the HTTP; this class keeps the contract."""
 
     name = "vultr"
+    capabilities = CAPABILITIES
 
     def __init__(self, client: VultrClient) -> None:
         self.client = client
+        self._prices: dict[str, float] = {}
+        self._price_types: set[str] = set()
 
     def __repr__(self) -> str:
         return f"VultrProvider({self.client!r})"
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> VultrProvider:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- catalogue ------------------------------------------------------------------------
+
+    def rank_offers(self, requirement: Requirement, *, list_excluded: bool = True
+                    ) -> OfferTable:
+        return rank_offers(self.client, requirement, list_excluded=list_excluded)
+
+    def plan_prices(self, plan_ids: set[str]) -> dict[str, float | None]:
+        """$/h of each plan id: GPU plans read first, every plan type on a miss; read once
+        per provider."""
+        for plan_type in ("vcg", "all"):
+            if plan_ids <= self._prices.keys():
+                break
+            if plan_type not in self._price_types:
+                self._price_types.add(plan_type)
+                self._prices.update((p.id, plan_price(p))
+                                    for p in self.client.list_plans(type=plan_type))
+        return {plan: self._prices.get(plan) for plan in plan_ids}
+
+    def list_images(self) -> tuple[ImageRef, ...]:
+        return tuple(map(image_ref, self.client.list_snapshots()))
+
+    def get_image(self, image_id: str) -> ImageRef:
+        return image_ref(self.client.get_snapshot(image_id))
+
+    def list_ssh_keys(self) -> tuple[SshKeyRef, ...]:
+        return tuple(SshKeyRef(k.id, k.name, k.ssh_key) for k in self.client.list_ssh_keys())
+
+    def find_volumes(self, label: str | None = None) -> tuple[VolumeRef, ...]:
+        return tuple(map(volume_ref, self.client.list_blocks(label=label)))
+
+    def get_volume(self, volume_id: str) -> VolumeRef:
+        return volume_ref(self.client.get_block(volume_id))
 
     # -- reads ----------------------------------------------------------------------------
 

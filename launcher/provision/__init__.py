@@ -62,7 +62,7 @@ def run_stage(request: LaunchRequest, deps: LaunchDeps) -> LaunchResult | DryRun
 
 
 def _confirm_and_launch(plan: LaunchPlan, deps: LaunchDeps) -> LaunchResult:
-    prove_before_launch(deps.account, deps.client)  # two GETs with the instance's key
+    prove_before_launch(deps.account, deps.provider)  # two GETs with the instance's key
     if not deps.confirm(plan):
         raise LaunchCancelledError("not launched: the plan was declined; nothing was created")
     return launch(plan, deps)

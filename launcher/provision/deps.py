@@ -1,4 +1,4 @@
-"""What a launch talks to, injected: the provider, a read-only client, the bucket, a clock.
+"""What a launch talks to, injected: the provider, the bucket, a clock.
 
 ``launcher run`` builds the real ones (:func:`real_deps`); tests hand in fast clients, an
 emulator-backed provider, a manual clock and a recording :class:`Progress`.
@@ -92,14 +92,12 @@ def cached_runner() -> bytes:
 
 @dataclass
 class LaunchDeps:
-    """A launch's collaborators. ``client`` is used for read-only look-ups only (offers,
-    snapshots, reusable volumes, SSH keys); every create and delete goes through
-    ``provider``. ``confirm(plan)`` is asked before the first mutation (the CLI shows the
-    plan and prompts, or ``--yes``). ``now`` is wall time (run ids, deadlines); ``monotonic``
-    and ``sleep`` pace a rollback's retried deletions."""
+    """A launch's collaborators. Every read (offers, images, reusable volumes, SSH keys),
+    create and delete goes through ``provider``. ``confirm(plan)`` is asked before the first
+    mutation (the CLI shows the plan and prompts, or ``--yes``). ``now`` is wall time (run
+    ids, deadlines); ``monotonic`` and ``sleep`` pace a rollback's retried deletions."""
 
     account: Account
-    client: VultrClient
     provider: Provider
     bucket_for: Callable[[StorageConfig], BucketLike]
     confirm: Callable[[LaunchPlan], bool]
@@ -113,10 +111,10 @@ class LaunchDeps:
 def real_deps(account: Account, confirm: Callable[[LaunchPlan], bool], progress: Progress,
               environ: Mapping[str, str] | None = None) -> LaunchDeps:
     """The collaborators ``launcher run`` uses: Vultr at the account's URL with its key, the
-    bucket through s5cmd. Close ``deps.client`` when done."""
+    bucket through s5cmd. Close ``deps.provider`` when done."""
     from launcher.providers.vultr import VultrProvider
 
     client = VultrClient.from_settings(vultr_settings(account, environ))
-    return LaunchDeps(account=account, client=client, provider=VultrProvider(client),
+    return LaunchDeps(account=account, provider=VultrProvider(client),
                       bucket_for=bucket_factory(account, environ), confirm=confirm,
                       progress=progress)

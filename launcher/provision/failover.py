@@ -2,7 +2,7 @@
 
 Availability is a snapshot: a plan listed in stock can still be refused at create time ("sold
 out", "not available"). :class:`FailoverPlan` holds the candidates in launch order (see
-:func:`launcher.provision.offers.candidates`), hands out the current one, and when the
+:func:`launcher.providers.offers.candidates`), hands out the current one, and when the
 provisioner gets a capacity error records why that offer was skipped and hands out the next.
 When it runs dry, :meth:`FailoverPlan.tried` is the table the final message shows. Pure: no
 I/O, no clock.
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from launcher.provision.offers import Offer
+from launcher.providers.offers import Offer
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from typing import Any
 from launcher.config import ImageConfig
 from launcher.errors import ConfigError
 from launcher.localfiles import read_text
+from launcher.providers import ImageRef, Provider
 from launcher.provision.model import SnapshotChoice
 from launcher.provision.plan import choose_snapshot, snapshot_created_key
-from launcher.vultr import Snapshot, VultrClient
 
 # Vultr bills stored snapshots at $0.05 per GB per month (docs.vultr.com, "Does Vultr charge for
 # stored snapshots?", September 2025).
@@ -56,7 +56,7 @@ class BakedImage:
     """One snapshot as ``launcher images`` shows it. ``baked``: its description starts with
     the prefix; ``latest``: ``image: latest`` resolves to it; ``selected``: the stage boots it."""
 
-    snapshot: Snapshot
+    snapshot: ImageRef
     name: ImageName | None
     baked: bool
     latest: bool = False
@@ -64,7 +64,7 @@ class BakedImage:
 
     @property
     def size_gib(self) -> float:
-        return self.snapshot.size / GIB
+        return self.snapshot.size_bytes / GIB
 
     @property
     def usd_per_month(self) -> float:
@@ -77,7 +77,7 @@ class BakedImage:
                    "baked_on": self.name.date} if self.name else
                   {"os": None, "driver": None, "cuda": None, "baked_on": None})
         return {"id": s.id, "description": s.description, **fields, "status": s.status,
-                "size_bytes": s.size, "date_created": s.date_created, "baked": self.baked,
+                "size_bytes": s.size_bytes, "date_created": s.created, "baked": self.baked,
                 "latest": self.latest, "selected": self.selected,
                 "usd_per_month_estimate": round(self.usd_per_month, 2)}
 
@@ -108,17 +108,17 @@ class ImageListing:
                 "images": [i.as_dict() for i in self.images]}
 
 
-def list_images(client: VultrClient, image: ImageConfig, *,
+def list_images(provider: Provider, image: ImageConfig, *,
                 include_all: bool = False) -> ImageListing:
     """The account's snapshots described ``image.snapshot_prefix…`` (every snapshot with
     ``include_all``), newest first, with the choices of ``latest`` and of ``image``.
     A failed API call raises; only "nothing to choose" is reported as an error text."""
-    latest, latest_error = _choose(client, replace(image, snapshot="latest"))
+    latest, latest_error = _choose(provider, replace(image, snapshot="latest"))
     if image.wants_latest:
         selected, selected_error = latest, latest_error
     else:
-        selected, selected_error = _choose(client, image)
-    snaps = sorted(client.list_snapshots(), key=snapshot_created_key, reverse=True)
+        selected, selected_error = _choose(provider, image)
+    snaps = sorted(provider.list_images(), key=snapshot_created_key, reverse=True)
     prefix = image.snapshot_prefix
     shown = [s for s in snaps if include_all or s.description.startswith(prefix)]
     images = tuple(BakedImage(s, ImageName.parse(s.description, prefix),
@@ -129,9 +129,9 @@ def list_images(client: VultrClient, image: ImageConfig, *,
     return ImageListing(image, images, latest, latest_error, selected, selected_error)
 
 
-def _choose(client: VultrClient, image: ImageConfig) -> tuple[SnapshotChoice | None, str]:
+def _choose(provider: Provider, image: ImageConfig) -> tuple[SnapshotChoice | None, str]:
     try:
-        return choose_snapshot(client, image), ""
+        return choose_snapshot(provider, image), ""
     except ConfigError as exc:
         return None, exc.message
 

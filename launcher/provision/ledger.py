@@ -131,7 +131,7 @@ def not_ours(volume_id: str, ours: set[str], deps: LaunchDeps) -> str | None:
     ``ours`` (another launcher's, maybe live), or its attachment could not be read. None when
     it may be deleted (detached, attached to one of ours, or gone)."""
     try:
-        attached = deps.client.get_block(volume_id).attached_to
+        attached = deps.provider.get_volume(volume_id).attached_to
     except NotFoundError:
         return None
     except (Exception, KeyboardInterrupt) as exc:  # unproven ownership: keep, never guess
@@ -155,8 +155,8 @@ def resolve(entry: Entry, ledger: Ledger, deps: LaunchDeps) -> tuple[list[str], 
             found = [i.id for i in deps.provider.find_run(ledger.run_id).instances
                      if i.region == entry.region and launch_tag(ledger.nonce) in i.tags]
         else:
-            found = [b.id for b in deps.client.list_blocks(label=entry.label)
-                     if b.region == entry.region]
+            found = [v.id for v in deps.provider.find_volumes(entry.label)
+                     if v.region == entry.region]
     except Exception as exc:  # a failed read must not pass for "nothing there"
         return [], f"its create may have happened and the look-up failed ({_line(exc)})"
     return [i for i in found if i not in skip], ""

@@ -13,8 +13,8 @@ from typing import Any, Literal
 from launcher.config import GpuProfile, Overrides, StageConfig
 from launcher.errors import LauncherError
 from launcher.providers import InstanceRef, RunResources, VolumeRef
+from launcher.providers.offers import HOURS_PER_MONTH, Offer
 from launcher.provision.failover import Skipped
-from launcher.provision.offers import HOURS_PER_MONTH, Offer
 
 # Vultr block storage, USD per GB-month (vultr.com/pricing/#block-storage: NVMe "high_perf"
 # $0.10, HDD "storage_opt" $0.025), billed by the hour at monthly / 730. Used for the estimate

@@ -12,8 +12,8 @@ from launcher.config.view import PLACEHOLDER_BUCKET
 from launcher.errors import ConfigError, NotFoundError
 from launcher.naming import parse_tags, volume_label
 from launcher.operate.runs import NOT_UPLOADED, read_status
-from launcher.providers import RunResources, VolumeRef
-from launcher.providers.vultr import volume_ref
+from launcher.providers import ImageRef, Provider, RunResources, VolumeRef
+from launcher.providers.offers import Offer, Requirement, candidates
 from launcher.provision.code import require_at_head
 from launcher.provision.deps import BucketLike, LaunchDeps
 from launcher.provision.model import (
@@ -28,14 +28,12 @@ from launcher.provision.model import (
     volume_usd_per_hour,
     volume_usd_per_month,
 )
-from launcher.provision.offers import Offer, Requirement, candidates, rank_offers
 from launcher.provision.sshkey import plan_ssh_key
 from launcher.render import BootInputs, render
 from launcher.render.stage import placeholder_facts, run_hours, run_id_for, stage_run_spec
 from launcher.runner.spec import RUN_ID
 from launcher.timefmt import parse_time
 from launcher.training.ups import ORCHESTRATOR
-from launcher.vultr import Snapshot, VultrClient
 
 # The shortest budget a launch accepts: Vultr takes minutes from create to a booted
 # instance (server_status ok), and the runner fetches, syncs and checks before training.
@@ -58,9 +56,9 @@ def plan_launch(request: LaunchRequest, deps: LaunchDeps) -> LaunchPlan:
         raise RunStateError(f"run {run_id} already exists (launched this very second?): "
                             f"pass --run-id {run_id} to resume it, or try again")
     check_existing(existing, stage)
-    snapshot = choose_snapshot(deps.client, stage.image)
-    reusable = reusable_volumes(deps.client, stage.volume.reuse_label, existing)
-    pairs = offers_for(deps.client, stage, existing)
+    snapshot = choose_snapshot(deps.provider, stage.image)
+    reusable = reusable_volumes(deps.provider, stage.volume.reuse_label, existing)
+    pairs = offers_for(deps.provider, stage, existing)
     chosen = tuple(candidate(stage, offer, profile, volume_plan(stage, run_id, offer.region,
                                                                 existing, reusable))
                    for offer, profile in pairs)
@@ -73,7 +71,7 @@ def plan_launch(request: LaunchRequest, deps: LaunchDeps) -> LaunchPlan:
     trial_render(chosen, deps)
     return LaunchPlan(run_id=run_id, stage=stage, snapshot=snapshot, candidates=chosen,
                       existing=existing, api_url=deps.account.vultr_api_url,
-                      code_dir=request.code_dir, ssh_key=plan_ssh_key(deps.client, stage),
+                      code_dir=request.code_dir, ssh_key=plan_ssh_key(deps.provider, stage),
                       notes=left_out + notes_for(stage, chosen, reusable, deps),
                       listed_at=listed_at)
 
@@ -176,49 +174,50 @@ def check_existing(existing: RunResources, stage: StageConfig) -> None:
 
 # -- the snapshot ----------------------------------------------------------------------------
 
-def choose_snapshot(client: VultrClient, image: ImageConfig) -> SnapshotChoice:
+def choose_snapshot(provider: Provider, image: ImageConfig) -> SnapshotChoice:
     """``latest``: the newest complete snapshot described ``<snapshot_prefix>…``; an id: that
     snapshot, which must exist and be complete. Raises ConfigError saying what to do."""
     if not image.wants_latest:
         try:
-            snap = client.get_snapshot(image.snapshot)
+            snap = provider.get_image(image.snapshot)
         except NotFoundError:
             raise ConfigError(f"image.snapshot {image.snapshot}: no such snapshot in this "
                               "account") from None
-        if snap.status != "complete":
+        if not snap.complete:
             raise ConfigError(f"image.snapshot {snap.id} ({snap.description}) is {snap.status},"
                               " not complete: wait for it, or use another")
-        return SnapshotChoice(snap.id, snap.description, snap.date_created, "pinned by id")
-    named = [s for s in client.list_snapshots() if s.description.startswith(image.snapshot_prefix)]
-    done = [s for s in named if s.status == "complete"]
+        return SnapshotChoice(snap.id, snap.description, snap.created, "pinned by id")
+    named = [s for s in provider.list_images()
+             if s.description.startswith(image.snapshot_prefix)]
+    done = [s for s in named if s.complete]
     if not done:
         pending = f" ({len(named)} not complete yet)" if named else ""
         raise ConfigError(f"no complete snapshot described {image.snapshot_prefix}…{pending}: "
                           "bake one, or set image.snapshot (--snapshot ID)")
     newest = max(done, key=snapshot_created_key)
-    return SnapshotChoice(newest.id, newest.description, newest.date_created,
+    return SnapshotChoice(newest.id, newest.description, newest.created,
                           f"newest complete of {len(done)} described {image.snapshot_prefix}…")
 
 
-def snapshot_created_key(snap: Snapshot) -> tuple[float, str]:
+def snapshot_created_key(snap: ImageRef) -> tuple[float, str]:
     """Sort key of snapshots by creation (then id); an unreadable date sorts oldest."""
-    return parse_time(snap.date_created) or 0.0, snap.id
+    return parse_time(snap.created) or 0.0, snap.id
 
 
 # -- offers and volumes ----------------------------------------------------------------------
 
-def offers_for(client: VultrClient, stage: StageConfig,
+def offers_for(provider: Provider, stage: StageConfig,
                existing: RunResources) -> list[tuple[Offer, GpuProfile]]:
     """Each profile's candidates in launch order, profile after profile, each offer once.
     A resumed run stays where its instance or volume already is."""
     if existing.instances:
-        return [_offer_of_instance(client, stage, existing)]
+        return [_offer_of_instance(provider, stage, existing)]
     regions = {v.region for v in existing.volumes}
     seen: set[tuple[str, str]] = set()
     pairs = []
     for profile in stage.profiles:
         requirement = Requirement.from_config(stage, profile)
-        for offer in candidates(rank_offers(client, requirement, list_excluded=False)):
+        for offer in candidates(provider.rank_offers(requirement, list_excluded=False)):
             key = (offer.plan_id, offer.region)
             if key not in seen and (not regions or offer.region in regions):
                 seen.add(key)
@@ -226,26 +225,26 @@ def offers_for(client: VultrClient, stage: StageConfig,
     return pairs
 
 
-def _offer_of_instance(client: VultrClient, stage: StageConfig,
+def _offer_of_instance(provider: Provider, stage: StageConfig,
                        existing: RunResources) -> tuple[Offer, GpuProfile]:
     """The offer a resumed run's instance already holds (stock no longer matters)."""
     instance = existing.instances[0]
     for profile in stage.profiles:
         requirement = Requirement.from_config(stage, profile, regions=(instance.region,))
-        for verdict in rank_offers(client, requirement, list_excluded=False).verdicts:
+        for verdict in provider.rank_offers(requirement, list_excluded=False).verdicts:
             if (verdict.offer.plan_id, verdict.offer.region) == (instance.plan, instance.region):
                 return verdict.offer, profile
     raise RunStateError(f"run {existing.run_id}'s instance {instance.id} runs plan "
                         f"{instance.plan} in {instance.region}, which Vultr no longer lists")
 
 
-def reusable_volumes(client: VultrClient, label: str,
+def reusable_volumes(provider: Provider, label: str,
                      existing: RunResources) -> tuple[VolumeRef, ...]:
     """The volumes labelled ``label`` (none when it is ""), at most one per region, none of
     them in use by another run."""
     if not label:
         return ()
-    found = tuple(volume_ref(b) for b in client.list_blocks(label=label))
+    found = provider.find_volumes(label)
     ours = {i.id for i in existing.instances}
     for volume in found:
         if volume.attached_to and volume.attached_to not in ours:

@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 
 from launcher.config import Account, instance_secret_sources
 from launcher.errors import ApiError, AuthError, ConfigError
+from launcher.providers import Provider
+from launcher.providers.vultr import VultrProvider
 from launcher.provision.model import PlannedCall
 from launcher.vultr import VultrClient
 
@@ -87,10 +89,14 @@ def prove_instance_key(account: Account, client: VultrClient) -> KeyProof:
     return KeyProof(variable, bool(account.vultr_self_destruct_key), tuple(reads))
 
 
-def prove_before_launch(account: Account, client: VultrClient) -> KeyProof:
-    """:func:`prove_instance_key`, its refusal saying that nothing was launched."""
+def prove_before_launch(account: Account, provider: Provider) -> KeyProof | None:
+    """:func:`prove_instance_key` on Vultr, its refusal saying that nothing was launched.
+    None elsewhere: a cloud whose machines get their own key at create (Vast's per-instance
+    key) has no key of the operator's to prove."""
+    if not isinstance(provider, VultrProvider):
+        return None
     try:
-        return prove_instance_key(account, client)
+        return prove_instance_key(account, provider.client)
     except InstanceKeyError as exc:
         raise InstanceKeyError(f"not launched, nothing was created: {exc.message}",
                                variable=exc.variable, status=exc.status) from None

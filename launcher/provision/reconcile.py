@@ -33,6 +33,7 @@ from launcher.providers import (
     VolumeRef,
     VolumeRequest,
 )
+from launcher.providers.offers import Offer
 from launcher.provision.code import bundle_code
 from launcher.provision.deps import BucketLike, LaunchDeps, Progress
 from launcher.provision.failover import FailoverPlan
@@ -50,7 +51,6 @@ from launcher.provision.model import (
     RollbackIncompleteError,
     RunStateError,
 )
-from launcher.provision.offers import Offer
 from launcher.provision.preflight import check_reachable
 from launcher.provision.sshkey import ensure_ssh_key
 from launcher.render import BootInputs, RenderedDocument, render

@@ -20,19 +20,18 @@ from launcher.providers import Provider
 from launcher.provision.deps import Progress
 from launcher.provision.model import SshKeyPlan
 from launcher.sshkeys import MAX_KEY_FILE_BYTES, NotAPublicKey, PublicKey, body_of
-from launcher.vultr import VultrClient
 
 ACCOUNT_LEVEL = ("an account key, not a run resource: rollback, teardown and gc leave it; "
                  "delete it under Account > SSH Keys when no longer wanted")
 
 
-def plan_ssh_key(client: VultrClient, stage: StageConfig) -> SshKeyPlan | None:
+def plan_ssh_key(provider: Provider, stage: StageConfig) -> SshKeyPlan | None:
     """The stage's key and whether the account has it already (read-only; None: no key)."""
     path = stage.access.ssh_public_key
     if not path:
         return None
     key = read_public_key(path)
-    same = [k for k in client.list_ssh_keys() if body_of(k.ssh_key) == key.body]
+    same = [k for k in provider.list_ssh_keys() if body_of(k.public_key) == key.body]
     named = [k for k in same if k.name == key.account_name]
     found = (named or same)[0].id if same else None
     return SshKeyPlan(path, f"{key.line} {key.comment}".strip(), key.account_name,

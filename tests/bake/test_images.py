@@ -20,6 +20,7 @@ from launcher.emulator import ManualClock, Timing
 from launcher.emulator import catalogue as cat
 from launcher.emulator.state import InstanceSpec
 from launcher.errors import ConfigError
+from launcher.providers.vultr import VultrProvider
 from launcher.provision.images import ImageName, last_bake, list_images
 from launcher.provision.plan import choose_snapshot
 
@@ -80,8 +81,8 @@ def test_newest_complete_prefixed_snapshot_is_latest(cli, seeded, capsys):
 
 def test_the_marker_is_the_launch_choice(cli, seeded):
     with client_for(cli.url) as client:
-        listing = list_images(client, ImageConfig())
-        chosen = choose_snapshot(client, ImageConfig())
+        listing = list_images(VultrProvider(client), ImageConfig())
+        chosen = choose_snapshot(VultrProvider(client), ImageConfig())
     assert [i.snapshot.id for i in listing.images if i.latest] == [chosen.id]
 
 
@@ -132,10 +133,10 @@ def test_a_baked_snapshot_counts_once_complete(make_emulator, monkeypatch):
     with client_for(emu.url) as client:
         baked = emu.state.create_snapshot(inst.id, "launcher-gpu-ubuntu2204-550-12.4-20261129")
         assert client.get_snapshot(baked.id).status == "pending"
-        assert choose_snapshot(client, ImageConfig()).id == old.id
+        assert choose_snapshot(VultrProvider(client), ImageConfig()).id == old.id
         clock.advance(1200.0)
-        assert choose_snapshot(client, ImageConfig()).id == baked.id
-        assert list_images(client, ImageConfig()).images[0].latest
+        assert choose_snapshot(VultrProvider(client), ImageConfig()).id == baked.id
+        assert list_images(VultrProvider(client), ImageConfig()).images[0].latest
 
 
 def test_no_key_is_a_clear_error(cli, monkeypatch, capsys):

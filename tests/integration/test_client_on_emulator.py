@@ -18,7 +18,7 @@ from launcher.errors import (
     NotFoundError,
     OutOfCapacityError,
 )
-from launcher.provision.offers import derive_gpus
+from launcher.providers.vultr_offers import derive_gpus
 from launcher.vultr import BlockSpec, InstanceSpec
 
 SNAPSHOT_ID = "5f0d2c1e-8a3b-4c6d-9e7f-0a1b2c3d4e5f"

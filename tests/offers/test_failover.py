@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from launcher.errors import OutOfCapacityError
+from launcher.providers.offers import Requirement, candidates
+from launcher.providers.vultr_offers import rank_offers
 from launcher.provision.failover import FailoverPlan
-from launcher.provision.offers import Requirement, candidates, rank_offers
 
 
 def test_walks_the_candidates_and_records_what_was_tried(client):

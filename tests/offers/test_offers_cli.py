@@ -118,8 +118,8 @@ def test_bad_regions_are_refused(api, capsys):
 
 
 def test_an_api_failure_is_an_error_not_an_empty_table(api, monkeypatch, capsys):
-    monkeypatch.setattr("launcher.commands.offers.VultrClient.from_settings",
-                        lambda settings: client_for(settings.api_url, key=None))
+    monkeypatch.setattr("launcher.commands.runcommon.vultr_client",
+                        lambda account: client_for(account.vultr_api_url, key=None))
     api.inject("GET /plans", "503", count=20)
     assert main(["offers", "--json"]) == 3
     captured = capsys.readouterr()

@@ -8,7 +8,8 @@ import pytest
 from conftest import client_for
 
 from launcher.errors import ConfigError, TransientError
-from launcher.provision.offers import Requirement, candidates, derive_gpus, rank_offers
+from launcher.providers.offers import Requirement, candidates
+from launcher.providers.vultr_offers import derive_gpus, rank_offers
 from launcher.vultr import Plan
 
 L40S = "vcg-l40s-16c-180g-48vram"
@@ -261,7 +262,7 @@ def test_a_region_s_own_price_and_preemptible_only_plans(client, emulator):
                  location_cost={"sea": {"hourly_cost": 1.25, "monthly_cost": 912.5},
                                 "sjc": {"hourly_cost": 0}})
     assert plan.location_hourly == (("sea", 1.25),)
-    from launcher.provision.offers import _offer
+    from launcher.providers.vultr_offers import _offer
     assert (_offer("cloud", plan, "sea", True).price_per_hour,
             _offer("cloud", plan, "sea", True).price_source) == (1.25, "location_cost")
     assert _offer("cloud", plan, "sjc", True).price_source == "hourly_cost"

@@ -127,7 +127,7 @@ class Bed:
                 return buckets.setdefault(storage.bucket, MemoryBucket(address))
         else:
             bucket_for = bucket_at(endpoint or self.s3.endpoint, account)
-        return LaunchDeps(account=account, client=client, provider=VultrProvider(client),
+        return LaunchDeps(account=account, provider=VultrProvider(client),
                           bucket_for=bucket_for,
                           confirm=confirm, progress=RecordingProgress(),
                           now=lambda: NOW, monotonic=self.clock, sleep=self.clock.advance,

@@ -91,7 +91,7 @@ def test_a_second_run_with_the_same_id_creates_nothing(bed):
 def test_resuming_a_run_whose_volume_exists_creates_only_the_instance(bed):
     deps = bed.deps()
     run_id = "smoke-20261118-000000"
-    block = deps.client.create_block(BlockSpec("sea", 10, volume_label(run_id)))
+    block = deps.provider.client.create_block(BlockSpec("sea", 10, volume_label(run_id)))
     result = run_stage(bed.request(run_id=run_id, overrides=_regions("sjc,sea")), deps)
     assert result.volume.id == block.id and result.instance.region == "sea"
     assert [c.split()[0] for c in result.created] == ["instance"]
@@ -108,7 +108,7 @@ def test_a_dirty_checkout_is_packed_at_head_and_recorded_dirty(bed):
 
 def test_a_reusable_volume_is_reused_and_never_rolled_back(bed):
     deps = bed.deps()
-    cache = deps.client.create_block(BlockSpec("sjc", 50, "launcher-cache-ups"))
+    cache = deps.provider.client.create_block(BlockSpec("sjc", 50, "launcher-cache-ups"))
     result = run_stage(bed.request(overrides=_reuse("ups")), deps)
     assert result.volume.id == cache.id and result.volume.attached_to == result.instance.id
     assert all("volume" not in c for c in result.created)

@@ -27,7 +27,7 @@ def labelled(bed) -> list[tuple[str, str]]:
 
 def test_the_reusable_volume_in_a_later_region_is_used_and_no_second_is_made(quick_bed):
     deps = quick_bed.deps()
-    cache = deps.client.create_block(BlockSpec("sea", 50, LABEL))
+    cache = deps.provider.client.create_block(BlockSpec("sea", 50, LABEL))
     result = run_stage(quick_bed.request(overrides=reuse()), deps)
     assert isinstance(result, LaunchResult)
     assert result.volume.id == cache.id and result.instance.region == "sea"
@@ -38,7 +38,7 @@ def test_the_reusable_volume_in_a_later_region_is_used_and_no_second_is_made(qui
 
 def test_a_second_volume_is_refused_when_no_offer_fits_where_the_first_is(quick_bed):
     deps = quick_bed.deps()
-    cache = deps.client.create_block(BlockSpec("sea", 50, LABEL))
+    cache = deps.provider.client.create_block(BlockSpec("sea", 50, LABEL))
     quick_bed.emulator.set_stock("sea", [])
     before = len(quick_bed.emulator.mutations())
     with pytest.raises(ConfigError) as refused:
@@ -53,7 +53,7 @@ def test_a_second_volume_is_refused_when_no_offer_fits_where_the_first_is(quick_
 
 def test_allow_second_volume_creates_one_where_there_is_none(quick_bed):
     deps = quick_bed.deps()
-    cache = deps.client.create_block(BlockSpec("sea", 50, LABEL))
+    cache = deps.provider.client.create_block(BlockSpec("sea", 50, LABEL))
     quick_bed.emulator.set_stock("sea", [])
     result = run_stage(quick_bed.request(overrides=reuse(), allow_second_volume=True), deps)
     assert isinstance(result, LaunchResult) and result.volume.id != cache.id
@@ -61,7 +61,7 @@ def test_allow_second_volume_creates_one_where_there_is_none(quick_bed):
 
 
 def test_the_command_refuses_in_one_line_and_takes_the_flag(bed, cli, capsys):  # noqa: F811
-    client = bed.deps().client
+    client = bed.deps().provider.client
     client.create_block(BlockSpec("sea", 50, LABEL))
     bed.emulator.set_stock("sea", [])
     assert main([*cli, "--yes", "--reuse-volume", "ups"]) == 2

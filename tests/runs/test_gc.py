@@ -40,7 +40,7 @@ def garden(provider, client, publish_all):
 def test_gc_finds_ended_expired_and_orphaned_and_nothing_else(garden, provider, client, store):
     runs, reusable, (foreign_instance, foreign_volume) = garden
 
-    actions = {(a.kind, a.run_id): a for a in plan_gc(provider, store, client)}
+    actions = {(a.kind, a.run_id): a for a in plan_gc(provider, store)}
 
     assert set(actions) == {("instance", RUN), ("volume", RUN), ("volume", OTHER),
                             ("instance", EXPIRED), ("volume", EXPIRED)}
@@ -53,15 +53,15 @@ def test_gc_finds_ended_expired_and_orphaned_and_nothing_else(garden, provider, 
     touched = {a.id for a in actions.values()}
     assert not touched & {reusable, foreign_instance, foreign_volume, runs[LIVE].instance_id,
                           runs[LIVE].volume_id}
-    forced = plan_gc(provider, store, client, force=True)  # --force: the volumes go too
+    forced = plan_gc(provider, store, force=True)  # --force: the volumes go too
     assert len(forced) == 5 and all(a.delete for a in forced)
 
 
 def test_a_young_volume_without_instance_or_status_may_be_mid_launch(provider, client, store):
     young = make_run(provider, "smoke-20261129-130000", instance=False)
 
-    now = [a.delete for a in plan_gc(provider, store, client, force=True)]
-    later = plan_gc(provider, store, client, force=True,
+    now = [a.delete for a in plan_gc(provider, store, force=True)]
+    later = plan_gc(provider, store, force=True,
                     now=lambda: time.time() + VOLUME_GRACE_S + 60)
 
     assert now == [False]
@@ -104,6 +104,6 @@ def test_nothing_to_collect_is_said_only_after_looking(cli_env, capsys, provider
 def test_a_bucket_that_cannot_be_read_is_an_error(provider, client, address):
     make_run(provider, RUN)
     with pytest.raises(ApiError, match="gc cannot tell which runs ended: bucket unreachable"):
-        plan_gc(provider, Bucket(address, WRONG_B2), client)
+        plan_gc(provider, Bucket(address, WRONG_B2))
     with pytest.raises(ConfigError, match="B2_BUCKET"):
-        plan_gc(provider, NoBucket(), client)
+        plan_gc(provider, NoBucket())

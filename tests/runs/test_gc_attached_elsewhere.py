@@ -24,7 +24,7 @@ def test_a_volume_attached_to_another_runs_instance_is_kept(provider, client, st
     publish_all({RUN: ("finished", RUN, {}), LIVE: ("running", RUN, {})})
 
     for force in (False, True):
-        actions = {(a.kind, a.id): a for a in plan_gc(provider, store, client, force=force)}
+        actions = {(a.kind, a.id): a for a in plan_gc(provider, store, force=force)}
         assert set(actions) == {("instance", ended.instance_id), ("volume", ended.volume_id)}
         volume = actions["volume", ended.volume_id]
         assert (volume.delete, volume.reason) == (

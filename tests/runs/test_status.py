@@ -11,13 +11,13 @@ from runner.conftest import put
 from launcher.bucket import Bucket
 from launcher.cli import main
 from launcher.operate.runs import (
-    HOURS_PER_MONTH,
     NoBucket,
     RunStatus,
     list_views,
     read_status,
     view,
 )
+from launcher.providers.offers import HOURS_PER_MONTH
 from launcher.runner.spec import RunSecrets
 from launcher.timefmt import parse_time
 from runs.conftest import (
@@ -41,7 +41,7 @@ def test_every_run_with_its_state_heartbeat_age_and_cost(provider, client, store
     folder = publish("running", RUN)
     later = time.time() + 2 * 3600
 
-    views = {v.run_id: v for v in list_views(provider, store, client, now=lambda: later)}
+    views = {v.run_id: v for v in list_views(provider, store, now=lambda: later)}
 
     assert set(views) == {RUN, OTHER}  # no reusable volume, nothing foreign
     running, quiet = views[RUN], views[OTHER]
@@ -67,7 +67,7 @@ def test_a_bucket_that_cannot_be_read_is_said_so_never_shown_as_no_status(
     make_run(provider, OTHER)
     publish("running", RUN)
 
-    views = list_views(provider, Bucket(address, WRONG_B2), client)
+    views = list_views(provider, Bucket(address, WRONG_B2))
 
     assert len(views) == 2 and all(v.instances for v in views)
     for v in views:
@@ -157,7 +157,7 @@ def test_a_run_only_the_bucket_remembers_and_one_nobody_knows(cli_env, publish, 
                                                               provider, store, client):
     publish("finished", RUN)
 
-    gone = view(RUN, provider, store, client)
+    gone = view(RUN, provider, store)
     assert not gone.exists and gone.status.state == "succeeded"
     assert main(["status", "nobody-20261129-100000"]) == 1
     err = capsys.readouterr().err

@@ -72,7 +72,7 @@ def test_plan_from_api():
     ],
 )
 def test_plan_classification(fields, is_gpu, whole_node):
-    # Whether a plan is a vGPU slice is launcher.provision.offers.derive_gpus's rule alone.
+    # Whether a plan is a vGPU slice is launcher.providers.vultr_offers.derive_gpus's rule alone.
     plan = Plan.from_api({"id": "p", **fields})
     assert (plan.is_gpu, plan.is_whole_node) == (is_gpu, whole_node)
 

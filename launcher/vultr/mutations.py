@@ -23,13 +23,13 @@ from launcher.errors import AmbiguousCreateError, LauncherError, NotFoundError, 
 
 from .envelope import UnconfirmedWriteError
 from .retry import Budget
-from .transport import VultrHttp
+from .transport import JsonHttp
 
 log = logging.getLogger("launcher.vultr")
 T = TypeVar("T")
 
 
-def _settle(http: VultrHttp, err: UnconfirmedWriteError, budget: Budget) -> bool:
+def _settle(http: JsonHttp, err: UnconfirmedWriteError, budget: Budget) -> bool:
     """Wait as the policy says after an ambiguous failure; return whether a retry is allowed."""
     decision = http.decide(err.outcome, budget)
     # Waiting before the read-back also gives the server time to make a new resource visible.
@@ -47,7 +47,7 @@ def _gave_up(err: UnconfirmedWriteError, budget: Budget, what: str) -> Transient
 
 
 def create_resolved(
-    http: VultrHttp,
+    http: JsonHttp,
     path: str,
     body: dict[str, Any],
     *,
@@ -55,45 +55,50 @@ def create_resolved(
     lookup: Callable[[], dict | None],
     what: str,
     expect: tuple[int, ...] = (201, 202),
+    method: str = "POST",
 ) -> dict:
     """POST a create and return the created object (``response[key]``), never a duplicate.
 
     ``lookup`` finds the object the create would have made (read-only, retried by the
     transport) and returns its dict or None. ``what`` names it for messages, e.g.
-    ``"instance labelled 'run-42'"``.
+    ``"instance labelled 'run-42'"``. ``key=""`` takes the whole answer for the object (an
+    API that answers a create with ids, not the object); ``method`` is the create's verb
+    (sent as a non-idempotent request whatever it is).
     """
     budget = http.new_budget()
     while True:
         try:
             data = http.request(
-                "POST", path, json=body, expect=expect, idempotent=False, budget=budget
+                method, path, json=body, expect=expect, idempotent=False, budget=budget
             )
-            return _created(data, key, path)
+            return _created(data, key, method, path)
         except UnconfirmedWriteError as err:
             may_retry = _settle(http, err, budget)
-            found = _look_up(lookup, err, what)
+            found = _look_up(lookup, err, what, http.PROVIDER)
             if found is not None:
-                log.debug("POST %s: ambiguous failure resolved by look-up (found)", path)
+                log.debug("%s %s: ambiguous failure resolved by look-up (found)", method, path)
                 return found
             if not may_retry:
                 raise _gave_up(err, budget, f"and no {what} exists") from None
-            log.debug("POST %s: ambiguous failure, look-up found nothing, sending again", path)
+            log.debug("%s %s: ambiguous failure, look-up found nothing, sending again",
+                      method, path)
 
 
-def _created(data: dict | None, key: str, path: str) -> dict:
-    obj = (data or {}).get(key)
+def _created(data: dict | None, key: str, method: str, path: str) -> dict:
+    obj = (data or {}).get(key) if key else data
     if not isinstance(obj, dict):
-        raise TransientError(f"the create answered without {key!r}", method="POST", path=path)
+        what = repr(key) if key else "a JSON object"
+        raise TransientError(f"the create answered without {what}", method=method, path=path)
     return obj
 
 
 def _look_up(
-    lookup: Callable[[], dict | None], err: UnconfirmedWriteError, what: str
+    lookup: Callable[[], dict | None], err: UnconfirmedWriteError, what: str, provider: str
 ) -> dict | None:
     return _read_back(
         lookup, err, AmbiguousCreateError,
         f"the create may have succeeded, and looking for the {what} failed too",
-        hint=f"list your Vultr resources and look for the {what} before trying again, "
+        hint=f"list your {provider} resources and look for the {what} before trying again, "
         "so as not to pay for two",
     )
 
@@ -120,13 +125,13 @@ def _read_back(
     )
 
 
-def delete_idempotent(http: VultrHttp, path: str) -> bool:
+def delete_idempotent(http: JsonHttp, path: str, expect: tuple[int, ...] = (204,)) -> bool:
     """DELETE ``path``; True if it existed, False if it was already gone. Gone is success."""
     budget = http.new_budget()
     maybe_done = False
     while True:
         try:
-            http.request("DELETE", path, expect=(204,), idempotent=False, budget=budget)
+            http.request("DELETE", path, expect=expect, idempotent=False, budget=budget)
             return True
         except NotFoundError:
             return maybe_done  # after an ambiguous failure, a 404 means our DELETE worked
@@ -137,7 +142,7 @@ def delete_idempotent(http: VultrHttp, path: str) -> bool:
 
 
 def post_confirmed(
-    http: VultrHttp,
+    http: JsonHttp,
     path: str,
     body: dict[str, Any],
     *,

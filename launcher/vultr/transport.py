@@ -1,6 +1,10 @@
-"""The one place that speaks HTTP to Vultr: session, auth, timeouts, retries, errors, pages.
+"""The one request path of the launcher's API clients: session, auth, timeouts, retries,
+errors, pages.
 
-Every call goes through :meth:`VultrHttp.request`. What it promises:
+:class:`JsonHttp` is that path; a provider's client is a subclass that says how its errors
+read and where its URLs go (:class:`VultrHttp` here, ``launcher.vast.transport.VastHttp``).
+Every call goes through :meth:`JsonHttp.request` (or its siblings for arrays and text). What it
+promises:
 
 - a ``(connect, read)`` timeout on every request and a deadline on every attempt (a server
   that drips its answer defeats a per-read timeout: :mod:`.cutoff` cuts the connection), the
@@ -27,9 +31,9 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -58,6 +62,8 @@ MAX_PAGES = 10_000
 MIN_ATTEMPT_S = 1.0  # an attempt started near the call's deadline still gets this long
 
 log = logging.getLogger("launcher.vultr")
+H = TypeVar("H", bound="JsonHttp")
+Params = Mapping[str, Any] | str | None  # a str is a query sent as it is (a signed URL's)
 
 
 @dataclass(frozen=True)
@@ -95,31 +101,42 @@ def _outcome(result: _Answer | FailureKind) -> Outcome:
     return Outcome(status=result.status, retry_after=result.retry_after)
 
 
-class VultrHttp:
-    """One ``requests.Session`` to the Vultr API and the one request method over it.
+class JsonHttp:
+    """One ``requests.Session`` to one API and the one request method over it.
 
-    ``sleep``, ``clock`` (monotonic) and ``rng`` are injectable so tests never really wait.
+    A subclass names the provider and reads its error bodies (:meth:`_status_error`); it may
+    route paths (:meth:`_url`). ``sleep``, ``clock`` (monotonic) and ``rng`` are injectable
+    so tests never really wait.
     """
+
+    DEFAULT_URL = ""  # a subclass names its API's; without one, base_url is required
+    KEY_VARIABLE = "API_KEY"  # the variable that holds the key, for messages
+    URL_VARIABLE = "API_URL"
+    PROVIDER = "the provider's"
+    KEY_HINT = "<key>"
 
     def __init__(
         self,
         api_key: Secret | None = None,
         *,
-        base_url: str = DEFAULT_API_URL,
+        base_url: str | None = None,
         timeouts: Timeouts | None = None,
         policy: RetryPolicy | None = None,
-        key_variable: str = "VULTR_KEY",
+        key_variable: str | None = None,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: Rng | None = None,
         progress: ProgressLines | None = None,
+        logger: logging.Logger | None = None,
     ) -> None:
         if api_key is not None and not isinstance(api_key, Secret):
             raise TypeError("api_key must be a launcher.secrets.Secret")
         self._key = api_key if api_key else None
-        self._key_variable = key_variable
-        self.base_url = base_url.rstrip("/")
+        self._key_variable = key_variable or self.KEY_VARIABLE
+        self.base_url = (base_url or self.DEFAULT_URL).rstrip("/")
+        if not self.base_url:
+            raise ValueError("base_url is required")
         self.endpoint = endpoint(self.base_url)
         self.timeouts = timeouts or Timeouts()
         self.policy = policy or RetryPolicy()
@@ -128,23 +145,33 @@ class VultrHttp:
         self.sleep = sleep
         self.clock = clock
         self._rng = rng or random.Random()
+        self.log = logger or log
 
     def __repr__(self) -> str:
         key = "set" if self._key else "missing"
-        return f"VultrHttp(base_url={self.base_url!r}, key={key})"
+        return f"{type(self).__name__}(base_url={self.base_url!r}, key={key})"
 
     def close(self) -> None:
         self._session.close()
 
-    def with_key(self, api_key: Secret | None, key_variable: str) -> VultrHttp:
+    def with_key(self: H, api_key: Secret | None, key_variable: str) -> H:
         """A new session to the same API with the same timeouts, retries and clocks, holding
         another key (named ``key_variable`` in errors): the instance's, which the launcher
         proves before a launch. Close it when done."""
-        return VultrHttp(api_key, base_url=self.base_url, timeouts=self.timeouts,
-                         policy=self.policy, key_variable=key_variable, sleep=self.sleep,
-                         clock=self.clock, rng=self._rng, progress=self.progress)
+        return self._sibling(self.base_url, api_key, key_variable)
 
-    def __enter__(self) -> VultrHttp:
+    def with_base(self: H, base_url: str) -> H:
+        """A new session, holding no key, to another host (a download link the API handed
+        out) with the same timeouts, retries and clocks. Close it when done."""
+        return self._sibling(base_url, None, self._key_variable)
+
+    def _sibling(self: H, base_url: str, api_key: Secret | None, key_variable: str) -> H:
+        return type(self)(api_key, base_url=base_url, timeouts=self.timeouts,
+                          policy=self.policy, key_variable=key_variable, sleep=self.sleep,
+                          clock=self.clock, rng=self._rng, progress=self.progress,
+                          logger=self.log)
+
+    def __enter__(self: H) -> H:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -174,7 +201,7 @@ class VultrHttp:
         method: str,
         path: str,
         *,
-        params: Mapping[str, Any] | None = None,
+        params: Params = None,
         json: Any = None,
         expect: tuple[int, ...] = (200,),
         idempotent: bool | None = None,
@@ -191,6 +218,28 @@ class VultrHttp:
         success; one outside ``expect`` is logged. ``budget`` lets several requests share one
         retry budget.
         """
+        answer = self._call(method, path, params, json, expect, idempotent, auth, budget)
+        return self._json(method, path, answer, dict)  # type: ignore[return-value]
+
+    def request_json(self, method: str, path: str, **options: Any) -> dict | list | None:
+        """:meth:`request` for an endpoint that may answer a JSON array as well as an object."""
+        answer = self._call(method, path, options.get("params"), options.get("json"),
+                            options.get("expect", (200,)), options.get("idempotent"),
+                            options.get("auth", True), options.get("budget"))
+        return self._json(method, path, answer, (dict, list))  # type: ignore[return-value]
+
+    def request_text(self, method: str, path: str, *, params: Params = None,
+                     auth: bool = True) -> str:
+        """:meth:`request` for an endpoint that answers text (UTF-8, undecodable bytes
+        replaced)."""
+        answer = self._call(method, path, params, None, (200,), None, auth, None)
+        return answer.body.decode("utf-8", errors="replace")
+
+    def _call(
+        self, method: str, path: str, params: Params, json: Any, expect: tuple[int, ...],
+        idempotent: bool | None, auth: bool, budget: Budget | None,
+    ) -> _Answer:
+        """The retry loop: the first 2xx answer, or the exception for the last failure."""
         if not path.startswith("/") or "?" in path:
             raise ValueError(f"path must start with '/' and carry no query: {path!r}")
         headers = self._headers(auth)
@@ -200,7 +249,8 @@ class VultrHttp:
                 budget.attempts += 1
                 result = self._attempt(method, path, (params, json, headers), budget, watch)
                 if isinstance(result, _Answer) and 200 <= result.status < 300:
-                    return self._decode(method, path, result, expect)
+                    self._check_expected(method, path, result, expect)
+                    return result
                 self.pause(self._after_failure(method, path, result, idempotent, budget))
 
     def _after_failure(
@@ -225,10 +275,138 @@ class VultrHttp:
         if not decision.retry:
             started = budget.deadline - self.policy.deadline_s
             raise self._error(method, path, result, budget.attempts, self.clock() - started)
-        log.debug(
+        self.log.debug(
             "retry %s %s in %.2fs (attempt %d)", method, path, decision.delay, budget.attempts
         )
         return decision.delay
+
+    @property
+    def has_key(self) -> bool:
+        """Whether this session holds an API key (never the key itself)."""
+        return self._key is not None
+
+    def _headers(self, auth: bool) -> dict[str, str]:
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        if auth:
+            if self._key is None:
+                raise ConfigError(
+                    f"{self._key_variable} is not set: this call needs a {self.PROVIDER} API "
+                    "key", hint=f"export {self._key_variable}={self.KEY_HINT}",
+                )
+            headers["Authorization"] = f"Bearer {self._key.reveal()}"
+        return headers
+
+    def _url(self, path: str) -> str:
+        """The URL of ``path`` (relative to the base URL unless a subclass routes it)."""
+        return self.base_url + path
+
+    def _attempt(
+        self,
+        method: str,
+        path: str,
+        payload: tuple[Params, Any, dict[str, str]],
+        budget: Budget,
+        watch: Watch,
+    ) -> _Answer | FailureKind | Broken:
+        """One HTTP exchange, cut off at the attempt's deadline (``timeouts.attempt``, at
+        most what the call's budget has left). Returns instead of raising, so no requests
+        exception escapes."""
+        started = time.monotonic()
+        limit = min(self.timeouts.attempt, max(budget.deadline - self.clock(), MIN_ATTEMPT_S))
+        with tracking() as connections:
+            watch.arm(limit, lambda: cut(connections))
+            try:
+                result = self._exchange(method, path, payload)
+            finally:
+                watch.disarm()
+        if watch.expired and not isinstance(result, Broken):
+            # Cut mid-answer, http.client may even take what arrived for a whole answer.
+            result = FailureKind.DEADLINE
+        if isinstance(result, _Answer):
+            status: object = result.status
+        else:
+            status = result.value if isinstance(result, FailureKind) else result.name
+        self.log.debug("%s %s -> %s in %.3fs (attempt %d)", method, path, status,
+                       time.monotonic() - started, budget.attempts)
+        return result
+
+    def _exchange(
+        self, method: str, path: str, payload: tuple[Params, Any, dict[str, str]]
+    ) -> _Answer | FailureKind | Broken:
+        params, json, headers = payload
+        try:
+            response = self._session.request(
+                method,
+                self._url(path),
+                params=params,
+                json=json,
+                headers=headers,
+                timeout=(self.timeouts.connect, self.timeouts.read),
+                allow_redirects=False,
+            )
+            body = response.content
+        except requests.RequestException as exc:
+            kind = classify(exc)
+            return kind if kind is not None else self._broken(exc)
+        return _Answer(response.status_code, body, response.headers.get("Retry-After"))
+
+    def _broken(self, exc: requests.RequestException) -> Broken:
+        found = broken(exc, self.endpoint, self.base_url)
+        if found.hint:  # failures.broken words its hint for Vultr's variable
+            return replace(found, hint=found.hint.replace("VULTR_API_URL", self.URL_VARIABLE))
+        return found
+
+    def _check_expected(
+        self, method: str, path: str, answer: _Answer, expect: tuple[int, ...]
+    ) -> None:
+        if answer.status not in expect:
+            self.log.warning(
+                "%s %s answered HTTP %d, expected %s",
+                method,
+                path,
+                answer.status,
+                "/".join(map(str, expect)),
+            )
+
+    def _json(self, method: str, path: str, answer: _Answer,
+              kinds: type | tuple[type, ...]) -> object:
+        if not answer.body.strip():
+            return None
+        try:
+            data = jsonlib.loads(answer.body)
+        except ValueError:
+            data = None
+        if not isinstance(data, kinds):
+            what = "a JSON object" if kinds is dict else "a JSON object or array"
+            raise ApiError(f"the response is not {what}", method=method, path=path,
+                           status=answer.status)
+        return data
+
+    def _error(
+        self, method: str, path: str, result: _Answer | FailureKind, attempts: int,
+        seconds: float | None = None,
+    ) -> ApiError:
+        if isinstance(result, FailureKind):
+            return error_for_failure(
+                method, path, result, attempts, where=self.endpoint, seconds=seconds,
+                hint=f"check {self.URL_VARIABLE} ({self.base_url}) and this machine's network")
+        retry_after = _parse_retry_after(result.retry_after, datetime.now(timezone.utc))
+        return self._status_error(method, path, result, attempts, retry_after)
+
+    def _status_error(self, method: str, path: str, answer: _Answer, attempts: int,
+                      retry_after: float | None) -> ApiError:
+        """The exception for an HTTP error answer, as the provider's error bodies read."""
+        raise NotImplementedError
+
+
+class VultrHttp(JsonHttp):
+    """The Vultr v2 API: ``{"error": ..., "status": N}`` errors and ``meta.links`` pages."""
+
+    DEFAULT_URL = DEFAULT_API_URL
+    KEY_VARIABLE = "VULTR_KEY"
+    URL_VARIABLE = "VULTR_API_URL"
+    PROVIDER = "Vultr"
+    KEY_HINT = "<key from my.vultr.com: Account > API>"
 
     def paginate(
         self,
@@ -266,109 +444,13 @@ class VultrHttp:
             query["cursor"] = cursor
         raise ApiError(f"more than {max_pages} pages; stopped paging", method="GET", path=path)
 
-    @property
-    def has_key(self) -> bool:
-        """Whether this session holds an API key (never the key itself)."""
-        return self._key is not None
-
-    def _headers(self, auth: bool) -> dict[str, str]:
-        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
-        if auth:
-            if self._key is None:
-                raise ConfigError(
-                    f"{self._key_variable} is not set: this call needs a Vultr API key",
-                    hint=f"export {self._key_variable}=<key from my.vultr.com: Account > API>",
-                )
-            headers["Authorization"] = f"Bearer {self._key.reveal()}"
-        return headers
-
-    def _attempt(
-        self,
-        method: str,
-        path: str,
-        payload: tuple[Mapping[str, Any] | None, Any, dict[str, str]],
-        budget: Budget,
-        watch: Watch,
-    ) -> _Answer | FailureKind | Broken:
-        """One HTTP exchange, cut off at the attempt's deadline (``timeouts.attempt``, at
-        most what the call's budget has left). Returns instead of raising, so no requests
-        exception escapes."""
-        started = time.monotonic()
-        limit = min(self.timeouts.attempt, max(budget.deadline - self.clock(), MIN_ATTEMPT_S))
-        with tracking() as connections:
-            watch.arm(limit, lambda: cut(connections))
-            try:
-                result = self._exchange(method, path, payload)
-            finally:
-                watch.disarm()
-        if watch.expired and not isinstance(result, Broken):
-            # Cut mid-answer, http.client may even take what arrived for a whole answer.
-            result = FailureKind.DEADLINE
-        if isinstance(result, _Answer):
-            status: object = result.status
-        else:
-            status = result.value if isinstance(result, FailureKind) else result.name
-        log.debug("%s %s -> %s in %.3fs (attempt %d)", method, path, status,
-                  time.monotonic() - started, budget.attempts)
-        return result
-
-    def _exchange(
-        self, method: str, path: str, payload: tuple[Mapping[str, Any] | None, Any, dict[str, str]]
-    ) -> _Answer | FailureKind | Broken:
-        params, json, headers = payload
-        try:
-            response = self._session.request(
-                method,
-                self.base_url + path,
-                params=params,
-                json=json,
-                headers=headers,
-                timeout=(self.timeouts.connect, self.timeouts.read),
-                allow_redirects=False,
-            )
-            body = response.content
-        except requests.RequestException as exc:
-            kind = classify(exc)
-            return kind if kind is not None else broken(exc, self.endpoint, self.base_url)
-        return _Answer(response.status_code, body, response.headers.get("Retry-After"))
-
-    def _decode(
-        self, method: str, path: str, answer: _Answer, expect: tuple[int, ...]
-    ) -> dict | None:
-        if answer.status not in expect:
-            log.warning(
-                "%s %s answered HTTP %d, expected %s",
-                method,
-                path,
-                answer.status,
-                "/".join(map(str, expect)),
-            )
-        if not answer.body.strip():
-            return None
-        try:
-            data = jsonlib.loads(answer.body)
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            raise ApiError(
-                "the response is not a JSON object", method=method, path=path, status=answer.status
-            )
-        return data
-
-    def _error(
-        self, method: str, path: str, result: _Answer | FailureKind, attempts: int,
-        seconds: float | None = None,
-    ) -> ApiError:
-        if isinstance(result, FailureKind):
-            return error_for_failure(
-                method, path, result, attempts, where=self.endpoint, seconds=seconds,
-                hint=f"check VULTR_API_URL ({self.base_url}) and this machine's network")
-        message = server_message(result.body, result.status, self._key)
+    def _status_error(self, method: str, path: str, answer: _Answer, attempts: int,
+                      retry_after: float | None) -> ApiError:
+        message = server_message(answer.body, answer.status, self._key)
         if attempts > 1:
             message = f"{message} (after {attempts} attempts)"
-        retry_after = _parse_retry_after(result.retry_after, datetime.now(timezone.utc))
-        error = error_for_status(method, path, result.status, message, retry_after=retry_after)
-        if result.status == 404 and not urlsplit(self.base_url).path.endswith("/v2"):
+        error = error_for_status(method, path, answer.status, message, retry_after=retry_after)
+        if answer.status == 404 and not urlsplit(self.base_url).path.endswith("/v2"):
             error.hint = (f"VULTR_API_URL is {self.base_url}, without /v2: Vultr's API (and "
                           f"the emulator) answer under /v2, e.g. {self.base_url}/v2")
         return error

@@ -1,10 +1,12 @@
-"""The request pipeline, independent of the HTTP server.
+"""The request pipeline, independent of the HTTP server and of the provider emulated.
 
 The control endpoint (``/_emulator/...``, see :mod:`launcher.emulator.control`) is answered
-apart. For the API, the order is: rate limit → route (404/405) → auth (401: an unknown key,
-or a known one from an address its allowlist lacks) → injected fault → handler. Every answered
-request is logged as an :class:`Event` and handed to listeners as an :class:`Exchange` before
-its bytes are written, so a client that has its response can already see both.
+apart. For the API, the order is: rate limit → route (404/405) → auth (the dialect's: for
+Vultr, 401 for an unknown key or a known one from an address its allowlist lacks) → injected
+fault → handler; the :class:`~launcher.emulator.dialect.Dialect` supplies routes and wordings.
+Every answered request is logged as an :class:`Event` and handed to listeners as an
+:class:`Exchange` before its bytes are written, so a client that has its response can already
+see both.
 """
 
 from __future__ import annotations
@@ -13,17 +15,16 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http import HTTPStatus
+from typing import Any
 
 from launcher.emulator.control import Control, is_control
-from launcher.emulator.errors import ERRORS, HypervisorError, Refusal
+from launcher.emulator.dialect import Dialect, RouteLike
+from launcher.emulator.errors import HypervisorError, Refusal
 from launcher.emulator.events import MUTATING_METHODS, EventLog, Exchange, redact_headers
 from launcher.emulator.faults import Fault, FaultPlan
 from launcher.emulator.keys import Keyring, Verdict
 from launcher.emulator.ratelimit import Limiter
-from launcher.emulator.routes import Route, match
-from launcher.emulator.state import Store
-from launcher.emulator.wire import Request, Response, error_response
+from launcher.emulator.wire import Request, Response
 
 Listener = Callable[[Exchange], None]
 
@@ -32,7 +33,7 @@ Listener = Callable[[Exchange], None]
 class _Seen:
     """What the pipeline learnt about a request, for its event."""
 
-    route: Route | None = None
+    route: RouteLike | None = None
     verdict: Verdict = field(default_factory=Verdict)
     fault: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -50,14 +51,16 @@ class Answer:
 class App:
     """Turns a :class:`Request` into an :class:`Answer` (or None: drop the connection)."""
 
-    def __init__(self, store: Store, keys: Keyring, limiter: Limiter, faults: FaultPlan,
-                 stopping: threading.Event, latency_s: float = 0.0) -> None:
-        self.store = store
+    def __init__(self, store: Any, keys: Keyring, limiter: Limiter, faults: FaultPlan,
+                 stopping: threading.Event, latency_s: float = 0.0, *,
+                 dialect: Dialect, control: Control) -> None:
+        self.store = store  # handed to route handlers; ``store.now()`` dates events
         self.latency_s = latency_s
         self.keys = keys
         self.limiter = limiter
         self.faults = faults
-        self.control = Control(faults, store, keys)
+        self.dialect = dialect
+        self.control = control
         self.stopping = stopping
         self.log = EventLog()
         self.listeners: list[Listener] = []
@@ -86,7 +89,7 @@ class App:
     def handle(self, req: Request) -> Answer | None:
         """Answer one request; record its event and notify listeners first. With a latency,
         every answer waits that long first (a network round trip; cut short by ``stop``).
-        The control endpoint (``/_emulator/...``, not Vultr's API) is answered apart: no
+        The control endpoint (``/_emulator/...``, not the provider's API) is answered apart: no
         latency, rate limit, event or listener."""
         if is_control(req.path):
             response = self.control.handle(req)
@@ -106,50 +109,47 @@ class App:
         return answer
 
     def _respond(self, req: Request, seen: _Seen) -> Response | None:
+        dialect = self.dialect
         try:
             retry_after = self.limiter.admit(req.client)
             if retry_after is not None:
-                raise Refusal(429, "rate_limited", headers={"Retry-After": str(retry_after)})
-            route, ids = match(req.method, req.path)
+                return dialect.rate_limited(retry_after)
+            route, ids = dialect.match(req.method, req.path)
             seen.route = route
-            if not route.public and not seen.verdict.accepted:
-                if seen.verdict.name:  # a valid key, from an address its allowlist lacks
-                    raise Refusal(401, "unauthorized_ip", address=req.client)
-                raise Refusal(401, "unauthorized")
+            dialect.authorize(route, ids, seen.verdict, req)
             fault = self.faults.take(route.key)
             if fault is not None:
                 seen.fault = fault.kind
                 return self._fire(fault, route, req, ids)
             return route.handler(self.store, req, ids)
         except Refusal as refusal:
-            return error_response(refusal.status, refusal.text, refusal.headers)
+            return dialect.refusal(refusal)
         except HypervisorError as exc:
             self.internal_errors.append(f"hypervisor hook {exc} raised {exc.__cause__!r}")
-            return error_response(500, ERRORS["internal"])
+            return dialect.internal()
         except Exception as exc:  # a bug in the emulator: answer like a server would, keep it
             self.internal_errors.append(repr(exc))
-            return error_response(500, ERRORS["internal"])
+            return dialect.internal()
 
-    def _fire(self, fault: Fault, route: Route, req: Request, ids: list[str]) -> Response | None:
+    def _fire(self, fault: Fault, route: RouteLike, req: Request,
+              ids: list[str]) -> Response | None:
+        dialect = self.dialect
         if fault.kind == "429":
-            retry = str(fault.opts["retry_after"])
-            return error_response(429, ERRORS["rate_limited"], {"Retry-After": retry})
+            return dialect.rate_limited(fault.opts.get("retry_after"))
         if fault.kind == "hang":
             self.stopping.wait(fault.opts["hang_s"])
             if fault.opts["then"] == "504" and not self.stopping.is_set():
-                return error_response(504, HTTPStatus.GATEWAY_TIMEOUT.phrase + ".")
+                return dialect.status_error(504)
             return None
         if fault.kind == "ambiguous_create":
             # A refusal propagates as itself: a request that was not performed is not ambiguous.
             performed = route.handler(self.store, req, ids)
-            answer = error_response(500, ERRORS["internal"])
+            answer = dialect.internal()
             answer.note = f"performed for real (would have answered {performed.status})"
             return answer
         if fault.kind == "refuse":
-            return error_response(fault.opts["status"], ERRORS[fault.opts["error"]])
-        code = int(fault.kind)
-        phrase = HTTPStatus(code).phrase if code in HTTPStatus._value2member_map_ else "Error"
-        return error_response(code, phrase + ".")
+            return dialect.refused(fault.opts["status"], fault.opts["error"])
+        return dialect.status_error(int(fault.kind))
 
     def _record(self, req: Request, seen: _Seen, answer: Answer | None) -> None:
         self.log.record(

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from launcher.emulator.ratelimit import RateLimit
-from launcher.emulator.server import Emulator
+from launcher.emulator.server import Emulator, LoopbackEmulator
 from launcher.emulator.timing import Timing
 
 
@@ -26,15 +26,18 @@ class KeyProblem(Exception):
     """No usable key: the message says what to set; it never contains a key."""
 
 
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    """Add the emulator's options to ``parser`` (or a new one) and return it."""
+def build_parser(parser: argparse.ArgumentParser | None = None,
+                 key_env: str | None = "VULTR_KEY") -> argparse.ArgumentParser:
+    """Add the emulator's options to ``parser`` (or a new one) and return it. ``key_env``
+    None leaves ``--key-env`` unset, for the runner to default per provider."""
     parser = parser or argparse.ArgumentParser(
         prog="python -m launcher.emulator",
         description="Serve a loopback Vultr API emulator on 127.0.0.1.")
     parser.add_argument("--port", type=port_number, default=0,
                         help="port to bind, 0 to 65535 (0: any free port)")
-    parser.add_argument("--key-env", default="VULTR_KEY", metavar="VAR",
-                        help="environment variable holding the API key (default VULTR_KEY)")
+    default_text = key_env or "VULTR_KEY; VAST_API_KEY with --provider vast"
+    parser.add_argument("--key-env", default=key_env, metavar="VAR",
+                        help=f"environment variable holding the API key (default {default_text})")
     parser.add_argument("--api-key-file", type=Path, metavar="FILE",
                         help="when VAR is unset: write a generated key here (mode 0600)")
     parser.add_argument("--timing", choices=("instant", "realistic"), default="realistic",
@@ -57,13 +60,14 @@ def port_number(text: str) -> int:
     return value
 
 
-def resolve_key(args: argparse.Namespace) -> str:
+def resolve_key(args: argparse.Namespace, default_env: str = "VULTR_KEY") -> str:
     """The key from the environment, or a generated one written to ``--api-key-file``."""
-    key = os.environ.get(args.key_env, "")
+    key_env = args.key_env or default_env
+    key = os.environ.get(key_env, "")
     if key:
         return key
     if args.api_key_file is None:
-        raise KeyProblem(f"no API key: set {args.key_env} or pass --api-key-file FILE")
+        raise KeyProblem(f"no API key: set {key_env} or pass --api-key-file FILE")
     key = secrets.token_urlsafe(32)
     path = Path(args.api_key_file)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -89,18 +93,25 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     except (KeyProblem, OSError) as exc:
         sys.stderr.write(f"emulator: {exc}\n")
         return 2
-    stop = stop or threading.Event()
     emulator = Emulator(api_key=key, port=args.port, seed=args.seed,
                         timing=Timing.instant() if args.timing == "instant" else Timing.realistic(),
                         rate_limit=RateLimit(per_second=None) if args.no_rate_limit else None)
+    return serve(emulator, "VULTR_API_URL", args.port, stop)
+
+
+def serve(emulator: LoopbackEmulator, variable: str, port: int,
+          stop: threading.Event | None = None) -> int:
+    """Start ``emulator``, print ``VARIABLE=<url>`` (one line, never the key), serve until
+    SIGTERM/SIGINT or ``stop``; 0 on a clean stop, 1 when it cannot listen."""
+    stop = stop or threading.Event()
     try:
         url = emulator.start()
     except OSError as exc:
-        sys.stderr.write(f"emulator: cannot listen on 127.0.0.1:{args.port}: {exc.strerror}\n")
+        sys.stderr.write(f"emulator: cannot listen on 127.0.0.1:{port}: {exc.strerror}\n")
         return 1
     previous = _install_stop_signals(stop)
     try:
-        sys.stdout.write(f"VULTR_API_URL={url}\n")
+        sys.stdout.write(f"{variable}={url}\n")
         sys.stdout.flush()
         while not stop.wait(0.5):
             pass

@@ -8,12 +8,15 @@ for real, then answered 500: the client cannot tell whether it happened) and "re
 ``status``, default 400, with the text of ``error``, a key of :data:`ERRORS`, without doing
 anything: Vultr's wordings that the emulator's state does not produce by itself, such as
 "Server is currently locked" as a 500, or a gone instance's "invalid instance ID").
+A :class:`FaultPlan` is made per emulator with its provider's route keys, error table and
+path prefix; the Vast emulator's 429 sends no ``Retry-After`` unless one is given.
 """
 
 from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from launcher.emulator.errors import ERRORS
@@ -28,12 +31,12 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def route_key(route: str) -> str:
-    """``"get /v2/instances/{instance-id}"`` → ``"GET /instances/{id}"``."""
+def route_key(route: str, prefix: str = "/v2") -> str:
+    """``"get /v2/instances/{instance-id}"`` → ``"GET /instances/{id}"`` (``prefix`` dropped)."""
     method, _, path = route.strip().partition(" ")
     path = path.strip()
-    if path.startswith("/v2/"):
-        path = path[3:]
+    if path.startswith(prefix + "/"):
+        path = path[len(prefix):]
     return f"{method.upper()} {re.sub(r'{[^}/]*}', '{id}', path)}"
 
 
@@ -53,7 +56,8 @@ def check_kind(kind: str) -> None:
         raise ValueError(f"unknown fault kind {kind!r}: one of {KINDS_TEXT}")
 
 
-def _check_opts(kind: str, opts: dict) -> dict:
+def _check_opts(kind: str, opts: dict, errors: Mapping[str, object] = ERRORS,
+                retry_after_default: int | None = 1) -> dict:
     check_kind(kind)
     allowed = _OPTS.get(kind, set())
     extra = set(opts) - allowed
@@ -62,7 +66,9 @@ def _check_opts(kind: str, opts: dict) -> dict:
         raise ValueError(f"fault {kind!r} takes no option(s) {sorted(extra)} "
                          f"(its options: {takes})")
     if kind == "429":
-        retry_after = opts.get("retry_after", 1)
+        retry_after = opts.get("retry_after", retry_after_default)
+        if retry_after is None:
+            return {}
         if not _is_int(retry_after) or retry_after < 1:
             raise ValueError("retry_after must be an integer >= 1")
         return {"retry_after": retry_after}
@@ -74,9 +80,9 @@ def _check_opts(kind: str, opts: dict) -> dict:
         return {"hang_s": float(hang_s), "then": then}
     if kind == "refuse":
         status, error = opts.get("status", 400), opts.get("error")
-        if not _is_int(status) or not 400 <= status <= 599 or error not in ERRORS:
+        if not _is_int(status) or not 400 <= status <= 599 or error not in errors:
             raise ValueError("refuse needs status 400..599 and error, one of "
-                             f"{sorted(ERRORS)}")
+                             f"{sorted(errors)}")
         return {"status": status, "error": error}
     return {}
 
@@ -84,14 +90,18 @@ def _check_opts(kind: str, opts: dict) -> dict:
 class FaultPlan:
     """Armed faults, consumed first-in first-out per route. Thread-safe."""
 
-    def __init__(self, known_routes: set[str]) -> None:
+    def __init__(self, known_routes: set[str], errors: Mapping[str, object] = ERRORS,
+                 retry_after_default: int | None = 1, prefix: str = "/v2") -> None:
         self._known = known_routes
+        self._errors = errors
+        self._retry_after_default = retry_after_default
+        self._prefix = prefix
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
 
     def check_route(self, route: str) -> str:
         """The key of ``route`` ("METHOD /template"); ValueError naming the known ones."""
-        key = route_key(route)
+        key = route_key(route, self._prefix)
         if key not in self._known:
             raise ValueError(f"no such route {route!r} (known: {', '.join(sorted(self._known))})")
         return key
@@ -101,7 +111,8 @@ class FaultPlan:
         key = self.check_route(route)
         if count < 1:
             raise ValueError("count must be at least 1")
-        fault = Fault(key, kind, count, _check_opts(kind, dict(opts)))
+        checked = _check_opts(kind, dict(opts), self._errors, self._retry_after_default)
+        fault = Fault(key, kind, count, checked)
         with self._lock:
             self._faults.append(fault)
         return fault

@@ -55,6 +55,12 @@ class Keyring:
         allowed = None if allowed_ips is None else frozenset(allowed_ips)
         self._keys.append(ApiKey(name, key.encode("utf-8"), allowed))
 
+    def remove(self, name: str) -> None:
+        """Stop accepting the key named ``name`` (never the main key); unknown names are fine."""
+        if name == MAIN_KEY:
+            raise ValueError("the emulator's main key cannot be removed")
+        self._keys = [k for k in self._keys if k.name != name]
+
     def judge(self, header: str, address: str) -> Verdict:
         """The verdict on ``Authorization: <header>`` sent from ``address``."""
         scheme, _, token = header.partition(" ")

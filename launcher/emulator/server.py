@@ -1,4 +1,8 @@
-"""The :class:`Emulator`: a stateful Vultr API v2 on 127.0.0.1, in a background thread."""
+"""The :class:`Emulator`: a stateful Vultr API v2 on 127.0.0.1, in a background thread.
+
+:class:`LoopbackEmulator` is the provider-independent part (serving thread, lifecycle,
+faults, keys, observation), shared with the Vast emulator (``launcher.emulator.vast``).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from launcher.emulator.app import Answer, App, Listener
-from launcher.emulator.control import CONTROL_PREFIX
+from launcher.emulator.control import CONTROL_PREFIX, Control, VultrStock
+from launcher.emulator.dialect import VultrDialect
 from launcher.emulator.events import Event
 from launcher.emulator.faults import Fault, FaultPlan
 from launcher.emulator.hypervisor import Hypervisor, NoopHypervisor
@@ -27,7 +32,7 @@ MAX_BODY_BYTES = 1024 * 1024
 class _Handler(BaseHTTPRequestHandler):
     """Adapts http.server to :class:`App`; one request per connection (HTTP/1.0)."""
 
-    app: App  # set on the subclass made per emulator
+    app: App  # set on the subclass made per emulator, as is server_version
     server_version = "vultr-emulator"
     timeout = 30  # a client that stalls mid-request cannot pin a thread forever
 
@@ -77,38 +82,28 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
 
-class Emulator:
-    """A loopback Vultr API. ``start()`` returns its base URL (``http://127.0.0.1:PORT/v2``).
+class LoopbackEmulator:
+    """A loopback API served from a daemon thread: what every emulated provider shares.
 
-    ``api_key`` is the accepted bearer token (events name it ``main``; ``add_key`` adds
-    others, each with an optional IP allowlist); ``timing`` how fast resources change state
-    (read lazily from ``clock``, default ``time.monotonic``); ``hypervisor`` is told about
-    instances and volumes; ``rate_limit`` caps requests per client IP; ``seed`` makes ids,
-    passwords and mount ids reproducible (None: random); ``latency_s`` delays every answer
-    (a network round trip, for benchmarks). Use as a context manager to stop it.
+    A subclass sets ``self._app`` (its :class:`App`) and ``self._faults`` in ``__init__``
+    after calling this one, and names its URL prefix, thread and ``Server`` header.
     """
 
-    def __init__(self, api_key: str = "test-key", timing: Timing | None = None,
-                 clock: Callable[[], float] | None = None, hypervisor: Hypervisor | None = None,
-                 rate_limit: RateLimit | None = None, seed: int | None = 0, port: int = 0,
-                 latency_s: float = 0.0) -> None:
-        if not api_key:
-            raise ValueError("the emulator needs a non-empty api_key")
-        if latency_s < 0:
-            raise ValueError("the emulator's latency_s must not be negative")
+    api_prefix = API_PREFIX
+    thread_name = "vultr-emulator"
+    server_version = "vultr-emulator"
+    _app: App
+    _faults: FaultPlan
+
+    def __init__(self, port: int = 0) -> None:
         self._stopping = threading.Event()
         self._port = port
-        self._faults = FaultPlan(set(ROUTE_KEYS))
-        store = Store(clock or time.monotonic, timing or Timing.realistic(),
-                      hypervisor or NoopHypervisor(), seed)
-        limiter = Limiter(rate_limit or RateLimit())
-        self._app = App(store, Keyring(api_key), limiter, self._faults, self._stopping,
-                        latency_s)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
-        return f"Emulator(url={self.url!r})" if self._server else "Emulator(stopped)"
+        name = type(self).__name__
+        return f"{name}(url={self.url!r})" if self._server else f"{name}(stopped)"
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -116,13 +111,14 @@ class Emulator:
         """Bind 127.0.0.1 (port 0: a free one), serve in a daemon thread, return the URL."""
         if self._server is not None:
             raise RuntimeError("the emulator is already started")
-        handler = type("EmulatorHandler", (_Handler,), {"app": self._app})
+        handler = type("EmulatorHandler", (_Handler,),
+                       {"app": self._app, "server_version": self.server_version})
         server = ThreadingHTTPServer((HOST, self._port), handler)
         server.daemon_threads = True
         self._stopping.clear()
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01},
-                                        name="vultr-emulator", daemon=True)
+                                        name=self.thread_name, daemon=True)
         self._thread.start()
         return self.url
 
@@ -139,7 +135,7 @@ class Emulator:
         self._app.wait_idle(timeout)
         self._server = self._thread = None
 
-    def __enter__(self) -> Emulator:
+    def __enter__(self) -> LoopbackEmulator:
         if self._server is None:
             self.start()
         return self
@@ -148,32 +144,24 @@ class Emulator:
         self.stop()
 
     @property
-    def url(self) -> str:
-        """``http://127.0.0.1:PORT/v2``; only valid while started."""
+    def base(self) -> str:
+        """``http://127.0.0.1:PORT``; only valid while started."""
         if self._server is None:
             raise RuntimeError("the emulator is not started")
-        return f"http://{HOST}:{self._server.server_address[1]}{API_PREFIX}"
+        return f"http://{HOST}:{self._server.server_address[1]}"
+
+    @property
+    def url(self) -> str:
+        """The API's base URL (Vultr: ``http://127.0.0.1:PORT/v2``); only valid while started."""
+        return self.base + self.api_prefix
 
     @property
     def control_url(self) -> str:
         """``http://127.0.0.1:PORT/_emulator``: the emulator's own control endpoint (not
-        Vultr's API; see ``launcher.emulator.control``); only valid while started."""
-        return self.url[: -len(API_PREFIX)] + CONTROL_PREFIX
+        the provider's API; see ``launcher.emulator.control``); only valid while started."""
+        return self.base + CONTROL_PREFIX
 
-    # -- state, stock and faults ----------------------------------------------------------
-
-    @property
-    def state(self) -> Store:
-        """The store, for tests that inspect or force resource states."""
-        return self._app.store
-
-    def set_stock(self, region_id: str, plan_ids: list[str]) -> None:
-        """What ``region_id`` has in stock (availability and create-instance both read it)."""
-        self.state.set_stock(region_id, list(plan_ids))
-
-    def stock(self, region_id: str) -> list[str]:
-        """The plan ids in stock in ``region_id``."""
-        return self.state.stock(region_id)
+    # -- keys and faults ------------------------------------------------------------------
 
     def add_key(self, key: str, name: str, allowed_ips: Iterable[str] | None = None) -> None:
         """Accept ``key`` too, recorded in events as ``name``. With ``allowed_ips`` it is
@@ -182,7 +170,8 @@ class Emulator:
         self._app.keys.add(key, name, allowed_ips)
 
     def inject(self, route: str, kind: str, count: int = 1, **opts: object) -> None:
-        """Make the next ``count`` calls of ``route`` ("POST /instances") fail as ``kind``.
+        """Make the next ``count`` calls of ``route`` (Vultr: "POST /instances") fail as
+        ``kind``.
 
         See ``launcher.emulator.faults`` for kinds and options."""
         self._faults.inject(route, kind, count, **opts)
@@ -219,3 +208,50 @@ class Emulator:
     def internal_errors(self) -> list[str]:
         """Exceptions behind 500 answers the emulator did not inject (hook failures, bugs)."""
         return list(self._app.internal_errors)
+
+
+class Emulator(LoopbackEmulator):
+    """A loopback Vultr API. ``start()`` returns its base URL (``http://127.0.0.1:PORT/v2``).
+
+    ``api_key`` is the accepted bearer token (events name it ``main``; ``add_key`` adds
+    others, each with an optional IP allowlist); ``timing`` how fast resources change state
+    (read lazily from ``clock``, default ``time.monotonic``); ``hypervisor`` is told about
+    instances and volumes; ``rate_limit`` caps requests per client IP; ``seed`` makes ids,
+    passwords and mount ids reproducible (None: random); ``latency_s`` delays every answer
+    (a network round trip, for benchmarks). Use as a context manager to stop it.
+    """
+
+    def __init__(self, api_key: str = "test-key", timing: Timing | None = None,
+                 clock: Callable[[], float] | None = None, hypervisor: Hypervisor | None = None,
+                 rate_limit: RateLimit | None = None, seed: int | None = 0, port: int = 0,
+                 latency_s: float = 0.0) -> None:
+        if not api_key:
+            raise ValueError("the emulator needs a non-empty api_key")
+        if latency_s < 0:
+            raise ValueError("the emulator's latency_s must not be negative")
+        super().__init__(port)
+        self._faults = FaultPlan(set(ROUTE_KEYS))
+        store = Store(clock or time.monotonic, timing or Timing.realistic(),
+                      hypervisor or NoopHypervisor(), seed)
+        keys = Keyring(api_key)
+        control = Control(self._faults, keys, endpoints={
+            "/stock": (("GET", "POST"), VultrStock(store).handle)})
+        self._app = App(store, keys, Limiter(rate_limit or RateLimit()), self._faults,
+                        self._stopping, latency_s, dialect=VultrDialect(), control=control)
+
+    def __enter__(self) -> Emulator:
+        super().__enter__()
+        return self
+
+    @property
+    def state(self) -> Store:
+        """The store, for tests that inspect or force resource states."""
+        return self._app.store
+
+    def set_stock(self, region_id: str, plan_ids: list[str]) -> None:
+        """What ``region_id`` has in stock (availability and create-instance both read it)."""
+        self.state.set_stock(region_id, list(plan_ids))
+
+    def stock(self, region_id: str) -> list[str]:
+        """The plan ids in stock in ``region_id``."""
+        return self.state.stock(region_id)

@@ -1,0 +1,3 @@
+from launcher.emulator.vast.cli import main
+
+raise SystemExit(main())

@@ -21,15 +21,18 @@ from launcher.config import (
     config_dir_for,
     configured_provider,
     load_account,
+    vast_settings,
     vultr_settings,
 )
 from launcher.errors import ConfigError
 from launcher.operate.access import try_bucket
 from launcher.operate.runs import Store
 from launcher.providers import Provider
+from launcher.providers.vast import VastProvider
 from launcher.providers.vultr import VultrProvider
 from launcher.runner.spec import RUN_ID
 from launcher.terminal import make_console
+from launcher.vast import VastClient
 from launcher.vultr import VultrClient
 
 
@@ -73,12 +76,19 @@ def provider_name(args: argparse.Namespace, *, allow_all: bool = False) -> str:
     return chosen or configured_provider(config_dir(args)) or "vultr"
 
 
+def vast_client(account: Account) -> VastClient:
+    """The one place the commands make a Vast client (tests put a fast one here)."""
+    if not account.vast_api_key:
+        raise ConfigError(f"VAST_API_KEY is not set (environment or {account.env_file.path}):"
+                          " --provider vast needs the Vast.ai API key")
+    return VastClient.from_settings(vast_settings(account))
+
+
 @contextmanager
 def open_provider(account: Account, name: str) -> Iterator[Provider]:
     """The provider ``name`` with the account's key, closed on leaving."""
-    if name != "vultr":
-        raise ConfigError(f"--provider {name}: not available yet in this version; use vultr")
-    provider = VultrProvider(vultr_client(account))
+    provider: Provider = VastProvider(vast_client(account)) if name == "vast" else \
+        VultrProvider(vultr_client(account))
     try:
         yield provider
     finally:

@@ -23,6 +23,7 @@ from launcher.config.account import (
     instance_secret_sources,
     load_account,
     run_secrets,
+    vast_settings,
     vultr_settings,
 )
 from launcher.config.dotenv import parse_dotenv, read_env_file
@@ -69,5 +70,5 @@ __all__ = [
     "configured_provider", "describe", "instance_secret_sources", "load_account",
     "load_checked", "load_stage", "merge",
     "overrides_from_args", "parse_dotenv", "read_env_file", "resolve_stage", "run_secrets",
-    "stage_names", "validator", "vultr_settings",
+    "stage_names", "validator", "vast_settings", "vultr_settings",
 ]

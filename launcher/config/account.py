@@ -24,6 +24,8 @@ from launcher.config.schema import check_value
 from launcher.errors import ConfigError
 from launcher.runner.spec import RunSecrets
 from launcher.secrets import Secret
+from launcher.vast.config import DEFAULT_API_URL as VAST_DEFAULT_API_URL
+from launcher.vast.config import VastSettings
 from launcher.vultr.config import VultrSettings, validate_api_url
 
 ENV_FILE_VARIABLE = "LAUNCHER_ENV_FILE"
@@ -43,6 +45,8 @@ VARIABLES: dict[str, tuple[str, bool]] = {
     "WANDB_API_KEY": ("wandb_api_key", True),
     "WANDB_PROJECT": ("wandb_project", False),
     "WANDB_ENTITY": ("wandb_entity", False),
+    "VAST_API_KEY": ("vast_api_key", True),
+    "VAST_API_URL": ("vast_api_url", False),
     "LAUNCHER_INSTANCE_API_URL": ("instance_api_url", False),
     "LAUNCHER_INSTANCE_S3_ENDPOINT": ("instance_s3_endpoint", False),
 }
@@ -84,6 +88,8 @@ class Account:
     wandb_entity: str = ""
     instance_api_url: str = ""
     instance_s3_endpoint: str = ""
+    vast_api_key: Secret = UNSET
+    vast_api_url: str = VAST_DEFAULT_API_URL
     sources: tuple[tuple[str, str], ...] = ()
     env_file: EnvFile = field(default_factory=EnvFile)
     names: tuple[tuple[str, str], ...] = ()
@@ -164,9 +170,11 @@ def load_account(environ: Mapping[str, str] | None = None,
             check_key_text(value, named(name, source, chosen))
         if value:
             values[attribute] = Secret(value) if secret else value
-    if "vultr_api_url" in values:
-        where = named("VULTR_API_URL", dict(sources)["VULTR_API_URL"], chosen)
-        values["vultr_api_url"] = validate_api_url(str(values["vultr_api_url"]), where)
+    for variable, attribute in (("VULTR_API_URL", "vultr_api_url"),
+                                ("VAST_API_URL", "vast_api_url")):
+        if attribute in values:
+            where = named(variable, dict(sources)[variable], chosen)
+            values[attribute] = validate_api_url(str(values[attribute]), where)
     for variable, attribute in (("LAUNCHER_INSTANCE_API_URL", "instance_api_url"),
                                 ("LAUNCHER_INSTANCE_S3_ENDPOINT", "instance_s3_endpoint")):
         if attribute in values:
@@ -256,6 +264,17 @@ def vultr_settings(account: Account, environ: Mapping[str, str] | None = None) -
     base = VultrSettings.from_env(timeouts)
     return dataclasses.replace(base, api_url=account.vultr_api_url,
                                api_key=account.vultr_key or None)
+
+
+def vast_settings(account: Account, environ: Mapping[str, str] | None = None) -> VastSettings:
+    """Settings for :class:`~launcher.vast.VastClient` with the account's URL and key;
+    timeouts from ``VAST_*_TIMEOUT`` in ``environ``."""
+    env = os.environ if environ is None else environ
+    timeouts = {k: v for k, v in env.items()
+                if k in ("VAST_CONNECT_TIMEOUT", "VAST_READ_TIMEOUT")}
+    base = VastSettings.from_env(timeouts)
+    return dataclasses.replace(base, api_url=account.vast_api_url,
+                               api_key=account.vast_api_key or None)
 
 
 def named(variable: str, source: str, env_file: EnvFile) -> str:

@@ -87,6 +87,11 @@ class InstanceRequest:
     tags: tuple[str, ...]
     user_data: bytes = field(repr=False, default=b"")
     ssh_key_ids: tuple[str, ...] = ()
+    # A cloud booting an ``onstart`` script instead: the script, the machine's environment
+    # (it holds the run's secrets) and its disk.
+    onstart: str = field(repr=False, default="")
+    env: tuple[tuple[str, str], ...] = field(repr=False, default=())
+    disk_gb: float = 0
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,10 @@ class Requirement:
     regions: tuple[str, ...] = DEFAULT_REGIONS
     needs_nvme_block: bool = True
     image_supports_vgpu: bool = False
+    # Machines of a marketplace (Vast.ai) vary where a cloud's plans do not:
+    min_reliability: float | None = None
+    min_disk_gb: float | None = None
+    min_inet_down_mbps: float | None = None
 
     @classmethod
     def from_config(cls, config: Any, profile: Any = None, **overrides: Any) -> Requirement:
@@ -69,7 +73,7 @@ class Reason:
 class Offer:
     """One plan in one region, with its GPUs derived as the module docstring says."""
 
-    kind: Literal["cloud", "metal"]
+    kind: Literal["cloud", "metal", "container"]
     plan_id: str
     region: str
     gpu_type: str | None  # as Vultr gives it ("NVIDIA_A100")

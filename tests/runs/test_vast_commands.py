@@ -1,0 +1,108 @@
+"""The same commands on Vast.ai: ``--provider vast`` (or ``provider: vast`` in launcher.yaml)
+for offers, status, teardown and gc, against the Vast emulator and the local bucket."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from support.keys import FAKE_VAST_KEY
+
+from launcher.cli import main
+from launcher.emulator.vast import VastEmulator, VastTiming
+from launcher.naming import instance_tags, launch_tag
+from launcher.providers import InstanceRequest
+from launcher.providers.offers import Requirement, candidates
+from launcher.providers.vast import VastProvider
+from launcher.secrets import Secret
+from launcher.vast import InstanceSpec, VastClient, VastHttp
+
+RUN = "smoke-20261205-120000"
+
+
+@pytest.fixture
+def vast():
+    with VastEmulator(api_key=FAKE_VAST_KEY, timing=VastTiming.instant()) as emu:
+        yield emu
+
+
+@pytest.fixture
+def vast_env(monkeypatch, tmp_path, vast, address):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "220")
+    for name in ("VULTR_KEY", "VULTR_API_URL", "LAUNCHER_CONFIG_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("VAST_API_URL", vast.url)
+    monkeypatch.setenv("VAST_API_KEY", FAKE_VAST_KEY)
+    monkeypatch.setenv("B2_BUCKET", address.bucket)
+    monkeypatch.setenv("B2_S3_ENDPOINT", address.endpoint_url)
+    from support.keys import FAKE_B2_APP_KEY, FAKE_B2_KEY_ID
+    monkeypatch.setenv("B2_APPLICATION_KEY_ID", FAKE_B2_KEY_ID)
+    monkeypatch.setenv("B2_APPLICATION_KEY", FAKE_B2_APP_KEY)
+    return vast
+
+
+@pytest.fixture
+def provider(vast):
+    with VastProvider(VastClient(VastHttp(Secret(FAKE_VAST_KEY), base_url=vast.url))) as p:
+        yield p
+
+
+def launched(provider: VastProvider, run_id: str = RUN) -> str:
+    offer = candidates(provider.rank_offers(Requirement(min_vram_gb=40, regions=("US",))))[0]
+    tags = (*instance_tags(run_id, "smoke", 1_900_000_000), launch_tag("n0nce"))
+    return provider.create_instance(InstanceRequest(
+        region="US", plan=offer.plan_id, image_id="pytorch/pytorch", label=run_id, tags=tags,
+        onstart="true", disk_gb=32)).id
+
+
+def test_offers_on_vast_picks_a_us_machine(vast_env, capsys):
+    assert main(["offers", "--provider", "vast", "--min-vram", "40", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["pick"]["region"] == "US" and out["pick"]["kind"] == "container"
+    assert out["requirement"]["regions"] == ["US"]
+    first = out["candidates"][0]
+    assert first["plan"] == out["pick"]["plan"] and first["gpu_count"] == 1
+    assert first["vram_per_gpu_gb"] >= 40
+
+
+def test_status_teardown_and_gc_see_a_vast_run(vast_env, provider, capsys):
+    instance_id = launched(provider)
+    provider.client.create_instance(int(candidates(provider.rank_offers(
+        Requirement(min_vram_gb=20, regions=("US",))))[0].plan_id),
+        InstanceSpec(image="ubuntu", label="someone else's"))
+    assert main(["status", "--provider", "vast", "--json"]) == 0
+    runs = json.loads(capsys.readouterr().out)
+    assert [(r["run_id"], [i["id"] for i in r["instances"]]) for r in runs] == \
+        [(RUN, [instance_id])]
+    assert main(["teardown", RUN, "--provider", "vast", "--yes"]) == 0
+    capsys.readouterr()
+    assert provider.find_run(RUN).empty
+    assert vast_env.bill(int(instance_id)).destroyed
+    assert len(provider.client.list_instances()) == 1  # the foreign one is untouched
+    assert main(["gc", "--provider", "vast", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["actions"] == []
+
+
+def test_launcher_yaml_names_the_provider(vast_env, provider, tmp_path, capsys):
+    launched(provider)
+    configs = tmp_path / "configs"
+    (configs / "stages").mkdir(parents=True)
+    from launcher.resources import starter_configs
+    (configs / "launcher.yaml").write_text(
+        (starter_configs() / "launcher.yaml").read_text().replace("provider: vultr",
+                                                                 "provider: vast"))
+    assert main(["status", "--config-dir", str(configs), "--json"]) == 0
+    assert [r["run_id"] for r in json.loads(capsys.readouterr().out)] == [RUN]
+
+
+def test_without_the_vast_key_the_error_names_it(vast_env, monkeypatch, capsys):
+    monkeypatch.delenv("VAST_API_KEY")
+    assert main(["status", "--provider", "vast"]) == 2
+    err = capsys.readouterr().err
+    assert "VAST_API_KEY is not set" in err and "Traceback" not in err
+
+
+def test_all_is_for_offers_only(vast_env, capsys):
+    assert main(["status", "--provider", "all"]) == 2
+    assert "only `launcher offers` compares the clouds" in capsys.readouterr().err

@@ -4,8 +4,11 @@
 trips it. The transport therefore gives each attempt a deadline (a
 :class:`~launcher.waiting.Watch`), and this module lets the watching thread end the attempt:
 while :func:`tracking` is active on a thread, every urllib3 connection that thread connects or
-sends on is noted, and :func:`cut` shuts their sockets down, so the blocked read returns at
-once and ``requests`` raises as for a dropped connection.
+sends on is noted, with its socket, and :func:`cut` shuts those sockets down, so the blocked
+read returns at once and ``requests`` raises as for a dropped connection. The socket is noted
+itself because ``http.client`` lets go of a connection's socket once it has read the head of
+an answer that closes the connection (HTTP/1.0, ``Connection: close``): the body is then read
+from a socket the connection no longer names.
 
 Only sessions made by :func:`cuttable_session` note their connections (through urllib3's
 public pool classes); with another session, or a SOCKS proxy, an attempt still ends by its
@@ -29,22 +32,24 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 _local = threading.local()
 
 
-def _note(connection: HTTPConnection) -> None:
+def _note(item: HTTPConnection | socket.socket | None) -> None:
     noted = getattr(_local, "connections", None)
-    if noted is not None and connection not in noted:
-        noted.append(connection)
+    if noted is not None and item is not None and item not in noted:
+        noted.append(item)
 
 
 class _Noting:
-    """Notes the connection each time it connects or sends a request."""
+    """Notes the connection, and its socket, each time it connects or sends a request."""
 
     def connect(self) -> None:
         _note(self)  # type: ignore[arg-type]
         super().connect()  # type: ignore[misc]
+        _note(getattr(self, "sock", None))
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         _note(self)  # type: ignore[arg-type]
         super().request(*args, **kwargs)  # type: ignore[misc]
+        _note(getattr(self, "sock", None))
 
 
 class _NotedHTTPConnection(_Noting, HTTPConnection):
@@ -88,9 +93,10 @@ def cuttable_session() -> requests.Session:
 
 
 @contextlib.contextmanager
-def tracking() -> Iterator[list[HTTPConnection]]:
-    """Note the connections this thread uses inside the block (the list it yields)."""
-    noted: list[HTTPConnection] = []
+def tracking() -> Iterator[list[HTTPConnection | socket.socket]]:
+    """Note the connections (and their sockets) this thread uses inside the block (the list
+    it yields)."""
+    noted: list[HTTPConnection | socket.socket] = []
     _local.connections = noted
     try:
         yield noted
@@ -98,11 +104,11 @@ def tracking() -> Iterator[list[HTTPConnection]]:
         _local.connections = None
 
 
-def cut(connections: list[HTTPConnection]) -> None:
-    """Shut down the sockets of ``connections`` (safe from another thread; a socket already
-    closed is skipped)."""
-    for connection in list(connections):
-        sock = getattr(connection, "sock", None)
+def cut(connections: list[HTTPConnection | socket.socket]) -> None:
+    """Shut down the noted sockets and those of the noted connections (safe from another
+    thread; a socket already closed is skipped)."""
+    for item in list(connections):
+        sock = item if isinstance(item, socket.socket) else getattr(item, "sock", None)
         if sock is None:
             continue
         with contextlib.suppress(OSError):

@@ -16,11 +16,17 @@ from collections.abc import Iterator
 
 DRIP_HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
              b"Content-Length: 100000\r\n\r\n")
+# HTTP/1.0 without keep-alive: http.client lets go of the connection's socket once the head
+# is read, so cutting must reach the socket itself.
+CLOSING_HEAD = (b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n"
+                b"Connection: close\r\nContent-Length: 100000\r\n\r\n")
 
 
 class _Stall:
-    def __init__(self, drip_s: float | None) -> None:
+    def __init__(self, drip_s: float | None, head: bytes = DRIP_HEAD,
+                 head_at_once: bool = False) -> None:
         self.drip_s = drip_s
+        self.head, self.head_at_once = head, head_at_once
         self.stop = threading.Event()
         self.accepted: list[socket.socket] = []
         self.listener = socket.socket()
@@ -46,7 +52,11 @@ class _Stall:
         with contextlib.suppress(OSError):
             conn.settimeout(1.0)
             conn.recv(65536)
-            for byte in DRIP_HEAD + b" " * 100000:
+            dripped = self.head + b" " * 100000
+            if self.head_at_once:
+                conn.sendall(self.head)
+                dripped = dripped[len(self.head):]
+            for byte in dripped:
                 if self.stop.wait(self.drip_s):
                     return
                 conn.sendall(bytes([byte]))
@@ -61,8 +71,8 @@ class _Stall:
 
 
 @contextlib.contextmanager
-def _serving(drip_s: float | None) -> Iterator[int]:
-    stall = _Stall(drip_s)
+def _serving(drip_s: float | None, **options: object) -> Iterator[int]:
+    stall = _Stall(drip_s, **options)  # type: ignore[arg-type]
     stall.threads[0].start()
     try:
         yield stall.port
@@ -75,6 +85,8 @@ def silent_server() -> contextlib.AbstractContextManager[int]:
     return _serving(None)
 
 
-def drip_server(interval_s: float = 1.0) -> contextlib.AbstractContextManager[int]:
-    """A port on 127.0.0.1 that answers one byte every ``interval_s``."""
-    return _serving(interval_s)
+def drip_server(interval_s: float = 1.0, *, head: bytes = DRIP_HEAD,
+                head_at_once: bool = False) -> contextlib.AbstractContextManager[int]:
+    """A port on 127.0.0.1 that answers one byte every ``interval_s`` (with
+    ``head_at_once``, the whole head first, then the body a byte at a time)."""
+    return _serving(interval_s, head=head, head_at_once=head_at_once)

@@ -10,8 +10,9 @@ from dataclasses import asdict
 from rich.console import Console
 
 from launcher.commands import SUMMARIES, runcommon
+from launcher.commands.offers_all import ask_every_cloud, comparison_json, show_comparison
 from launcher.commands.runcommon import add_config_dir, positive_int, positive_number
-from launcher.config import config_dir_for, load_account, load_stage
+from launcher.config import Account, config_dir_for, load_account, load_stage
 from launcher.providers.offers import (
     DEFAULT_REGIONS,
     Offer,
@@ -47,7 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "offers", help=SUMMARIES["offers"],
         description="Judge every GPU plan (cloud and bare metal) in every region against a "
         "stage's needs, with live stock, and mark the offer `launcher run` would pick. "
-        "Read-only, public endpoints: no key needed. Exit code 1 when nothing fits.")
+        "Read-only; Vultr's endpoints need no key, Vast.ai's search needs VAST_API_KEY. "
+        "--provider all shows both clouds in one table. Exit code 1 when nothing fits.")
     parser.add_argument("--stage", help="take the needs from this stage (default: any whole "
                         "GPU, in sjc,sea,lax)")
     add_config_dir(parser)
@@ -81,7 +83,10 @@ def requirement_from_args(args: argparse.Namespace) -> Requirement:
 def run(args: argparse.Namespace) -> int:
     requirement = requirement_from_args(args)
     account = load_account(os.environ, getattr(args, "env_file", None))  # .env works too
-    with runcommon.open_provider(account, runcommon.provider_name(args)) as provider:
+    name = runcommon.provider_name(args, allow_all=True)
+    if name == "all":
+        return compare(args, account, requirement)
+    with runcommon.open_provider(account, name) as provider:
         table = provider.rank_offers(requirement)
     fitting = candidates(table)
     if args.json:
@@ -89,6 +94,16 @@ def run(args: argparse.Namespace) -> int:
     else:
         show(make_console(), table, show_all=args.all)
     return 0 if fitting else 1
+
+
+def compare(args: argparse.Namespace, account: Account, requirement: Requirement) -> int:
+    """``--provider all``: :mod:`launcher.commands.offers_all`."""
+    answers = ask_every_cloud(account, requirement)
+    if args.json:
+        print(json.dumps(comparison_json(answers, as_json, args), indent=2))
+    else:
+        show_comparison(make_console(), answers)
+    return 0 if any(a.fitting for a in answers) else 1
 
 
 def as_json(table: OfferTable, *, show_all: bool = False) -> dict:

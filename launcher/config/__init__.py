@@ -44,6 +44,7 @@ from launcher.config.model import (
     ProfileOverrides,
     StageConfig,
     StorageConfig,
+    VastConfig,
     VolumeConfig,
     WandbConfig,
 )
@@ -65,7 +66,7 @@ __all__ = [
     "CONFIG_DIR_VARIABLE", "DEFAULTS_FILE", "DEFAULT_ENV_FILE", "ENV_FILE_VARIABLE",
     "SCHEMA_DIR", "STAGE_NAME", "AccessConfig", "Account", "CodeConfig",
     "Credentials", "EnvFile", "GpuProfile", "ImageConfig", "Overrides",
-    "ProfileOverrides", "StageConfig", "StorageConfig", "VolumeConfig", "WandbConfig",
+    "ProfileOverrides", "StageConfig", "StorageConfig", "VastConfig", "VolumeConfig", "WandbConfig",
     "add_override_flags", "apply_account", "apply_overrides", "config_dir_for", "config_report",
     "configured_provider", "describe", "instance_secret_sources", "load_account",
     "load_checked", "load_stage", "merge",

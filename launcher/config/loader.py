@@ -25,6 +25,7 @@ from launcher.config.model import (
     ProfileOverrides,
     StageConfig,
     StorageConfig,
+    VastConfig,
     VolumeConfig,
     WandbConfig,
 )
@@ -161,6 +162,7 @@ def merge(defaults: dict[str, Any], stage: dict[str, Any], *,
         max_price_per_hour=_opt_float(_pick("max_price_per_hour", stage, defaults)),
         heartbeat_s=int(defaults.get("heartbeat_s", 60)),
         image=ImageConfig(**{**defaults.get("image", {}), **stage.get("image", {})}),
+        vast=_vast(defaults, stage),
         storage=_storage(defaults, stage), wandb=_wandb(defaults, stage),
         code=CodeConfig(**stage.get("code", defaults["code"])),
         cpu_only=bool(stage.get("cpu_only", False)),
@@ -284,6 +286,13 @@ def _wandb(defaults: dict[str, Any], stage: dict[str, Any]) -> WandbConfig:
     tags = [*wandb_d.get("tags", []), *wandb_s.get("tags", []), stage["name"]]
     return WandbConfig(**{"project": "", "entity": "", "mode": "online", **wandb_d, **wandb_s,
                           "tags": tuple(dict.fromkeys(tags))})
+
+
+def _vast(defaults: dict[str, Any], stage: dict[str, Any]) -> VastConfig:
+    merged = {**defaults.get("vast", {}), **stage.get("vast", {})}
+    if "regions" in merged:
+        merged["regions"] = tuple(merged["regions"])
+    return VastConfig(**merged)
 
 
 def _access(access: dict[str, Any], file: str) -> AccessConfig:

@@ -94,6 +94,19 @@ class ImageConfig:
 
 
 @dataclass(frozen=True)
+class VastConfig:
+    """Vast.ai settings (``--provider vast``): the Docker image, the container's disk (the
+    run's cache) and what an offer must have. ``regions``: countries in priority order; ()
+    means the stage's regions read as their countries."""
+
+    image: str = "pytorch/pytorch:2.9.0-cuda12.8-cudnn9-devel"
+    disk_gb: float = 128
+    min_reliability: float = 0.95
+    min_inet_down_mbps: float = 200
+    regions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class AccessConfig:
     """``ssh_public_key``: the path of a checked public key file to install at launch, or ""."""
 
@@ -129,6 +142,7 @@ class StageConfig:
     max_price_per_hour: float | None = None
     image: ImageConfig = field(default_factory=ImageConfig)
     access: AccessConfig = field(default_factory=AccessConfig)
+    vast: VastConfig = field(default_factory=VastConfig)
     # The data set as sources and links (empty: storage.data_prefix alone), the code's own
     # environment, and for a UPS stage its settings (the command is then built from them).
     data_sources: tuple[DataSource, ...] = ()

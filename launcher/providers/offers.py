@@ -41,6 +41,7 @@ class Requirement:
     min_reliability: float | None = None
     min_disk_gb: float | None = None
     min_inet_down_mbps: float | None = None
+    countries: tuple[str, ...] = ()  # a marketplace's places; () = ``regions`` read as such
 
     @classmethod
     def from_config(cls, config: Any, profile: Any = None, **overrides: Any) -> Requirement:
@@ -57,6 +58,11 @@ class Requirement:
             "regions": tuple(config.regions or DEFAULT_REGIONS),
             "image_supports_vgpu": bool(config.image.supports_vgpu),
         }
+        vast = getattr(config, "vast", None)
+        if vast is not None:  # what a marketplace machine must also have
+            values.update(min_reliability=vast.min_reliability, min_disk_gb=vast.disk_gb,
+                          min_inet_down_mbps=vast.min_inet_down_mbps,
+                          countries=tuple(vast.regions))
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

@@ -63,7 +63,7 @@ def countries(regions: tuple[str, ...]) -> tuple[str, ...]:
     code is taken as it is; a Vultr region id by its country; anything else is refused."""
     found: list[str] = []
     for region in regions:
-        code = region if len(region) == 2 and region.isupper() else \
+        code = region.upper() if len(region) == 2 and region.isalpha() else \
             VULTR_REGION_COUNTRY.get(region)
         if code is None:
             raise ConfigError(f"region {region!r}: Vast.ai places offers by country; give a "
@@ -176,7 +176,7 @@ class VastProvider:
                     ) -> OfferTable:
         """One search (GPU count, VRAM and countries filtered by Vast), each offer judged
         here; ordered by price then id, as the table's other rows are."""
-        wanted = countries(requirement.regions)
+        wanted = requirement.countries or countries(requirement.regions)
         requirement = replace(requirement, regions=wanted)
         found = self.client.search_offers(query_for(requirement, wanted))
         verdicts = []

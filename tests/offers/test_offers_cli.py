@@ -16,7 +16,9 @@ OFFER_KEYS = {"plan", "kind", "region", "gpu_type", "gpu_model", "gpu_count", "v
               "total_vram_gb", "fractional", "whole_node", "vcpu", "ram_mb", "price_per_hour",
               "price_source", "in_stock", "offered", "on_demand", "label"}
 REQUIREMENT_KEYS = {"min_vram_gb", "gpu_count", "max_gpu_count", "gpu_model", "allow_fractional",
-                    "max_price_per_hour", "regions", "needs_nvme_block", "image_supports_vgpu"}
+                    "max_price_per_hour", "regions", "needs_nvme_block", "image_supports_vgpu",
+                    # added with Vast.ai (additive: no key was renamed or removed)
+                    "min_reliability", "min_disk_gb", "min_inet_down_mbps", "countries"}
 
 
 @pytest.fixture

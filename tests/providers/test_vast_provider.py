@@ -118,3 +118,21 @@ def test_labels_carry_the_tags_and_foreign_labels_carry_none():
     assert tags_of(vast_label(RUN, tags)) == tags
     assert tags_of("launcher") == () and tags_of("my launcher box") == ()
     assert tags_of(None) == ()
+
+
+def test_a_stage_s_vast_settings_shape_the_requirement(provider, tmp_path):
+    from launcher.config import load_stage
+    from launcher.resources import starter_configs
+
+    configs = tmp_path / "configs"
+    import shutil
+    shutil.copytree(starter_configs(), configs)
+    text = (configs / "launcher.yaml").read_text()
+    (configs / "launcher.yaml").write_text(text.replace("  # regions: [US, CA]",
+                                                        "  regions: [DE, US]"))
+    stage = load_stage(configs, "smoke")
+    need = Requirement.from_config(stage)
+    assert (need.countries, need.min_reliability, need.min_disk_gb) == (("DE", "US"), 0.95, 128)
+    table = provider.rank_offers(need)
+    assert table.requirement.regions == ("DE", "US")
+    assert {v.offer.region for v in table.verdicts} <= {"DE", "US"}

@@ -106,3 +106,25 @@ def test_without_the_vast_key_the_error_names_it(vast_env, monkeypatch, capsys):
 def test_all_is_for_offers_only(vast_env, capsys):
     assert main(["status", "--provider", "all"]) == 2
     assert "only `launcher offers` compares the clouds" in capsys.readouterr().err
+
+
+def test_offers_of_both_clouds_in_one_table(vast_env, emulator, monkeypatch, capsys):
+    monkeypatch.setenv("VULTR_API_URL", emulator.url)
+    assert main(["offers", "--provider", "all", "--min-vram", "40", "--json"]) == 0
+    clouds = json.loads(capsys.readouterr().out)["clouds"]
+    assert set(clouds) == {"vultr", "vast"}
+    assert clouds["vultr"]["pick"]["region"] == "sjc" and clouds["vast"]["pick"]["region"] == "US"
+    assert main(["offers", "--provider", "all", "--min-vram", "40"]) == 0
+    out = capsys.readouterr().out
+    assert "$/h per GPU" in out and "▶ vultr: run would pick" in out
+    assert "▶ vast: run would pick" in out
+
+
+def test_a_cloud_that_cannot_be_asked_is_named_and_the_other_shown(vast_env, emulator,
+                                                                   monkeypatch, capsys):
+    monkeypatch.setenv("VULTR_API_URL", emulator.url)
+    monkeypatch.delenv("VAST_API_KEY")
+    assert main(["offers", "--provider", "all", "--min-vram", "40"]) == 0
+    out = capsys.readouterr().out
+    assert "vast: not asked" in out and "VAST_API_KEY is not set" in out
+    assert "▶ vultr: run would pick" in out

@@ -117,9 +117,9 @@ def test_the_api_layer_and_the_runner_stay_below_every_other_room():
 
 
 # Where launching and operating still reach Vultr's own layer, and why: Vultr-only account
-# checks (the proof of the instance's key, doctor, the self-destruct rehearsal), the dry
-# run's listing of Vultr's wire calls, and the factory of a launch's provider.
-VULTR_DIRECT = {"launcher/provision/deps.py", "launcher/provision/dryrun.py",
+# checks (the proof of the instance's key, doctor, the self-destruct rehearsal) and the dry
+# run's listing of Vultr's wire calls.
+VULTR_DIRECT = {"launcher/provision/dryrun.py",
                 "launcher/provision/preflight.py", "launcher/operate/doctor.py",
                 "launcher/operate/selfdestruct.py"}
 

@@ -81,12 +81,10 @@ def run(args: argparse.Namespace) -> int:
                             allow_second_volume=args.allow_second_volume)
     out = make_console()
     err = make_console(stderr=True)
-    deps = real_deps(account, lambda plan: confirm(plan, args, out, err),
-                     ConsoleProgress(err, spinners=not args.json))
-    try:
+    with runcommon.open_provider(account, runcommon.provider_name(args)) as provider:
+        deps = real_deps(account, lambda plan: confirm(plan, args, out, err),
+                         ConsoleProgress(err, spinners=not args.json), provider)
         result = run_stage(request, deps)
-    finally:
-        deps.provider.close()
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     elif isinstance(result, DryRunResult):

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from launcher.bucket import Bucket, BucketAddress, ObjectStat
-from launcher.config import Account, StorageConfig, run_secrets, vultr_settings
+from launcher.config import Account, StorageConfig, run_secrets
 from launcher.providers import Provider
 from launcher.render.zipapp import build_runner_zipapp
-from launcher.vultr import VultrClient
 
 if TYPE_CHECKING:
     from launcher.provision.model import LaunchPlan
@@ -109,12 +108,9 @@ class LaunchDeps:
 
 
 def real_deps(account: Account, confirm: Callable[[LaunchPlan], bool], progress: Progress,
-              environ: Mapping[str, str] | None = None) -> LaunchDeps:
-    """The collaborators ``launcher run`` uses: Vultr at the account's URL with its key, the
-    bucket through s5cmd. Close ``deps.provider`` when done."""
-    from launcher.providers.vultr import VultrProvider
-
-    client = VultrClient.from_settings(vultr_settings(account, environ))
-    return LaunchDeps(account=account, provider=VultrProvider(client),
+              provider: Provider, environ: Mapping[str, str] | None = None) -> LaunchDeps:
+    """The collaborators ``launcher run`` uses: ``provider`` (the command opens and closes
+    it), the bucket through s5cmd."""
+    return LaunchDeps(account=account, provider=provider,
                       bucket_for=bucket_factory(account, environ), confirm=confirm,
                       progress=progress)

@@ -74,9 +74,11 @@ class SnapshotChoice:
 @dataclass(frozen=True)
 class VolumePlan:
     """The volume a candidate uses: ``reuse`` an existing one (``volume`` is set; never
-    deleted by this launch) or ``create`` one labelled ``label``."""
+    deleted by this launch), ``create`` one labelled ``label``, or none at all: ``disk``, the
+    machine's own disk of ``size_gb`` is the cache (a cloud without volumes; its price is in
+    the offer's)."""
 
-    action: Literal["reuse", "create"]
+    action: Literal["reuse", "create", "disk"]
     region: str
     label: str
     size_gb: int
@@ -84,6 +86,8 @@ class VolumePlan:
     volume: VolumeRef | None = None
 
     def describe(self) -> str:
+        if self.action == "disk":
+            return f"the machine's own disk ({self.size_gb} GB, in its price)"
         if self.volume is not None:
             return f"reuse {self.volume.label} ({self.volume.id}, {self.volume.size_gb} GB)"
         return f"new {self.label} ({self.size_gb} GB {self.kind})"

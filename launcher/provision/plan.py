@@ -44,6 +44,7 @@ def plan_launch(request: LaunchRequest, deps: LaunchDeps) -> LaunchPlan:
     """Resolve everything a launch of ``request`` needs. Read-only; raises ConfigError for
     bad input, RunStateError for a resumed run that cannot be reconciled."""
     stage = resolve_stage(request.config_dir, request.stage, deps.account, request.overrides)
+    stage = dataclasses.replace(stage, provider=deps.provider.name)  # --provider wins
     check_account(stage, deps)
     if stage.ups is not None and stage.code.kind == "tarball":
         require_at_head(request.code_dir, (ORCHESTRATOR, stage.ups.train_config),
@@ -56,11 +57,12 @@ def plan_launch(request: LaunchRequest, deps: LaunchDeps) -> LaunchPlan:
         raise RunStateError(f"run {run_id} already exists (launched this very second?): "
                             f"pass --run-id {run_id} to resume it, or try again")
     check_existing(existing, stage)
-    snapshot = choose_snapshot(deps.provider, stage.image)
+    snapshot = choose_image(deps.provider, stage)
     reusable = reusable_volumes(deps.provider, stage.volume.reuse_label, existing)
     pairs = offers_for(deps.provider, stage, existing)
-    chosen = tuple(candidate(stage, offer, profile, volume_plan(stage, run_id, offer.region,
-                                                                existing, reusable))
+    volume_for = volume_plan if deps.provider.capabilities.volumes else disk_plan
+    chosen = tuple(candidate(stage, offer, profile, volume_for(stage, run_id, offer.region,
+                                                               existing, reusable))
                    for offer, profile in pairs)
     if not chosen:
         raise CapacityExhaustedError(_nothing_fits(stage, existing), ())
@@ -70,7 +72,7 @@ def plan_launch(request: LaunchRequest, deps: LaunchDeps) -> LaunchPlan:
         chosen, left_out = one_volume_per_label(stage, chosen, reusable)
     trial_render(chosen, deps)
     return LaunchPlan(run_id=run_id, stage=stage, snapshot=snapshot, candidates=chosen,
-                      existing=existing, api_url=deps.account.vultr_api_url,
+                      existing=existing, api_url=api_url_of(deps),
                       code_dir=request.code_dir, ssh_key=plan_ssh_key(deps.provider, stage),
                       notes=left_out + notes_for(stage, chosen, reusable, deps),
                       listed_at=listed_at)
@@ -119,16 +121,25 @@ def trial_render(chosen: tuple[Candidate, ...], deps: LaunchDeps) -> None:
 
 # -- the account and the run id ------------------------------------------------------------
 
+def api_url_of(deps: LaunchDeps) -> str:
+    """The API the launch talks to (named in the commands that delete what it left)."""
+    account = deps.account
+    return account.vast_api_url if deps.provider.name == "vast" else account.vultr_api_url
+
+
 def check_account(stage: StageConfig, deps: LaunchDeps) -> None:
     """The keys and the bucket a run cannot do without, named by their variables."""
     account = deps.account
-    missing = [name for name, value in (("VULTR_KEY", account.vultr_key),
+    cloud, key, secret = (("Vast.ai", "VAST_API_KEY", account.vast_api_key)
+                          if deps.provider.name == "vast"
+                          else ("Vultr", "VULTR_KEY", account.vultr_key))
+    missing = [name for name, value in ((key, secret),
                                         ("B2_APPLICATION_KEY_ID", account.b2_key_id),
                                         ("B2_APPLICATION_KEY", account.b2_key)) if not value]
     if missing:
         raise ConfigError(f"{', '.join(missing)} not set (environment or "
-                          f"{account.env_file.path}): a run needs the Vultr key to launch and "
-                          "tear down, and the B2 key for its code, data and outputs")
+                          f"{account.env_file.path}): a run needs the {cloud} key to launch "
+                          "and tear down, and the B2 key for its code, data and outputs")
     if stage.storage.bucket == PLACEHOLDER_BUCKET or not stage.storage.endpoint_url:
         raise ConfigError(f"storage.bucket is the placeholder {PLACEHOLDER_BUCKET!r}: set "
                           "B2_BUCKET and B2_S3_ENDPOINT, or edit configs/launcher.yaml")
@@ -172,7 +183,14 @@ def check_existing(existing: RunResources, stage: StageConfig) -> None:
             raise RunStateError(f"run {existing.run_id} is a {tagged} run, not {stage.name}")
 
 
-# -- the snapshot ----------------------------------------------------------------------------
+# -- the image -------------------------------------------------------------------------------
+
+def choose_image(provider: Provider, stage: StageConfig) -> SnapshotChoice:
+    """What the instance boots: a snapshot of the account, or a cloud's Docker image."""
+    if provider.capabilities.images == "docker":
+        return SnapshotChoice(stage.vast.image, "Docker image", "", "the stage's vast.image")
+    return choose_snapshot(provider, stage.image)
+
 
 def choose_snapshot(provider: Provider, image: ImageConfig) -> SnapshotChoice:
     """``latest``: the newest complete snapshot described ``<snapshot_prefix>…``; an id: that
@@ -274,6 +292,12 @@ def volume_plan(stage: StageConfig, run_id: str, region: str, existing: RunResou
                       v.block_type)
 
 
+def disk_plan(stage: StageConfig, run_id: str, region: str, existing: RunResources,
+              reusable: tuple[VolumeRef, ...]) -> VolumePlan:
+    """A cloud without volumes: the machine's own disk (``vast.disk_gb``) is the cache."""
+    return VolumePlan("disk", region, "", int(stage.vast.disk_gb), "container")
+
+
 def one_volume_per_label(stage: StageConfig, chosen: tuple[Candidate, ...],
                          reusable: tuple[VolumeRef, ...]
                          ) -> tuple[tuple[Candidate, ...], tuple[str, ...]]:
@@ -303,7 +327,8 @@ def one_volume_per_label(stage: StageConfig, chosen: tuple[Candidate, ...],
 def candidate(stage: StageConfig, offer: Offer, profile: GpuProfile,
               volume: VolumePlan) -> Candidate:
     launched = stage.for_profile(profile)
-    volume_cost = volume_usd_per_hour(volume.size_gb, volume.kind)
+    volume_cost = 0.0 if volume.action == "disk" else volume_usd_per_hour(volume.size_gb,
+                                                                           volume.kind)
     hours = run_hours(launched, offer.price_per_hour + volume_cost)
     return Candidate(offer, profile, launched, volume,
                      Estimate(offer.price_per_hour, volume_cost, hours))

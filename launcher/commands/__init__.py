@@ -24,6 +24,7 @@ SUMMARIES: dict[str, str] = {
     "gc": "list (and with --yes delete) instances and volumes of ended runs",
     "doctor": "check keys, permissions, bucket, snapshot, GPU stock and s5cmd",
     "images": "baked snapshots, newest first, and the one `image: latest` boots",
+    "report": "write reports/vultr_vs_vast.md: runs per cloud and live offers, from records",
     "run": "launch a stage: plan, confirm, create only what is missing",
 }
 

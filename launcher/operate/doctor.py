@@ -22,6 +22,7 @@ from launcher.errors import ApiError, AuthError, ConfigError, LauncherError
 from launcher.localfiles import is_devnull
 from launcher.operate.access import open_bucket, stage_for
 from launcher.operate.selfdestruct import choose_target, prove_self_destruct
+from launcher.providers import Provider
 from launcher.providers.offers import DEFAULT_REGIONS, Requirement, candidates
 from launcher.providers.vultr import VultrProvider
 from launcher.provision.plan import choose_snapshot
@@ -75,6 +76,17 @@ def run_checks(account: Account, client: VultrClient, *, config_dir: Path,
     """Every check, in the order a launch needs them; with ``probe``, the self-destruct
     proof (it creates and deletes a 40 GB volume) after the instance key's check."""
     env = os.environ if environ is None else environ
+    checks, stage = local_checks(account, config_dir, stage_name, env)
+    checks += _vultr_checks(account, client, stage, probe)
+    answered = not any(c.status == SKIP and c.detail == NO_ANSWER for c in checks)
+    checks.append(stock_check(VultrProvider(client), stage, stage_name, answered, NO_ANSWER))
+    checks.append(bucket_check(account, config_dir, env, bucket_factory))
+    return checks
+
+
+def local_checks(account: Account, config_dir: Path, stage_name: str | None,
+                 env: Mapping[str, str]) -> tuple[list[Check], StageConfig | None]:
+    """The configuration, the ``.env`` file and s5cmd: this machine's part, any cloud."""
     checks: list[Check] = []
     stage: StageConfig | None = None
     try:
@@ -85,18 +97,25 @@ def run_checks(account: Account, client: VultrClient, *, config_dir: Path,
                             "fix the file named, or pass --config-dir"))
     checks.append(_env_file(account))
     checks.append(_s5cmd(env))
-    checks += _vultr_checks(account, client, stage, probe)
-    answered = not any(c.status == SKIP and c.detail == NO_ANSWER for c in checks)
+    return checks, stage
+
+
+def stock_check(provider: Provider, stage: StageConfig | None, stage_name: str | None,
+                can_run: bool, why: str) -> Check:
+    """GPU stock for the stage (any whole GPU without one), as ``launcher run`` judges it."""
     requirement = Requirement.from_config(stage) if stage else Requirement()
-    stock = _guard("GPU stock", answered, lambda: _stock(client, requirement, stage_name),
-                   NO_ANSWER)
+    stock = _guard("GPU stock", can_run, lambda: _stock(provider, requirement, stage_name),
+                   why)
     if stage is None:
         stock = dataclasses.replace(stock, detail=stock.detail + " (no configuration: any "
                                     "whole GPU, default regions)")
-    checks.append(stock)
-    factory = bucket_factory or (lambda: open_bucket(account, config_dir, env))
-    checks.append(_guard("bucket", True, lambda: _bucket(factory)))
-    return checks
+    return stock
+
+
+def bucket_check(account: Account, config_dir: Path, env: Mapping[str, str],
+                 factory: Callable[[], Bucket] | None) -> Check:
+    made = factory or (lambda: open_bucket(account, config_dir, env))
+    return _guard("bucket", True, lambda: _bucket(made))
 
 
 def _vultr_checks(account: Account, client: VultrClient, stage: StageConfig | None,
@@ -231,8 +250,8 @@ def _snapshot(client: VultrClient, image: ImageConfig) -> Check:
     return Check("snapshot", OK, f"{choice.description} ({choice.id}), {choice.why}")
 
 
-def _stock(client: VultrClient, requirement: Requirement, stage_name: str | None) -> Check:
-    table = VultrProvider(client).rank_offers(requirement)
+def _stock(provider: Provider, requirement: Requirement, stage_name: str | None) -> Check:
+    table = provider.rank_offers(requirement)
     fitting = candidates(table)
     if fitting:
         first = fitting[0]

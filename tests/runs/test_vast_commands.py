@@ -128,3 +128,23 @@ def test_a_cloud_that_cannot_be_asked_is_named_and_the_other_shown(vast_env, emu
     out = capsys.readouterr().out
     assert "vast: not asked" in out and "VAST_API_KEY is not set" in out
     assert "▶ vultr: run would pick" in out
+
+
+def test_doctor_on_vast_checks_the_key_its_credit_stock_and_the_bucket(vast_env, capsys):
+    assert main(["doctor", "--provider", "vast", "--json"]) in (0, 1)
+    checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
+    assert checks["Vast key"]["status"] in ("ok", "warn")
+    assert "credit" in checks["Vast key"]["detail"]
+    assert checks["instance key"]["status"] == "ok"
+    assert checks["GPU stock"]["status"] == "ok" and " in US at $" in checks["GPU stock"]["detail"]
+    assert checks["bucket"]["status"] == "ok"
+
+
+def test_doctor_on_vast_without_a_key_fails_that_check_and_skips_stock(vast_env, monkeypatch,
+                                                                        capsys):
+    monkeypatch.delenv("VAST_API_KEY")
+    assert main(["doctor", "--provider", "vast", "--json"]) == 1
+    checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
+    assert checks["Vast key"]["status"] == "fail"
+    assert checks["Vast key"]["detail"] == "VAST_API_KEY is not set"
+    assert checks["GPU stock"]["status"] == "skip"

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     with runcommon.open_provider(account, runcommon.provider_name(args)) as provider:
         actions = plan_gc(provider, bucket, force=args.force)
         kept = kept_volumes(provider)
-        outcomes = execute(provider, actions, account.vultr_api_url) if args.yes else []
+        outcomes = execute(provider, actions) if args.yes else []
     if args.json:
         print(json.dumps({"actions": [vars_of(a) for a in actions], "deleted": args.yes,
                           "outcomes": [o.as_dict() for o in outcomes],
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         console.print("Nothing to collect: no launcher instance has ended or expired, and no "
                       "run volume is without its instance.")
     else:
-        print_table(console, gc_table(actions))
+        print_table(console, gc_table(actions, provider.title))
         if args.yes:
             show_outcomes(console, outcomes)
         else:
@@ -66,8 +66,8 @@ def vars_of(action: Action) -> dict:
             "run_id": action.run_id, "delete": action.delete, "reason": action.reason}
 
 
-def gc_table(actions: list[Action]) -> FitTable:
-    table = FitTable("garbage (from Vultr tags and the bucket)",
+def gc_table(actions: list[Action], cloud: str = "Vultr") -> FitTable:
+    table = FitTable(f"garbage (from {cloud}'s tags or labels and the bucket)",
                      [Col(name) for name in ("resource", "id", "label", "run", "action",
                                              "why")])
     for a in actions:

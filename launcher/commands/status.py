@@ -57,9 +57,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     console = make_console()
     if args.run:
-        show_one(console, views[0])
+        show_one(console, views[0], provider.title)
     else:
-        show_all(console, views)
+        show_all(console, views, provider.title)
         show_kept(console, kept, account.vultr_api_url)
     return 0
 
@@ -120,12 +120,12 @@ def first_heartbeat_text(v: RunView) -> str:
             f"`launcher logs {escape(v.run_id)} -f` waits for it")
 
 
-def show_all(console: Console, views: list[RunView]) -> None:
+def show_all(console: Console, views: list[RunView], cloud: str = "Vultr") -> None:
     if not views:
-        console.print("No runs: nothing in Vultr carries the launcher's tag or a run "
+        console.print(f"No runs: nothing in {cloud} carries the launcher's tag or a run "
                       "volume's label.")
         return
-    table = FitTable("runs (from Vultr tags and the bucket)",
+    table = FitTable(f"runs (from {cloud}'s tags or labels and the bucket)",
                      [Col(name, "right" if name == "$ so far" else "left")
                       for name in ("run", "stage", "state", "heartbeat", "instance", "volume",
                                    "$ so far", "expires")])
@@ -161,11 +161,11 @@ def _state_fields(state: str) -> dict[str, str]:
     return dict(p.split("=", 1) for p in state.split() if "=" in p)
 
 
-def show_one(console: Console, v: RunView) -> None:
+def show_one(console: Console, v: RunView, cloud: str = "Vultr") -> None:
     status = v.status
     console.print(f"[bold]run {escape(v.run_id)}[/]" + (f" (stage {escape(v.stage)})"
                                                          if v.stage else ""))
-    rows = _detail_rows(v)
+    rows = _detail_rows(v, cloud)
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         console.print(f"  {key:<{width}}  {value}", soft_wrap=True)
@@ -191,7 +191,7 @@ def show_one(console: Console, v: RunView) -> None:
                       f"{escape(v.run_id)}` removes them", soft_wrap=True)
 
 
-def _detail_rows(v: RunView) -> list[tuple[str, str]]:
+def _detail_rows(v: RunView, cloud: str) -> list[tuple[str, str]]:
     """(label, rich text) rows of ``status RUN``: state, bucket problems, reason, upload,
     expiry, cost, and the run's instances and volumes."""
     status = v.status
@@ -222,5 +222,5 @@ def _detail_rows(v: RunView) -> list[tuple[str, str]]:
         rows.append(("volume", escape(f"{volume.id} {volume.label} {volume.size_gb} GB "
                                       f"{where}")))
     if not v.exists:
-        rows.append(("resources", "none left in Vultr"))
+        rows.append(("resources", f"none left in {cloud}"))
     return rows

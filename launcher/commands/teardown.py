@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         doomed = sum(a.delete for a in plan.actions)
         question = f"Delete {doomed} resource(s) of run {args.run}?"
         if not doomed or runcommon.confirm(question, args.yes):
-            outcomes = execute(provider, plan.actions, account.vultr_api_url)
+            outcomes = execute(provider, plan.actions)
         else:
             console.print("Nothing deleted.")
             return 1
@@ -78,7 +78,8 @@ def nothing_left(console: Console, args: argparse.Namespace, provider: Provider,
     if args.json:
         print(json.dumps({"run_id": args.run, "outcomes": [], "remaining": 0}))
         return 0
-    console.print(f"Nothing of run {escape(args.run)} exists in Vultr any more: it is torn "
+    console.print(f"Nothing of run {escape(args.run)} exists in {provider.title} any more: "
+                  "it is torn "
                   "down." + ("" if known else " (The bucket could not be asked whether the "
                              "run ever existed.)"), soft_wrap=True)
     return 0

@@ -63,26 +63,12 @@ class Outcome:
                 "commands": list(self.commands)}
 
 
-def curl_commands(api_url: str, action: Action) -> tuple[str, ...]:
-    """The commands that delete ``action``'s resource by hand (the key stays a variable)."""
-    base = api_url.rstrip("/")
-    auth = '-H "Authorization: Bearer $VULTR_KEY"'
-    if action.kind == "instance":
-        return (f"curl -X DELETE {auth} {base}/instances/{action.id}",)
-    commands = []
-    if action.attached_to:
-        commands.append(f"curl -X POST {auth} -H \"Content-Type: application/json\" "
-                        f"-d '{{\"live\": true}}' {base}/blocks/{action.id}/detach")
-    commands.append(f"curl -X DELETE {auth} {base}/blocks/{action.id}")
-    return tuple(commands)
-
-
-def execute(provider: Provider, actions: list[Action], api_url: str) -> list[Outcome]:
+def execute(provider: Provider, actions: list[Action]) -> list[Outcome]:
     """Instances first, then volumes (a volume is detached first when attached). One failure
     does not stop the rest; each is reported with the commands that finish the job."""
     outcomes = []
     for action in sorted(actions, key=lambda a: a.kind != "instance"):
-        commands = curl_commands(api_url, action)
+        commands = provider.delete_commands(action.kind, action.id, action.attached_to)
         if not action.delete:
             outcomes.append(Outcome(action, "kept", action.reason, commands))
             continue

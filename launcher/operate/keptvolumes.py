@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from launcher.naming import REUSABLE_VOLUME_PREFIX
-from launcher.operate.cleanup import Action, curl_commands
 from launcher.providers import Provider
+from launcher.providers.vultr import curl_commands
 from launcher.provision.model import volume_usd_per_month
 from launcher.tables import Col, FitTable
 from launcher.terminal import escape
@@ -28,8 +28,7 @@ class KeptVolume:
 
     def delete_commands(self, api_url: str) -> tuple[str, ...]:
         """The commands that delete it by hand (detaching first when it is attached)."""
-        return curl_commands(api_url, Action("volume", self.id, self.label, "", True, "",
-                                             self.attached_to))
+        return curl_commands(api_url, "volume", self.id, self.attached_to)
 
     def as_dict(self, api_url: str) -> dict:
         return {**asdict(self), "usd_per_month": round(self.usd_per_month, 2),

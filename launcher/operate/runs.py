@@ -318,8 +318,9 @@ def no_such_run(run_id: str, provider: Provider, bucket: Store,
                 bucket_says: str = "the bucket has no status for it") -> NoSuchRun:
     """The error for an unknown run id, naming the known ones it is close to (a typo)."""
     near = near_runs(run_id, provider, bucket)
-    text = (f"no run {run_id}: nothing in Vultr is tagged {run_tag(run_id)} or labelled "
-            f"{volume_label(run_id)}, and {bucket_says}")
+    marks = (f"tagged {run_tag(run_id)} or labelled {volume_label(run_id)}"
+             if provider.capabilities.tags else f"labelled with {run_tag(run_id)}")
+    text = f"no run {run_id}: nothing in {provider.title} is {marks}, and {bucket_says}"
     if near:
         return NoSuchRun(f"{text}; did you mean {' or '.join(near)}?")
     return NoSuchRun(text, hint="`launcher status` lists the runs that have resources")

@@ -150,6 +150,7 @@ class Provider(Protocol):
     """See the module docstring for the promises behind each method."""
 
     name: str
+    title: str  # the cloud's name for people ("Vultr", "Vast.ai")
     capabilities: Capabilities
 
     def close(self) -> None:
@@ -183,6 +184,12 @@ class Provider(Protocol):
         ...
 
     def list_ssh_keys(self) -> tuple[SshKeyRef, ...]: ...
+
+    def delete_commands(self, kind: str, resource_id: str,
+                        attached_to: str | None = None) -> tuple[str, ...]:
+        """The commands that delete an ``instance`` or ``volume`` by hand, in order (the key
+        stays a shell variable): what a person is told when the launcher could not."""
+        ...
 
     def find_run(self, run_id: str) -> RunResources:
         """The instances tagged ``run:<run_id>`` and the volumes labelled for it."""

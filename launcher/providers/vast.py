@@ -153,6 +153,7 @@ class VastProvider:
     """The Vast.ai provider. ``client`` does the HTTP; this class keeps the contract."""
 
     name = "vast"
+    title = "Vast.ai"
     capabilities = CAPABILITIES
 
     def __init__(self, client: VastClient) -> None:
@@ -197,6 +198,14 @@ class VastProvider:
 
     def list_ssh_keys(self) -> tuple[SshKeyRef, ...]:
         return tuple(SshKeyRef(str(k.id), "", k.public_key) for k in self.client.list_ssh_keys())
+
+    def delete_commands(self, kind: str, resource_id: str,
+                        attached_to: str | None = None) -> tuple[str, ...]:
+        """An instance's destroy (never a stop: a stopped instance still bills its disk)."""
+        if kind != "instance":
+            return ()
+        return (f'curl -X DELETE -H "Authorization: Bearer $VAST_API_KEY" '
+                f"{self.client.http.base_url}/instances/{resource_id}/",)
 
     def register_ssh_key(self, name: str, public_key: str) -> str:
         wanted = body_of(public_key)

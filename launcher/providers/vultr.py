@@ -72,6 +72,21 @@ def image_ref(snapshot: Snapshot) -> ImageRef:
                     snapshot.size)
 
 
+def curl_commands(api_url: str, kind: str, resource_id: str,
+                  attached_to: str | None = None) -> tuple[str, ...]:
+    """The commands that delete a Vultr instance or volume by hand (detaching it first)."""
+    base = api_url.rstrip("/")
+    auth = '-H "Authorization: Bearer $VULTR_KEY"'
+    if kind == "instance":
+        return (f"curl -X DELETE {auth} {base}/instances/{resource_id}",)
+    commands = []
+    if attached_to:
+        commands.append(f"curl -X POST {auth} -H \"Content-Type: application/json\" "
+                        f"-d '{{\"live\": true}}' {base}/blocks/{resource_id}/detach")
+    commands.append(f"curl -X DELETE {auth} {base}/blocks/{resource_id}")
+    return tuple(commands)
+
+
 def plan_price(plan: Plan) -> float:
     """``hourly_cost`` when given, else ``monthly_cost / 730`` (as offers prices a plan)."""
     if plan.hourly_cost is not None and plan.hourly_cost > 0:
@@ -90,6 +105,7 @@ class VultrProvider:
     """The Vultr provider. ``client`` does the HTTP; this class keeps the contract."""
 
     name = "vultr"
+    title = "Vultr"
     capabilities = CAPABILITIES
 
     def __init__(self, client: VultrClient) -> None:
@@ -135,6 +151,10 @@ class VultrProvider:
 
     def list_ssh_keys(self) -> tuple[SshKeyRef, ...]:
         return tuple(SshKeyRef(k.id, k.name, k.ssh_key) for k in self.client.list_ssh_keys())
+
+    def delete_commands(self, kind: str, resource_id: str,
+                        attached_to: str | None = None) -> tuple[str, ...]:
+        return curl_commands(self.client.http.base_url, kind, resource_id, attached_to)
 
     def find_volumes(self, label: str | None = None) -> tuple[VolumeRef, ...]:
         return tuple(map(volume_ref, self.client.list_blocks(label=label)))

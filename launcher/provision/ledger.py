@@ -37,7 +37,6 @@ from launcher.provision.deps import LaunchDeps, Progress
 from launcher.provision.model import DELETE_DEADLINE_S
 
 Kind = Literal["instance", "volume"]
-PATHS = {"instance": "instances", "volume": "blocks"}
 
 
 @dataclass
@@ -96,7 +95,7 @@ class Ledger:
 
 # -- rollback ---------------------------------------------------------------------------------
 
-def rollback(ledger: Ledger, deps: LaunchDeps, api_url: str) -> Cleanup:
+def rollback(ledger: Ledger, deps: LaunchDeps) -> Cleanup:
     """Delete everything in ``ledger`` (instances, then volumes) that this launch still owns;
     Ctrl-C cannot stop it."""
     progress = deps.progress
@@ -121,8 +120,8 @@ def rollback(ledger: Ledger, deps: LaunchDeps, api_url: str) -> Cleanup:
                         deleted.append(what)
                         progress.note(f"deleted {what}")
                     else:
-                        remaining.append(f"{what}: {error}; delete it with: "
-                                         f"{delete_command(kind, resource_id, api_url)}")
+                        how = " then ".join(deps.provider.delete_commands(kind, resource_id))
+                        remaining.append(f"{what}: {error}; delete it with: {how}")
     return Cleanup(tuple(deleted), tuple(remaining))
 
 
@@ -196,12 +195,6 @@ def _pause(deps: LaunchDeps, seconds: float) -> None:
 def _line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
-
-
-def delete_command(kind: Kind, resource_id: str, api_url: str) -> str:
-    base = api_url.rstrip("/")
-    return (f'curl -X DELETE -H "Authorization: Bearer $VULTR_KEY" '
-            f"{base}/{PATHS[kind]}/{resource_id}")
 
 
 @contextmanager

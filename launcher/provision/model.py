@@ -166,7 +166,6 @@ class LaunchPlan:
     snapshot: SnapshotChoice
     candidates: tuple[Candidate, ...]
     existing: RunResources
-    api_url: str
     code_dir: Path
     ssh_key: SshKeyPlan | None = None
     notes: tuple[str, ...] = ()

@@ -72,7 +72,7 @@ def plan_launch(request: LaunchRequest, deps: LaunchDeps) -> LaunchPlan:
         chosen, left_out = one_volume_per_label(stage, chosen, reusable)
     trial_render(chosen, deps)
     return LaunchPlan(run_id=run_id, stage=stage, snapshot=snapshot, candidates=chosen,
-                      existing=existing, api_url=api_url_of(deps),
+                      existing=existing,
                       code_dir=request.code_dir, ssh_key=plan_ssh_key(deps.provider, stage),
                       notes=left_out + notes_for(stage, chosen, reusable, deps),
                       listed_at=listed_at)
@@ -120,12 +120,6 @@ def trial_render(chosen: tuple[Candidate, ...], deps: LaunchDeps) -> None:
 
 
 # -- the account and the run id ------------------------------------------------------------
-
-def api_url_of(deps: LaunchDeps) -> str:
-    """The API the launch talks to (named in the commands that delete what it left)."""
-    account = deps.account
-    return account.vast_api_url if deps.provider.name == "vast" else account.vultr_api_url
-
 
 def check_account(stage: StageConfig, deps: LaunchDeps) -> None:
     """The keys and the bucket a run cannot do without, named by their variables."""

@@ -99,7 +99,7 @@ def execute(plan: LaunchPlan, deps: LaunchDeps, provider: Provider, bucket: Buck
         except BaseException as exc:
             if not roll_back:
                 raise
-            remaining = rollback(ledger, deps, plan.api_url).remaining if ledger.entries \
+            remaining = rollback(ledger, deps).remaining if ledger.entries \
                 else ()
             for note in ledger.kept:
                 deps.progress.note(note)

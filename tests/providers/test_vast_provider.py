@@ -136,3 +136,10 @@ def test_a_stage_s_vast_settings_shape_the_requirement(provider, tmp_path):
     table = provider.rank_offers(need)
     assert table.requirement.regions == ("DE", "US")
     assert {v.offer.region for v in table.verdicts} <= {"DE", "US"}
+
+
+def test_the_hand_delete_is_a_destroy_with_the_key_as_a_variable(provider, vast):
+    assert provider.delete_commands("instance", "42") == (
+        f'curl -X DELETE -H "Authorization: Bearer $VAST_API_KEY" {vast.url}/instances/42/',)
+    assert provider.delete_commands("volume", "7") == ()
+    assert provider.title == "Vast.ai"

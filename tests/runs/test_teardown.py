@@ -71,7 +71,7 @@ def test_teardown_is_idempotent(cli_env, client, provider, publish, capsys):
     again = make_run(provider, OTHER)
     plan = plan_teardown(provider, NoBucket(), OTHER, force=True)
     client.delete_instance(again.instance_id)  # someone else was quicker
-    outcomes = execute(provider, plan.actions, "https://api.vultr.com/v2")
+    outcomes = execute(provider, plan.actions)
     assert [o.result for o in outcomes] == ["already gone", "deleted"]
     assert exists(client, made) == (False, False)
 

@@ -4,6 +4,8 @@
 - ``watchdog --spec PATH [--loop]``         one check (or a loop) that ends an overdue run
 - ``teardown --spec PATH [--keep-volume]``  release the volume, delete this instance
 - ``status --spec PATH``                    print ``status.json``
+- ``container --spec PATH``                 container mode (Vast.ai): secrets from the
+  environment, s5cmd, then the supervisor and the watchdog loop (see ``container.py``)
 
 One error funnel: a bad spec, secrets file or argument is one line on stderr and exit 2; an
 unexpected error is one (scrubbed) line and exit 1.
@@ -39,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("supervise", "run every phase, upload, tear down"),
                        ("watchdog", "end the run if its deadline passed or the supervisor died"),
                        ("teardown", "release the volume and delete this instance"),
-                       ("status", "print status.json")):
+                       ("status", "print status.json"),
+                       ("container", "container mode: start the supervisor and the "
+                                     "watchdog loop, then wait for both")):
         sub = commands.add_parser(name, help=text, description=text)
         sub.add_argument("--spec", required=True, help="the run spec (run.json)")
         if name == "watchdog":
@@ -59,7 +63,7 @@ def load_spec(path: str) -> RunSpec:
 
 def load_secrets(spec: RunSpec) -> RunSecrets:
     try:
-        return read_secrets(spec.paths.secrets_file)
+        return read_secrets(spec.paths.secrets_file, spec.secret_names)
     except OSError as exc:
         raise UsageError(f"cannot read secrets {spec.paths.secrets_file}: {exc.strerror}"
                          ) from None
@@ -77,6 +81,12 @@ def _supervise(ctx: Context, args: argparse.Namespace) -> int:
     from launcher.runner.supervisor import TEST_HOST_ENV, Phases, supervise
 
     root = ctx.base_env.get(TEST_HOST_ENV, "")
+    if ctx.spec.in_container:
+        from launcher.runner import container
+
+        if ctx.base_env.get(container.NOTE_ENV):
+            ctx.reporter.note(ctx.base_env[container.NOTE_ENV])
+        return supervise(ctx, container.container_phases())
     if not root:
         return supervise(ctx)
     # End-to-end tests point the host's devices, mounts, fstab and cloud-init cache into a
@@ -94,7 +104,12 @@ def _supervise(ctx: Context, args: argparse.Namespace) -> int:
 def _watchdog(ctx: Context, args: argparse.Namespace) -> int:
     from launcher.runner import watchdog
 
-    verdict = (watchdog.run_loop if args.loop else watchdog.check_once)(ctx)
+    opts = None
+    if ctx.spec.in_container:
+        from launcher.runner.container import watchdog_options
+
+        opts = watchdog_options(ctx.spec)
+    verdict = (watchdog.run_loop if args.loop else watchdog.check_once)(ctx, opts=opts)
     if verdict.act:
         ctx.log(f"watchdog: acted: {verdict.reason}")
     else:  # journald only: a line a minute would drown runner.log
@@ -124,10 +139,18 @@ def _status(spec: RunSpec) -> int:
 COMMANDS = {"supervise": _supervise, "watchdog": _watchdog, "teardown": _teardown}
 
 
+def _container(spec_path: str) -> int:
+    from launcher.runner import container
+
+    return container.start(spec_path)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     secrets = RunSecrets()
     try:
+        if args.command == "container":  # the secrets are in the environment, not a file yet
+            return _container(args.spec)
         spec = load_spec(args.spec)
         if args.command == "status":
             return _status(spec)

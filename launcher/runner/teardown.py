@@ -13,6 +13,9 @@ Order:
 4. Anything that could not be removed is named in ``left_behind`` (status and return value)
    with how to delete it, and the final-upload hook runs once more so the bucket says so.
 
+In container mode (``spec.in_container``: Vast.ai) there is no volume and the instance is
+destroyed through Vast's API instead: :func:`launcher.runner.vast.teardown_container`.
+
 Idempotent and resumable: an ``flock`` on ``teardown.lock`` lets one teardown run at a time
 (the watchdog may race the supervisor), and ``teardown.json`` records each resource's fate, so
 a second teardown skips what is done, retries what failed, and does nothing once the instance
@@ -95,6 +98,10 @@ def teardown(ctx: Context, upload_verified: bool, *, final_upload: FinalUpload |
     """Release the volume and delete this instance; return what was left behind (one line
     each, saying how to delete it). ``keep_volume`` overrides the spec's. Never raises."""
     opts = options or TeardownOptions()
+    if ctx.spec.in_container:
+        from launcher.runner.vast import teardown_container
+
+        return teardown_container(ctx, upload_verified, final_upload=final_upload, options=opts)
     state = StateDir(Path(ctx.spec.paths.state_dir))
     state.root.mkdir(parents=True, exist_ok=True)
     with _exclusive(state.path(TEARDOWN_LOCK), ctx, opts.lock_wait_s) as got:

@@ -1,4 +1,8 @@
-"""A local-process hypervisor for the Vultr emulator: the offline demo's machines.
+"""Local-process hypervisors for the emulators: the offline demo's machines.
+
+Vast.ai's machines are containers: :class:`ContainerSandbox` runs an instance's onstart text
+as local processes in a folder that stands for the container's "/" (see
+:mod:`launcher.sandbox.container`). Vultr's are below.
 
 ``Emulator(hypervisor=ProcessHypervisor(root_dir))`` makes every instance the emulator creates
 boot for real, as far as one unprivileged machine allows: the instance's cloud-init document
@@ -13,6 +17,7 @@ devices, mkfs, mount, iptables are sandbox fakes (``tools/``). Each machine's
 """
 
 from launcher.sandbox.boot import BootRefused
+from launcher.sandbox.container import ContainerRequest, ContainerSandbox
 from launcher.sandbox.hypervisor import MachineState, ProcessHypervisor
 from launcher.sandbox.local import (
     default_python,
@@ -22,6 +27,8 @@ from launcher.sandbox.local import (
 
 __all__ = [
     "BootRefused",
+    "ContainerRequest",
+    "ContainerSandbox",
     "MachineState",
     "ProcessHypervisor",
     "default_python",

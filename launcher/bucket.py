@@ -159,6 +159,10 @@ class Bucket:
         self._wrap(lambda: self._uploads.cp_up(str(local), url), f"upload to {url}",
                    self._uploads)
 
+    def presign(self, url: str, expire_s: int) -> str:
+        """A read-only URL of the object at ``url`` for ``expire_s`` seconds."""
+        return self._wrap(lambda: self._tool.presign(url, expire_s), f"presign {url}")
+
     def list(self, url: str) -> list[ObjectInfo]:
         return self._wrap(lambda: self._tool.ls(url), f"list {url}")
 

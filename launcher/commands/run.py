@@ -189,9 +189,10 @@ def show_dry_run(console: Console, result: DryRunResult) -> None:
 
 def show_result(console: Console, result: LaunchResult) -> None:
     i, v = result.instance, result.volume
+    disk = f"volume {escape(v.id)} attached live" if v is not None else \
+        "its own disk is the cache"
     console.print(f"[bold green]launched[/] run [bold]{escape(result.run_id)}[/]: instance "
-                  f"{escape(i.id)} ({escape(i.plan)} in {i.region}), volume {escape(v.id)} "
-                  "attached live", soft_wrap=True)
+                  f"{escape(i.id)} ({escape(i.plan)} in {i.region}), {disk}", soft_wrap=True)
     if result.created:
         console.print(f"created: {escape(', '.join(result.created))}", soft_wrap=True)
     if result.reused:

@@ -68,6 +68,10 @@ class BucketLike(Protocol):
 
     def read_json(self, url: str) -> dict: ...
 
+    def presign(self, url: str, expire_s: int) -> str:
+        """A read-only URL of the object (a machine without the bucket's tool fetches it)."""
+        ...
+
 
 def address_for(storage: StorageConfig) -> BucketAddress:
     return BucketAddress(storage.endpoint_url, storage.bucket, storage.runs_prefix)

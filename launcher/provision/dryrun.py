@@ -27,10 +27,12 @@ from launcher.providers import (
     VolumeRef,
     VolumeRequest,
 )
+from launcher.providers.vast import vast_label
 from launcher.provision.deps import LaunchDeps, Progress
 from launcher.provision.model import DryRunResult, LaunchPlan, PlannedCall
 from launcher.provision.preflight import read_proof_calls
 from launcher.provision.reconcile import execute
+from launcher.vast import InstanceSpec as VastInstanceSpec
 from launcher.vultr import BlockSpec, InstanceSpec
 
 NEW_VOLUME = "<new-volume-id>"
@@ -44,7 +46,7 @@ class RecordingProvider:
 
     def __init__(self, real: Provider) -> None:
         self.real = real
-        self.name = real.name
+        self.name, self.title, self.capabilities = real.name, real.title, real.capabilities
         self.calls: list[PlannedCall] = []
 
     def find_run(self, run_id: str) -> RunResources:
@@ -68,6 +70,8 @@ class RecordingProvider:
                          NEW_MOUNT, None, ready=True)
 
     def create_instance(self, request: InstanceRequest) -> InstanceRef:
+        if self.capabilities.boot == "onstart":
+            return self._rent(request)
         spec = InstanceSpec(request.region, request.plan, request.label,
                             snapshot_id=request.image_id, tags=request.tags,
                             user_data=request.user_data, sshkey_ids=request.ssh_key_ids)
@@ -78,6 +82,20 @@ class RecordingProvider:
                                       "then wait until active, running and ok"))
         return InstanceRef(NEW_INSTANCE, request.label, request.region, request.plan,
                            request.tags, "pending", ready=True)
+
+    def _rent(self, request: InstanceRequest) -> InstanceRef:
+        """Vast's create (``PUT /asks/{offer}/``): the environment's values and the onstart
+        are replaced by what they are."""
+        spec = VastInstanceSpec(image=request.image_id, label=vast_label(request.label,
+                                                                         request.tags),
+                                disk_gb=request.disk_gb, runtype="ssh")
+        body = spec.body()
+        body["env"] = {name: "<secret>" for name, _ in request.env}
+        body["onstart"] = f"<onstart, {len(request.onstart):,} characters, see below>"
+        self.calls.append(PlannedCall("PUT", f"/asks/{request.plan}/", body,
+                                      "then wait until it runs"))
+        return InstanceRef(NEW_INSTANCE, request.label, request.region, request.plan,
+                           request.tags, "loading", ready=True)
 
     def wait_instance_ready(self, instance_id: str, deadline_s: float) -> InstanceRef:
         raise AssertionError("a dry run's instance is answered ready")
@@ -108,6 +126,10 @@ class RecordingBucket:
     def __init__(self, address: BucketAddress, calls: list[PlannedCall]) -> None:
         self.address = address
         self.calls = calls
+
+    def presign(self, url: str, expire_s: int) -> str:
+        """Presigning is local (no request); a dry run shows where the URL goes."""
+        return f"https://presigned-at-launch.invalid/{url.removeprefix('s3://')}"
 
     def put_file(self, local: Path, url: str) -> None:
         data = local.read_bytes()
@@ -145,9 +167,14 @@ def dry_run(plan: LaunchPlan, deps: LaunchDeps) -> DryRunResult:
     """Run the launch against recording stand-ins; no mutating call reaches anything."""
     deps = dataclasses.replace(deps, progress=WarningsOnly(deps.progress))
     provider = RecordingProvider(deps.provider)
-    provider.calls.extend(read_proof_calls(deps.account))  # the launch's key proof, not made
+    provider.calls.extend(read_proof_calls(deps.account, deps.provider))  # listed, not made
     bucket = RecordingBucket(deps.bucket_for(plan.stage.storage).address, provider.calls)
     result, session = execute(plan, deps, provider, bucket, roll_back=False)
+    if session.boots:  # an onstart cloud: the onstart is the document
+        boot = session.boots[-1]
+        return DryRunResult(plan=plan, calls=tuple(provider.calls), document=boot.onstart.text,
+                            document_size=str(boot.onstart), code=result.code,
+                            spec=boot.spec.to_json() + "\n")
     document = session.documents[-1] if session.documents else None
     spec = next((u for u in document.uploads if u.key.endswith(".json")), None) \
         if document else None

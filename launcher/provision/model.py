@@ -210,13 +210,14 @@ class CodeBundle:
 
 @dataclass(frozen=True)
 class LaunchResult:
-    """A launched (or reconciled) run: the instance with its volume attached."""
+    """A launched (or reconciled) run: the instance with its volume attached (``volume``
+    None: a cloud without volumes, whose machine's own disk is the cache)."""
 
     run_id: str
     stage: str
     candidate: Candidate | None
     instance: InstanceRef
-    volume: VolumeRef
+    volume: VolumeRef | None
     created: tuple[str, ...]
     reused: tuple[str, ...]
     code: CodeBundle | None
@@ -229,9 +230,9 @@ class LaunchResult:
         return {"run_id": self.run_id, "stage": self.stage, "status": status,
                 "instance": {"id": self.instance.id, "region": self.instance.region,
                              "plan": self.instance.plan, "tags": list(self.instance.tags)},
-                "volume": {"id": self.volume.id, "label": self.volume.label,
-                           "mount_id": self.volume.mount_id,
-                           "attached_to": self.volume.attached_to},
+                "volume": None if self.volume is None else {
+                    "id": self.volume.id, "label": self.volume.label,
+                    "mount_id": self.volume.mount_id, "attached_to": self.volume.attached_to},
                 "candidate": self.candidate.as_dict() if self.candidate else None,
                 "created": list(self.created), "reused": list(self.reused),
                 "code": self.code.as_dict() if self.code else None,

@@ -28,6 +28,7 @@ from launcher.provision.model import (
     volume_usd_per_hour,
     volume_usd_per_month,
 )
+from launcher.provision.onstart import trial_onstart
 from launcher.provision.sshkey import plan_ssh_key
 from launcher.render import BootInputs, render
 from launcher.render.stage import placeholder_facts, run_hours, run_id_for, stage_run_spec
@@ -106,12 +107,15 @@ def long_enough(chosen: tuple[Candidate, ...], stage: StageConfig) -> tuple[Cand
 
 
 def trial_render(chosen: tuple[Candidate, ...], deps: LaunchDeps) -> None:
-    """Render each profile's document once with placeholder ids, so a document that is too
-    big or would carry a secret in the open fails here, before anything exists."""
+    """Render each profile's document (or onstart) once with placeholder ids, so one that
+    is too big or would carry a secret in the open fails here, before anything exists."""
     secrets = run_secrets(deps.account)
     done: set[str] = set()
     for cand in chosen:
-        if cand.profile.name not in done:
+        if cand.profile.name not in done and deps.provider.capabilities.boot == "onstart":
+            done.add(cand.profile.name)
+            trial_onstart(cand, deps)
+        elif cand.profile.name not in done:
             done.add(cand.profile.name)
             facts = dataclasses.replace(placeholder_facts(cand.stage, deps.now()),
                                         wandb_key=bool(deps.account.wandb_api_key))

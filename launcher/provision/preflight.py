@@ -63,8 +63,11 @@ def instance_key_variable(account: Account) -> str:
     return instance_secret_sources(account)["VULTR_KEY"]
 
 
-def read_proof_calls(account: Account) -> tuple[PlannedCall, ...]:
-    """The proof's calls as a dry run lists them (it makes none of them)."""
+def read_proof_calls(account: Account, provider: Provider) -> tuple[PlannedCall, ...]:
+    """The proof's calls as a dry run lists them (it makes none of them); none where
+    :func:`prove_before_launch` proves nothing."""
+    if not isinstance(provider, VultrProvider):
+        return ()
     note = (f"with {instance_key_variable(account)}, the key the instance deletes itself "
             "with: a refusal stops the launch before anything is created; not called in a "
             "dry run")

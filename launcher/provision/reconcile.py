@@ -19,11 +19,10 @@ point, rolls back what this launch created (see :mod:`launcher.provision.ledger`
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from launcher.config import run_secrets
-from launcher.errors import ConflictError, InvalidRequestError, OutOfCapacityError
+from launcher.errors import InvalidRequestError
 from launcher.naming import instance_tags, launch_tag, parse_tags
 from launcher.providers import (
     InstanceRef,
@@ -33,14 +32,11 @@ from launcher.providers import (
     VolumeRef,
     VolumeRequest,
 )
-from launcher.providers.offers import Offer
-from launcher.provision.code import bundle_code
-from launcher.provision.deps import BucketLike, LaunchDeps, Progress
+from launcher.provision.deps import BucketLike, LaunchDeps
 from launcher.provision.failover import FailoverPlan
 from launcher.provision.ledger import Entry, Ledger, delete_until, not_ours, rollback
 from launcher.provision.model import (
     ATTACH_S,
-    INSTANCE_READY_S,
     LISTING_FRESH_S,
     VOLUME_READY_S,
     Candidate,
@@ -51,32 +47,22 @@ from launcher.provision.model import (
     RollbackIncompleteError,
     RunStateError,
 )
+from launcher.provision.onstart import place_container, resume_container
 from launcher.provision.preflight import check_reachable
+from launcher.provision.session import (
+    Session,
+    exhausted_message,
+    is_capacity_refusal,
+    offer_key,
+    put_uploads,
+    say_failover,
+    upload_code,
+    wait_instance,
+)
 from launcher.provision.sshkey import ensure_ssh_key
 from launcher.render import BootInputs, RenderedDocument, render
 from launcher.render.stage import LaunchFacts, stage_run_spec
 from launcher.runner.spec import Placement, RunSpec
-
-
-@dataclass
-class Session:
-    """One launch in progress: the plan, where it creates things, and its ledger."""
-
-    plan: LaunchPlan
-    deps: LaunchDeps
-    provider: Provider
-    bucket: BucketLike
-    ledger: Ledger
-    workdir: Path
-    created: list[str] = field(default_factory=list)
-    reused: list[str] = field(default_factory=list)
-    documents: list[RenderedDocument] = field(default_factory=list)
-    ssh_key_ids: tuple[str, ...] = ()
-    boot_keys: set[str] = field(default_factory=set)  # bootstrap files already uploaded
-
-    @property
-    def say(self) -> Progress:
-        return self.deps.progress
 
 
 def launch(plan: LaunchPlan, deps: LaunchDeps) -> LaunchResult:
@@ -129,40 +115,30 @@ def _incomplete(exc: BaseException, remaining: tuple[str, ...], plan: LaunchPlan
 
 
 def reconcile(session: Session) -> LaunchResult:
+    """A cloud with volumes boots a cloud-init document and gets its volume attached
+    (:func:`place`); one without boots an onstart script (:mod:`launcher.provision.onstart`)."""
+    volumes = session.provider.capabilities.volumes
     if session.ledger.before.instances:
-        return resume_instance(session, session.ledger.before.instances[0])
+        instance = session.ledger.before.instances[0]
+        return resume_instance(session, instance) if volumes else \
+            resume_container(session, instance)
     check_reachable(session.bucket.address.endpoint_url)  # the bootstrap's files go there too
     code = upload_code(session) if session.plan.stage.code.kind == "tarball" else None
     session.ssh_key_ids = ensure_ssh_key(session.plan.ssh_key, session.provider, session.say,
                                          session.created, session.reused, session.ledger.kept)
-    return place(session, code)
+    return place(session, code) if volumes else place_container(session, code)
 
 
 # -- steps ----------------------------------------------------------------------------------
-
-def upload_code(session: Session) -> CodeBundle:
-    """Pack the checkout and put it at ``runs/<run_id>/code.tar.gz``."""
-    plan, bucket = session.plan, session.bucket
-    bundle = bundle_code(plan.code_dir, session.workdir, bucket.address, plan.run_id)
-    if bundle.dirty:
-        session.say.warn(f"{plan.code_dir.resolve()} has uncommitted changes; the bundle packs "
-                         f"the last commit {bundle.git_sha[:12]} only (recorded as dirty)")
-    with session.say.waiting(f"uploading the code bundle ({bundle.size:,} bytes, sha256 "
-                             f"{bundle.sha256[:12]}…) to {bundle.url}"):
-        bucket.put_file(bundle.path, bundle.url)
-    session.ledger.kept.append(f"the code bundle {bundle.url} stays in the bucket (it bills "
-                               "next to nothing); delete it with s5cmd rm if you like")
-    return bundle
-
 
 def place(session: Session, code: CodeBundle | None) -> LaunchResult:
     """Try the candidates in order until an instance is created, booted and attached."""
     plan = session.plan
     failover = FailoverPlan(c.offer for c in plan.candidates)
-    by_offer = {_key(c.offer): c for c in plan.candidates}
+    by_offer = {offer_key(c.offer): c for c in plan.candidates}
     held: tuple[VolumeRef, Entry | None] | None = None
     while (offer := failover.current) is not None:
-        cand = by_offer[_key(offer)]
+        cand = by_offer[offer_key(offer)]
         if held is None or held[0].region != offer.region:
             held = ensure_volume(session, cand)
         volume, entry = held
@@ -173,34 +149,13 @@ def place(session: Session, code: CodeBundle | None) -> LaunchResult:
             if not is_capacity_refusal(exc):
                 raise
             following = failover.next_after_capacity_error(offer, exc)
-            _say_failover(session, offer, following, exc)
+            say_failover(session, offer, following, exc)
             if entry is not None and (following is None or following.region != offer.region):
                 drop_volume(session, volume, entry)
                 held = None
             continue
         return finish(session, cand, instance, volume, code, spec, failover)
     raise CapacityExhaustedError(exhausted_message(failover, by_offer), failover.tried)
-
-
-def _key(offer: Offer) -> tuple[str, str]:
-    return offer.plan_id, offer.region
-
-
-def is_capacity_refusal(exc: Exception) -> bool:
-    """Out of capacity, or a refusal saying the plan cannot be had there right now."""
-    if isinstance(exc, OutOfCapacityError):
-        return True
-    text = str(exc).lower()
-    return not isinstance(exc, ConflictError) and "plan" in text and any(
-        p in text for p in ("not available", "unavailable", "sold out", "out of stock"))
-
-
-def _say_failover(session: Session, offer: Offer, following: Offer | None,
-                  exc: Exception) -> None:
-    reason = (str(exc).splitlines() or ["refused"])[0]
-    after = (f"trying next: {following.plan_id} in {following.region}" if following
-             else "no candidate left")
-    session.say.warn(f"{offer.plan_id} in {offer.region} refused ({reason}); {after}")
 
 
 def ensure_volume(session: Session, cand: Candidate) -> tuple[VolumeRef, Entry | None]:
@@ -253,7 +208,9 @@ def render_document(session: Session, cand: Candidate, volume: VolumeRef,
     placement = Placement(provider=stage.provider, region=offer.region, plan=offer.plan_id,
                           gpu_type=offer.gpu_type or "", gpu_count=offer.gpu_count or 0,
                           snapshot_id=plan.snapshot.id,
-                          snapshot_description=plan.snapshot.description, git_sha=git_sha)
+                          snapshot_description=plan.snapshot.description, git_sha=git_sha,
+                          usd_per_hour=cand.estimate.usd_per_hour,
+                          launched_epoch=session.deps.now())
     facts = LaunchFacts(run_id=plan.run_id, block_id=volume.id, mount_id=volume.mount_id,
                         placement=placement, tarball_key=code.key if code else "",
                         tarball_sha256=code.sha256 if code else "",
@@ -264,24 +221,9 @@ def render_document(session: Session, cand: Candidate, volume: VolumeRef,
     spec = stage_run_spec(stage, facts, session.deps.now())
     document = render(spec, run_secrets(session.deps.account),
                       BootInputs(session.deps.runner(), delete_volume=fresh))
-    put_boot_files(session, document)
+    put_uploads(session, document.uploads)
     session.documents.append(document)
     return spec, document
-
-
-def put_boot_files(session: Session, document: RenderedDocument) -> None:
-    """Put the runner and the run spec the document pins into the bucket (each key once: a
-    key names its content, so every candidate shares the runner)."""
-    bucket = session.bucket
-    for upload in document.uploads:
-        if upload.key in session.boot_keys:
-            continue
-        local = session.workdir / upload.key.rsplit("/", 1)[-1]
-        local.write_bytes(upload.data)
-        url = f"s3://{bucket.address.bucket}/{upload.key}"
-        with session.say.waiting(f"uploading {local.name} ({len(upload.data):,} bytes) to {url}"):
-            bucket.put_file(local, url)
-        session.boot_keys.add(upload.key)
 
 
 def create_instance(session: Session, cand: Candidate, spec: RunSpec,
@@ -314,14 +256,6 @@ def finish(session: Session, cand: Candidate, instance: InstanceRef, volume: Vol
                         spec.deadline_epoch, failover.tried, session.plan.notes)
 
 
-def wait_instance(session: Session, instance: InstanceRef) -> InstanceRef:
-    if instance.ready:
-        return instance
-    with session.say.waiting(f"waiting for instance {instance.id} ({instance.plan} in "
-                             f"{instance.region}) to boot"):
-        return session.provider.wait_instance_ready(instance.id, INSTANCE_READY_S)
-
-
 def attach_volume(session: Session, volume: VolumeRef, instance: InstanceRef) -> VolumeRef:
     """Attach live (never a reboot); the provider retries a locked instance."""
     if volume.attached_to == instance.id:
@@ -351,17 +285,3 @@ def resume_instance(session: Session, instance: InstanceRef) -> LaunchResult:
                         (), plan.notes)
 
 
-def exhausted_message(failover: FailoverPlan, by_offer: dict[tuple[str, str], Candidate]) -> str:
-    """The final message: the summary and a table of every offer tried and why it failed."""
-    head = ("#", "profile", "plan", "region", "price", "why skipped")
-    rows = [head]
-    for number, skipped in enumerate(failover.tried, 1):
-        row = skipped.as_row()
-        profile = by_offer[_key(skipped.offer)].profile.name
-        rows.append((str(number), profile, row["plan"], row["region"], row["price"],
-                     row["why skipped"]))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head) - 1)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True))
-             + "  " + r[-1] for r in rows]
-    return "\n".join([f"nothing launched: {failover.summary()}", *lines,
-                      "nothing this launch created is left (see above)"])

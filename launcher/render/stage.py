@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from launcher.config import StageConfig
 from launcher.runner.spec import (
     CodeSource,
+    ContainerSpec,
     HealthSpec,
     Placement,
     RunSpec,
@@ -48,6 +49,8 @@ class LaunchFacts:
     hourly_cost_usd: float | None = None
     # Whether the instance gets a W&B key: without one an online run logs offline.
     wandb_key: bool = False
+    # Container mode (placement.provider "vast"): what the runner needs without systemd.
+    container: ContainerSpec = field(default_factory=ContainerSpec)
 
 
 def run_hours(stage: StageConfig, hourly_cost_usd: float | None) -> float:
@@ -104,7 +107,8 @@ def stage_run_spec(stage: StageConfig, facts: LaunchFacts, now: float) -> RunSpe
                         mode=stage.wandb.mode, tags=stage.wandb.tags),
         env=stage.env, upload_dirs=stage.upload_dirs, heartbeat_s=stage.heartbeat_s,
         api_url=facts.api_url, data_sources=stage.data_sources, data_links=stage.data_links,
-        python_env=stage.python_env, code_links=stage.ups.code_links if stage.ups else ())
+        python_env=stage.python_env, code_links=stage.ups.code_links if stage.ups else (),
+        container=facts.container)
     if stage.ups is None:
         return spec
     mode = wandb_mode(stage.wandb.mode, facts.wandb_key)

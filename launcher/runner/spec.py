@@ -150,6 +150,10 @@ class Placement:
     snapshot_id: str = ""
     snapshot_description: str = ""
     git_sha: str = ""
+    # What the run costs per hour (machine + volume) and when the launcher created the
+    # instance (epoch): for the report's cost and launch-to-training figures; 0 = unknown.
+    usd_per_hour: float = 0.0
+    launched_epoch: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import pytest
 import launcher.provision.reconcile as reconcile_module
 from launcher.errors import ConflictError, InvalidRequestError, OutOfCapacityError
 from launcher.provision import LaunchResult, run_stage
-from launcher.provision.reconcile import is_capacity_refusal
+from launcher.provision.session import is_capacity_refusal
 from launcher.vultr.envelope import error_for_status
 
 WHERE = {"method": "POST", "path": "/instances", "status": 400}

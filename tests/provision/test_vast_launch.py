@@ -1,0 +1,170 @@
+"""``launcher run --provider vast``: the launch as a reconcile on the Vast emulator and a real
+bucket (SeaweedFS): the onstart and run spec the instance gets, failover when an offer is
+taken, no duplicate after an ambiguous create, and a rollback that leaves 0 instances on
+every failure path (Ctrl-C included)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from provision.conftest import NOW, bucket_at  # noqa: F401 - fixtures below
+from support.keys import (
+    FAKE_B2_APP_KEY,
+    FAKE_B2_KEY_ID,
+    FAKE_VAST_KEY,
+    FAKE_WANDB_KEY,
+)
+
+from launcher.config import load_account
+from launcher.emulator.vast import ManualClock, VastEmulator, VastTiming
+from launcher.providers.vast import VastProvider, tags_of
+from launcher.provision import (
+    CapacityExhaustedError,
+    LaunchDeps,
+    LaunchRequest,
+    LaunchResult,
+    RecordingProgress,
+    RollbackIncompleteError,
+    dry_run,
+    plan_launch,
+    run_stage,
+)
+from launcher.render.onstart import MAX_ONSTART_CHARS
+from launcher.secrets import Secret
+from launcher.vast import VastClient, VastHttp
+from launcher.vultr.waits import PollPolicy
+
+
+@pytest.fixture
+def clock():
+    return ManualClock()
+
+
+@pytest.fixture
+def vast(clock):
+    with VastEmulator(api_key=FAKE_VAST_KEY, clock=clock, timing=VastTiming.realistic()) as emu:
+        yield emu
+
+
+@pytest.fixture
+def deps(vast, clock, s3_server, bucket, tmp_path):
+    env_file = tmp_path / "empty.env"
+    env_file.write_text("")
+    account = load_account({"VAST_API_URL": vast.url, "VAST_API_KEY": FAKE_VAST_KEY,
+                            "B2_BUCKET": bucket, "B2_APPLICATION_KEY_ID": FAKE_B2_KEY_ID,
+                            "B2_APPLICATION_KEY": FAKE_B2_APP_KEY,
+                            "WANDB_API_KEY": FAKE_WANDB_KEY}, env_file)
+    http = VastHttp(Secret(FAKE_VAST_KEY), base_url=vast.url, sleep=clock.advance, clock=clock)
+    provider = VastProvider(VastClient(http, poll=PollPolicy(initial=1.0, max_interval=2.0)))
+    return LaunchDeps(account=account, provider=provider,
+                      bucket_for=bucket_at(s3_server.endpoint, account),
+                      confirm=lambda plan: True, progress=RecordingProgress(),
+                      now=lambda: NOW, monotonic=clock, sleep=clock.advance)
+
+
+@pytest.fixture
+def request_for(config_dir, code_dir):
+    def make(**changes) -> LaunchRequest:
+        return LaunchRequest(stage="smoke", config_dir=config_dir, code_dir=code_dir, **changes)
+    return make
+
+
+def live(vast: VastEmulator) -> list:
+    """Instances the emulator still holds (a stopped one bills: it counts)."""
+    return list(vast.state.instances.values())
+
+
+def test_a_vast_launch_creates_one_running_container_with_its_bootstrap(deps, request_for,
+                                                                       vast, s3_server,
+                                                                       bucket):
+    result = run_stage(request_for(), deps)
+    assert isinstance(result, LaunchResult) and result.volume is None
+    assert result.instance.state == "running"
+    [made] = live(vast)
+    assert made.onstart and len(made.onstart) <= MAX_ONSTART_CHARS
+    assert FAKE_B2_APP_KEY not in made.onstart and FAKE_WANDB_KEY not in made.onstart
+    assert made.image.startswith("pytorch/pytorch:")
+    assert dict(made.env) == {"B2_KEY_ID": FAKE_B2_KEY_ID, "B2_APP_KEY": FAKE_B2_APP_KEY,
+                              "WANDB_API_KEY": FAKE_WANDB_KEY}
+    assert "launcher" in tags_of(made.label) and f"run:{result.run_id}" in made.label
+    spec = json.loads(deps.bucket_for(result.candidate.stage.storage).read_text(
+        f"s3://{bucket}/runs/{result.run_id}/boot/" + next(
+            o.key.rsplit("/", 1)[-1] for o in deps.bucket_for(
+                result.candidate.stage.storage).list(f"s3://{bucket}/runs/{result.run_id}/boot/*")
+            if o.key.endswith(".json"))))
+    assert spec["placement"]["provider"] == "vast" and spec["api_url"] == vast.url
+    assert spec["volume"]["block_id"] == "" and spec["container"]["s5cmd_sha256"]
+    assert spec["placement"]["usd_per_hour"] > 0 and spec["placement"]["launched_epoch"] == NOW
+
+
+def test_a_taken_offer_moves_on_to_the_next(deps, request_for, vast):
+    def take_first(plan) -> bool:
+        vast.set_offer(int(plan.first.offer.plan_id), rented=True)
+        return True
+
+    deps.confirm = take_first
+    result = run_stage(request_for(), deps)
+    assert result.tried and result.instance.plan  # the first was refused, the next launched
+    assert len(live(vast)) == 1
+    assert any("refused" in line for line in deps.progress.lines)
+
+
+def test_every_offer_taken_leaves_nothing(deps, request_for, vast):
+    def take_all(plan) -> bool:
+        for cand in plan.candidates:
+            vast.set_offer(int(cand.offer.plan_id), rented=True)
+        return True
+
+    deps.confirm = take_all
+    with pytest.raises(CapacityExhaustedError, match="nothing launched"):
+        run_stage(request_for(), deps)
+    assert live(vast) == []
+
+
+def test_an_ambiguous_create_makes_one_instance(deps, request_for, vast):
+    vast.inject("PUT /asks/{id}/", "ambiguous_create")
+    result = run_stage(request_for(), deps)
+    assert [str(i.id) for i in live(vast)] == [result.instance.id]
+
+
+@pytest.mark.parametrize("when", ["wait", "create"])
+def test_ctrl_c_rolls_back_to_nothing(deps, request_for, vast, when):
+    provider = deps.provider
+    if when == "wait":
+        def interrupted(instance_id, deadline_s):
+            raise KeyboardInterrupt
+        provider.wait_instance_ready = interrupted
+    else:
+        real = provider.create_instance
+
+        def created_then_interrupted(request):
+            real(request)
+            raise KeyboardInterrupt
+        provider.create_instance = created_then_interrupted
+    with pytest.raises(KeyboardInterrupt):
+        run_stage(request_for(), deps)
+    assert live(vast) == []
+    assert any("rolling back" in line for line in deps.progress.lines)
+
+
+def test_a_failed_wait_rolls_back_and_a_failed_destroy_is_named(deps, request_for, vast):
+    vast.inject("GET /instances/{id}/", "500", count=1000)
+    vast.inject("DELETE /instances/{id}/", "500", count=1000)
+    with pytest.raises(RollbackIncompleteError) as raised:
+        run_stage(request_for(), deps)
+    message = str(raised.value)
+    assert "$VAST_API_KEY" in message and "/instances/" in message
+    vast.clear_faults()
+    assert len(live(vast)) == 1  # named, with the command that destroys it
+
+
+def test_the_dry_run_shows_the_rent_and_the_onstart_and_creates_nothing(deps, request_for,
+                                                                        vast):
+    result = dry_run(plan_launch(request_for(), deps), deps)
+    rent = [c for c in result.calls if c.method == "PUT" and c.target.startswith("/asks/")]
+    assert len(rent) == 1 and rent[0].body["env"] == {
+        "B2_KEY_ID": "<secret>", "B2_APP_KEY": "<secret>", "WANDB_API_KEY": "<secret>"}
+    assert "presigned-at-launch.invalid" in result.document
+    assert FAKE_B2_KEY_ID not in json.dumps(result.as_dict())
+    assert live(vast) == []

@@ -106,6 +106,11 @@ def read_host_keys(bucket: Bucket, run_id: str,
 
 def target_for(provider: Provider, bucket: Bucket, run_id: str) -> SshTarget:
     """Instance first (no instance: no reason to ask the bucket), then its host keys."""
+    if not provider.capabilities.ssh_host_keys:
+        raise SshRefused(f"{provider.title} machines publish no SSH host key the launcher "
+                         "could pin, and it never connects to a host it cannot verify",
+                         hint=f"`launcher logs {run_id} --follow` shows the run; the cloud's "
+                         "own console offers a shell")
     instance = find_instance(provider, run_id)
     keys = read_host_keys(bucket, run_id, instance.created_epoch)
     return SshTarget(run_id, instance.id, str(ipaddress.ip_address(instance.address)), keys)

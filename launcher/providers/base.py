@@ -44,12 +44,14 @@ class Capabilities:
     own disk is the cache); ``tags``: instances carry tags (else their label is the only
     marker); ``images``: what an instance boots from (a ``snapshot`` of the account, or a
     ``docker`` image reference); ``boot``: how the run's bootstrap reaches the machine
-    (``cloud-init`` user data, or an ``onstart`` script)."""
+    (``cloud-init`` user data, or an ``onstart`` script); ``ssh_host_keys``: the runner
+    publishes the machine's SSH host keys to the bucket, so ``launcher ssh`` can pin them."""
 
     volumes: bool
     tags: bool
     images: Literal["snapshot", "docker"]
     boot: Literal["cloud-init", "onstart"]
+    ssh_host_keys: bool
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,8 @@ RUN_VOLUME_SUFFIX = "-cache"
 MOUNT_ID_S = 120.0
 ATTACH_VISIBLE_S = 15.0
 T = TypeVar("T")
-CAPABILITIES = Capabilities(volumes=True, tags=True, images="snapshot", boot="cloud-init")
+CAPABILITIES = Capabilities(volumes=True, tags=True, images="snapshot", boot="cloud-init",
+                            ssh_host_keys=True)
 NO_ADDRESS = ("", "0.0.0.0", "::")  # what Vultr shows before an instance has its address
 
 

@@ -148,3 +148,10 @@ def test_doctor_on_vast_without_a_key_fails_that_check_and_skips_stock(vast_env,
     assert checks["Vast key"]["status"] == "fail"
     assert checks["Vast key"]["detail"] == "VAST_API_KEY is not set"
     assert checks["GPU stock"]["status"] == "skip"
+
+
+def test_ssh_on_vast_refuses_rather_than_trust_an_unpinned_host(vast_env, provider, capsys):
+    launched(provider)
+    assert main(["--provider", "vast", "ssh", RUN, "--print"]) != 0
+    err = capsys.readouterr().err
+    assert "publish no SSH host key" in err and "Traceback" not in err

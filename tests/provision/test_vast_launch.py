@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from provision.conftest import NOW, bucket_at  # noqa: F401 - fixtures below
 from support.keys import (
     FAKE_B2_APP_KEY,
     FAKE_B2_KEY_ID,
@@ -18,6 +17,7 @@ from support.keys import (
 
 from launcher.config import load_account
 from launcher.emulator.vast import ManualClock, VastEmulator, VastTiming
+from launcher.errors import TransientError
 from launcher.providers.vast import VastProvider, tags_of
 from launcher.provision import (
     CapacityExhaustedError,
@@ -30,10 +30,14 @@ from launcher.provision import (
     plan_launch,
     run_stage,
 )
+from launcher.provision import onstart as onstart_module
+from launcher.provision import plan as plan_module
 from launcher.render.onstart import MAX_ONSTART_CHARS
 from launcher.secrets import Secret
 from launcher.vast import VastClient, VastHttp
 from launcher.vultr.waits import PollPolicy
+from provision.conftest import NOW, bucket_at  # noqa: F401 - fixtures below
+from provision.test_failover_rollback import Faulty
 
 
 @pytest.fixture
@@ -168,3 +172,53 @@ def test_the_dry_run_shows_the_rent_and_the_onstart_and_creates_nothing(deps, re
     assert "presigned-at-launch.invalid" in result.document
     assert FAKE_B2_KEY_ID not in json.dumps(result.as_dict())
     assert live(vast) == []
+
+
+class FaultyBucket:
+    """The real bucket, except that ``method`` raises ``error``."""
+
+    def __init__(self, real, method: str, error: BaseException):
+        self.real, self.method, self.error, self.address = real, method, error, real.address
+
+    def __getattr__(self, name):
+        if name != self.method:
+            return getattr(self.real, name)
+
+        def call(*args, **kwargs):
+            raise self.error
+        return call
+
+
+# Every step of a Vast launch: the uploads (code bundle, runner, spec), the presigning, the
+# onstart's render, the create (refused, or done and unheard of), the wait.
+STEPS = [("put_file", None), ("presign", None), ("render", None), ("create_instance", False),
+         ("create_instance", True), ("wait_instance_ready", False)]
+
+
+def arm(deps, monkeypatch, step: str, after: bool | None, error: BaseException):
+    if step in ("put_file", "presign"):
+        real_factory = deps.bucket_for
+        deps.bucket_for = lambda storage: FaultyBucket(real_factory(storage), step, error)
+        if step == "presign":  # the plan's trial render presigns too: fail the launch's
+            monkeypatch.setattr(plan_module, "trial_onstart", lambda cand, d: None)
+    elif step == "render":
+        def broken(*args, **kwargs):
+            raise error
+        monkeypatch.setattr(onstart_module, "render_onstart", broken)
+    else:
+        deps.provider = Faulty(deps.provider, step, error, bool(after))
+        deps.provider.title = deps.provider.real.title
+        deps.provider.capabilities = deps.provider.real.capabilities
+
+
+@pytest.mark.parametrize(("step", "after"), STEPS)
+@pytest.mark.parametrize("error", [TransientError("boom", method="PUT", path="/x"),
+                                   KeyboardInterrupt()], ids=["failure", "ctrl-c"])
+def test_a_failure_or_ctrl_c_at_any_step_leaves_no_instance(deps, request_for, vast,
+                                                            monkeypatch, step, after, error):
+    arm(deps, monkeypatch, step, after, error)
+    with pytest.raises(type(error)):
+        run_stage(request_for(), deps)
+    assert live(vast) == []
+    if after:  # the create happened and the launcher never heard: rolled back all the same
+        assert any("rolling back" in line for line in deps.progress.lines)

@@ -29,8 +29,9 @@ import dataclasses
 import hashlib
 
 from launcher.config import run_secrets
-from launcher.errors import ConfigError, InvalidRequestError
+from launcher.errors import ConfigError, InvalidRequestError, NotFoundError
 from launcher.naming import instance_tags, launch_tag, parse_tags
+from launcher.operate.runs import read_status
 from launcher.providers import InstanceRef, InstanceRequest
 from launcher.provision.deps import BucketLike, LaunchDeps
 from launcher.provision.failover import FailoverPlan
@@ -86,7 +87,7 @@ def place_container(session: Session, code: CodeBundle | None) -> LaunchResult:
                 raise
             say_failover(session, offer, failover.next_after_capacity_error(offer, exc), exc)
             continue
-        instance = wait_instance(session, instance)
+        instance = wait_or_ended(session, instance)
         return LaunchResult(plan.run_id, cand.stage.name, cand, instance, None,
                             tuple(session.created), tuple(session.reused), code,
                             boot.spec.deadline_epoch, failover.tried, plan.notes)
@@ -98,10 +99,26 @@ def resume_container(session: Session, instance: InstanceRef) -> LaunchResult:
     plan = session.plan
     session.reused.append(f"instance {instance.id} ({instance.plan}, {instance.region})")
     session.say.note(f"run {plan.run_id} already has instance {instance.id}: nothing to create")
-    instance = wait_instance(session, instance)
+    instance = wait_or_ended(session, instance)
     return LaunchResult(plan.run_id, plan.first.stage.name, plan.first, instance, None, (),
                         tuple(session.reused), None, parse_tags(instance.tags).expires_epoch,
                         (), plan.notes)
+
+
+def wait_or_ended(session: Session, instance: InstanceRef) -> InstanceRef:
+    """The instance once it runs; or, when it is gone before the launcher saw it run, its
+    last look if the run's status is in the bucket: a short run can train, upload and
+    destroy its machine between two looks, and that is an ended run, not a failed launch."""
+    try:
+        return wait_instance(session, instance)
+    except NotFoundError:
+        status = read_status(session.bucket, session.plan.run_id)
+        if status.data is None:
+            raise
+    session.say.note(f"instance {instance.id} already ran and removed itself (run "
+                     f"{status.state or 'status uploaded'}): see `launcher status "
+                     f"{session.plan.run_id}`")
+    return dataclasses.replace(instance, state="gone", ready=False, running=False)
 
 
 def prepare(session: Session, cand: Candidate, code: CodeBundle | None) -> Bootstrap:

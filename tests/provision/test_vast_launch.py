@@ -17,7 +17,7 @@ from support.keys import (
 
 from launcher.config import load_account
 from launcher.emulator.vast import ManualClock, VastEmulator, VastTiming
-from launcher.errors import TransientError
+from launcher.errors import NotFoundError, TransientError
 from launcher.providers.vast import VastProvider, tags_of
 from launcher.provision import (
     CapacityExhaustedError,
@@ -222,3 +222,42 @@ def test_a_failure_or_ctrl_c_at_any_step_leaves_no_instance(deps, request_for, v
     assert live(vast) == []
     if after:  # the create happened and the launcher never heard: rolled back all the same
         assert any("rolling back" in line for line in deps.progress.lines)
+
+
+def test_a_run_that_ended_before_the_launcher_saw_it_run_is_not_rolled_back(
+        deps, request_for, vast, tmp_path):
+    """A short run can train, upload and destroy its machine between two looks."""
+    provider, planned = deps.provider, []
+
+    def remember(plan) -> bool:
+        planned.append(plan)
+        return True
+
+    def ran_and_left(instance_id, deadline_s):
+        plan = planned[0]
+        status = tmp_path / "status.json"
+        status.write_text(json.dumps({"state": "succeeded", "phases": []}))
+        bucket = deps.bucket_for(plan.stage.storage)
+        bucket.put_file(status, bucket.address.run_url(plan.run_id, "status.json"))
+        provider.client.destroy_instance(int(instance_id))
+        return provider.client.wait_instance_running(int(instance_id), deadline_s=deadline_s)
+
+    deps.confirm = remember
+    provider.wait_instance_ready = ran_and_left
+    result = run_stage(request_for(), deps)
+    assert result.instance.state == "gone" and live(vast) == []
+    assert not any("rolling back" in line for line in deps.progress.lines)
+    assert any("already ran and removed itself" in line for line in deps.progress.lines)
+
+
+def test_an_instance_gone_without_a_status_is_a_failed_launch(deps, request_for, vast):
+    provider = deps.provider
+
+    def vanished(instance_id, deadline_s):
+        provider.client.destroy_instance(int(instance_id))
+        return provider.client.wait_instance_running(int(instance_id), deadline_s=deadline_s)
+
+    provider.wait_instance_ready = vanished
+    with pytest.raises(NotFoundError):
+        run_stage(request_for(), deps)
+    assert live(vast) == []

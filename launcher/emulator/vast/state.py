@@ -154,9 +154,14 @@ class VastStore:
                 api_key=secrets.token_hex(32), started_t=now)
             self.instances[inst.id] = inst
             self.offers[offer_id] = {**row, "rented": True, "rentable": False}
-            self._hook(self.hypervisor.instance_created, inst)
-            self._next_id += 1
+            # The key first: a machine may call with it before this create has answered.
             self.keys.add(inst.api_key, key_name(inst.id))
+            try:
+                self._hook(self.hypervisor.instance_created, inst)
+            except HypervisorError:
+                self.keys.remove(key_name(inst.id))
+                raise
+            self._next_id += 1
             self.logs.setdefault(inst.id, [])
             return inst
 

@@ -68,9 +68,11 @@ ups-env: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
-# The offline demo: an emulated Vultr on 127.0.0.1, nothing leaves this machine.
+# The offline demo: an emulated cloud on 127.0.0.1, nothing leaves this machine.
+# PROVIDER=vast runs it on an emulated Vast.ai (containers running the onstart) instead.
+PROVIDER ?= vultr
 demo: $(STAMP)
-	$(VENV)/bin/launcher demo
+	$(VENV)/bin/launcher demo --provider $(PROVIDER)
 
 emulator: $(STAMP)
 	$(VENV)/bin/launcher emulator

@@ -1,7 +1,12 @@
-"""The demo's machine room, all on 127.0.0.1: a Vultr emulator whose instances are local
-processes running the real runner (:class:`~launcher.sandbox.ProcessHypervisor`), a SeaweedFS
-S3 server standing in for the B2 bucket, a seeded data set, and the example stage's code as a
-git checkout. :meth:`DemoBed.env` is the environment a user's shell would have for it.
+"""The demo's machine room, all on 127.0.0.1: an emulated cloud whose machines run the real
+runner, a SeaweedFS S3 server standing in for the B2 bucket, a seeded data set, and the
+example stage's code as a git checkout. :meth:`DemoBed.env` is the environment a user's shell
+would have for it.
+
+The cloud is the ``provider``'s: ``vultr``, a Vultr emulator whose instances are local
+processes booting the cloud-init document (:class:`~launcher.sandbox.ProcessHypervisor`), or
+``vast``, a Vast.ai emulator whose instances are local containers running the onstart
+(:mod:`launcher.demo.vast`). Everything else is the same for both.
 
 Everything is created under one temporary directory and stopped by :meth:`DemoBed.close`
 (processes by PID, bounded), on success and on every failure path.
@@ -18,7 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from launcher.demo.vast import ContainerMachines, start_vast, vast_left
 from launcher.emulator import Emulator, Timing
+from launcher.emulator.vast import VastEmulator, VastTiming
 from launcher.errors import ConfigError
 from launcher.sandbox import ProcessHypervisor
 from launcher.sandbox.s3server import Identity, S3Server, start_s3_server
@@ -29,7 +36,9 @@ DATA_PREFIX = "datasets/example"
 STAGE = "example"
 GIT_TIMEOUT_S = 60.0
 # Never inherited by the demo's commands: they get the demo's own keys and endpoints.
-ACCOUNT_PREFIXES = ("VULTR_", "B2_", "WANDB_", "AWS_", "LAUNCHER_")
+ACCOUNT_PREFIXES = ("VULTR_", "VAST_", "B2_", "WANDB_", "AWS_", "LAUNCHER_")
+PROVIDERS = ("vultr", "vast")
+TITLES = {"vultr": "Vultr", "vast": "Vast.ai"}
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,7 @@ class DemoKeys:
     b2_key_id: str = field(repr=False)
     b2_key: Secret = field(repr=False)
     wandb: Secret = field(repr=False)
+    vast: Secret = field(repr=False, default_factory=lambda: Secret(secrets.token_hex(32)))
 
     @classmethod
     def fresh(cls) -> DemoKeys:
@@ -47,7 +57,8 @@ class DemoKeys:
                    Secret(secrets.token_urlsafe(30)), Secret(secrets.token_hex(20)))
 
     def values(self) -> tuple[str, ...]:
-        return (self.vultr.reveal(), self.b2_key_id, self.b2_key.reveal(), self.wandb.reveal())
+        return (self.vultr.reveal(), self.b2_key_id, self.b2_key.reveal(), self.wandb.reveal(),
+                self.vast.reveal())
 
 
 def dataset_rows(files: int = 4, rows: int = 50) -> dict[str, str]:
@@ -63,36 +74,44 @@ def dataset_rows(files: int = 4, rows: int = 50) -> dict[str, str]:
 class DemoBed:
     """Start with :meth:`open` (or ``with DemoBed.open(...) as bed``); stop with :meth:`close`."""
 
-    def __init__(self, root: Path, keys: DemoKeys) -> None:
-        self.root, self.keys = root, keys
+    def __init__(self, root: Path, keys: DemoKeys, provider: str = "vultr") -> None:
+        if provider not in PROVIDERS:
+            raise ConfigError(f"the demo runs on {' or '.join(PROVIDERS)}, not {provider!r}")
+        self.root, self.keys, self.provider = root, keys, provider
+        self.title = TITLES[provider]
         self.s3: S3Server | None = None
-        self.emulator: Emulator | None = None
-        self.hypervisor: ProcessHypervisor | None = None
+        self.emulator: Emulator | VastEmulator | None = None
+        self.hypervisor: ProcessHypervisor | None = None  # vultr's machines
+        self.containers: ContainerMachines | None = None  # vast's machines
         self.code_dir = root / "code"
         self.config_dir = root / "configs"
         self.machine_log: list[str] = []
 
     @classmethod
     def open(cls, example_dir: Path, config_dir: Path, keys: DemoKeys | None = None,
-             timing: Timing | None = None, *, machines: bool = True,
-             latency_s: float = 0.0) -> DemoBed:
+             timing: Timing | VastTiming | None = None, *, machines: bool = True,
+             latency_s: float = 0.0, provider: str = "vultr") -> DemoBed:
         """Build everything; on any failure stop what was started and re-raise. Without
         ``machines`` instances do not boot (API state only); ``latency_s`` delays every API
-        answer (benchmarks)."""
+        answer (benchmarks); ``timing`` is the provider's (:func:`demo_timing`)."""
         _check_inputs(example_dir, config_dir)
+        timing = timing or demo_timing(provider, instant=False)
         root = Path(tempfile.mkdtemp(prefix="launcher-demo-"))
         root.chmod(0o755)  # a root-run demo trains as `nobody`, which must reach the code
-        bed = cls(root, keys or DemoKeys.fresh())
         try:
-            bed._start(example_dir, config_dir, timing or Timing.realistic(), machines,
-                       latency_s)
+            bed = cls(root, keys or DemoKeys.fresh(), provider)
+        except BaseException:
+            shutil.rmtree(root, ignore_errors=True)
+            raise
+        try:
+            bed._start(example_dir, config_dir, timing, machines, latency_s)
         except BaseException:
             bed.close()
             raise
         return bed
 
-    def _start(self, example_dir: Path, config_dir: Path, timing: Timing, machines: bool,
-               latency_s: float) -> None:
+    def _start(self, example_dir: Path, config_dir: Path, timing: Timing | VastTiming,
+               machines: bool, latency_s: float) -> None:
         shutil.copytree(config_dir, self.config_dir)
         git_checkout(example_dir, self.code_dir)
         admin = Identity("demo", self.keys.b2_key_id, self.keys.b2_key)
@@ -103,10 +122,20 @@ class DemoBed:
         for name, text in dataset_rows().items():
             (seed / name).write_text(text)
             self.s3.put(BUCKET, f"{DATA_PREFIX}/{name}", seed / name)
-        if machines:
-            (self.root / "machines").mkdir(mode=0o755)
-            self.hypervisor = ProcessHypervisor(self.root / "machines",
-                                                log=self.machine_log.append)
+        machines_dir = self.root / "machines" if machines else None
+        if machines_dir is not None:
+            machines_dir.mkdir(mode=0o755)
+        if self.provider == "vast":
+            if not isinstance(timing, VastTiming):
+                raise TypeError("the Vast demo takes a VastTiming")
+            self.emulator, self.containers = start_vast(
+                machines_dir, self.keys.vast.reveal(), timing, latency_s,
+                self.machine_log.append)
+            return
+        if not isinstance(timing, Timing):
+            raise TypeError("the Vultr demo takes an emulator Timing")
+        if machines_dir is not None:
+            self.hypervisor = ProcessHypervisor(machines_dir, log=self.machine_log.append)
         self.emulator = Emulator(api_key=self.keys.vultr.reveal(), timing=timing,
                                  hypervisor=self.hypervisor, seed=None, latency_s=latency_s)
         self.emulator.start()
@@ -118,8 +147,11 @@ class DemoBed:
         env = {k: v for k, v in os.environ.items() if not k.startswith(ACCOUNT_PREFIXES)}
         empty_env_file = self.root / "empty.env"
         empty_env_file.touch()
-        env.update(VULTR_KEY=self.keys.vultr.reveal(), VULTR_API_URL=self.emulator.url,
-                   B2_APPLICATION_KEY_ID=self.keys.b2_key_id,
+        if self.provider == "vast":
+            env.update(VAST_API_KEY=self.keys.vast.reveal(), VAST_API_URL=self.emulator.url)
+        else:
+            env.update(VULTR_KEY=self.keys.vultr.reveal(), VULTR_API_URL=self.emulator.url)
+        env.update(B2_APPLICATION_KEY_ID=self.keys.b2_key_id,
                    B2_APPLICATION_KEY=self.keys.b2_key.reveal(), B2_BUCKET=BUCKET,
                    B2_S3_ENDPOINT=self.s3.endpoint, WANDB_API_KEY=self.keys.wandb.reveal(),
                    LAUNCHER_ENV_FILE=str(empty_env_file),
@@ -128,7 +160,12 @@ class DemoBed:
         return env
 
     def left(self) -> dict[str, int]:
-        """What still exists: instances and volumes in the emulator, machines still running."""
+        """What still exists: instances and volumes in the emulator, machines still running
+        (Vast: instances, stopped ones too, and containers still alive; it has no volumes)."""
+        if self.provider == "vast":
+            assert not isinstance(self.emulator, Emulator)
+            return vast_left(self.emulator, self.containers)
+        assert not isinstance(self.emulator, VastEmulator)
         state = self.emulator.state if self.emulator else None
         machines = self.hypervisor.machines() if self.hypervisor else []
         running = [m for m in machines if m.state in ("booting", "running")]
@@ -137,7 +174,8 @@ class DemoBed:
 
     def close(self) -> None:
         """Stop the machines, the emulator and the S3 server; remove the directory."""
-        stop_all(self.hypervisor and self.hypervisor.close, self.emulator and self.emulator.stop,
+        stop_all(self.hypervisor and self.hypervisor.close,
+                 self.containers and self.containers.close, self.emulator and self.emulator.stop,
                  self.s3 and self.s3.stop, lambda: shutil.rmtree(self.root, ignore_errors=True))
 
     def __enter__(self) -> DemoBed:
@@ -145,6 +183,14 @@ class DemoBed:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def demo_timing(provider: str, *, instant: bool) -> Timing | VastTiming:
+    """How fast the provider's emulated resources change state: at once, or a few seconds
+    each (as on the cloud, but shorter)."""
+    if provider == "vast":
+        return VastTiming.instant() if instant else VastTiming.realistic()
+    return Timing.instant() if instant else Timing.realistic()
 
 
 def stop_all(*steps: Callable[[], object] | None) -> None:

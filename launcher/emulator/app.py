@@ -156,7 +156,8 @@ class App:
             t=self.store.now(), method=req.method, path=req.path,
             route=seen.route.template if seen.route else None,
             query={k: v[0] for k, v in req.query.items() if v},
-            status=answer.status if answer else None, mutating=req.method in MUTATING_METHODS,
+            status=answer.status if answer else None,
+            mutating=req.method in MUTATING_METHODS and not (seen.route and seen.route.reads),
             authorized=seen.verdict.accepted, fault=seen.fault,
             key=seen.verdict.name if seen.verdict.accepted else None,
             note="; ".join(seen.notes) or None)

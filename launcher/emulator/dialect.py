@@ -30,6 +30,11 @@ class RouteLike(Protocol):
     def public(self) -> bool: ...
 
     @property
+    def reads(self) -> bool:
+        """A POST that only reads (Vast's offer search): not counted as a mutation."""
+        ...
+
+    @property
     def handler(self) -> Callable[[Any, Request, list[str]], Response]: ...
 
 

@@ -22,6 +22,7 @@ class Route:
     template: str
     handler: h.Handler
     public: bool = False
+    reads: bool = False  # Vultr's reads are all GETs
 
     @property
     def key(self) -> str:

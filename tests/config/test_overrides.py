@@ -88,8 +88,8 @@ def test_a_replaced_command_drops_the_profiles_extra_args_but_not_their_env():
     (["--regions", ""], "--regions: expected at least 1 item"),
     (["--regions", " , "], "--regions: expected at least 1 item"),
     (["--regions", "sjc,Frankfurt"],
-     "--regions[1]: expected a Vultr region id: 3 or 4 lowercase letters, e.g. sjc; got "
-     "'Frankfurt'"),
+     "--regions[1]: expected a Vultr region id (3 or 4 lowercase letters) or, for Vast.ai, "
+     "a country code (2 capitals), e.g. sjc; got 'Frankfurt'"),
     (["--snapshot", "newest"], "--snapshot: expected latest, or one snapshot's id (a UUID"),
     (["--snapshot", "5f0d2c1e"], "--snapshot: expected latest, or one snapshot's id"),
     (["--command", ""], "--command: expected at least 1 item"),

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Manual integration check against a real Vultr account and B2 bucket.
+# Manual integration check against a real Vultr (or Vast.ai) account and B2 bucket.
 #
 #   MANUAL=1 tests/integration/test_vultr_integration.sh            # read-only: doctor, offers, dry run
 #   MANUAL=1 tests/integration/test_vultr_integration.sh --launch   # + one real, short, cheap run
+#   MANUAL=1 tests/integration/test_vultr_integration.sh --provider vast [--launch]   # on Vast.ai
 #
-# Needs the account variables (VULTR_KEY, B2_APPLICATION_KEY_ID, B2_APPLICATION_KEY, B2_BUCKET,
-# B2_S3_ENDPOINT) in the environment or in ./.env (or $LAUNCHER_ENV_FILE). Run it from the
-# project's checkout. Without --launch nothing is created and nothing costs money.
+# Needs the account variables (VULTR_KEY, or VAST_API_KEY with --provider vast;
+# B2_APPLICATION_KEY_ID, B2_APPLICATION_KEY, B2_BUCKET, B2_S3_ENDPOINT) in the environment or in
+# ./.env (or $LAUNCHER_ENV_FILE). Run it from the project's checkout. Without --launch nothing
+# is created and nothing costs money.
 #
 # --launch runs the example stage (examples/tiny-train, CPU-only checks) on the cheapest whole-GPU
 # plan with at least MIN_VRAM GB (default 16) in stock, with max_hours MAX_HOURS (default 0.5),
@@ -17,18 +19,26 @@
 set -euo pipefail
 
 if [[ "${MANUAL:-}" != "1" ]]; then
-    echo "skipped: set MANUAL=1 to run this check against a real Vultr account"
+    echo "skipped: set MANUAL=1 to run this check against a real Vultr or Vast.ai account"
     exit 0
 fi
 
 cd "$(dirname "$0")/../.."
 LAUNCH=0
-for arg in "$@"; do
-    case "$arg" in
+PROVIDER=vultr
+while (( $# )); do
+    case "$1" in
         --launch) LAUNCH=1 ;;
-        *) echo "unknown argument: $arg (expected --launch)" >&2; exit 2 ;;
+        --provider)
+            PROVIDER="${2:-}"; shift
+            [[ "$PROVIDER" == vultr || "$PROVIDER" == vast ]] ||
+                { echo "--provider takes vultr or vast" >&2; exit 2; } ;;
+        *) echo "unknown argument: $1 (expected --launch, --provider vultr|vast)" >&2; exit 2 ;;
     esac
+    shift
 done
+# What the dry run's create looks like on each cloud.
+if [[ "$PROVIDER" == vast ]]; then CREATE="PUT /asks/"; else CREATE="POST /instances"; fi
 
 venv_or_path() { if [[ -x ".venv/bin/$1" ]]; then echo ".venv/bin/$1"; else echo "$1"; fi; }
 LAUNCHER="${LAUNCHER:-$(venv_or_path launcher)}"
@@ -42,7 +52,7 @@ RUN=""
 FINISHED=0
 
 step() { printf '\n== %s\n' "$*"; }
-launcher() { "$LAUNCHER" "$@"; }
+launcher() { "$LAUNCHER" --provider "$PROVIDER" "$@"; }
 
 cleanup() {
     local rc=$?
@@ -77,7 +87,7 @@ PICK=(--stage example --code-dir examples/tiny-train --regions "$REGION"
 
 step "dry run"
 launcher run "${PICK[@]}" --dry-run > "$WORK/dry-run.txt"
-grep -q "POST /instances" "$WORK/dry-run.txt"
+grep -q "$CREATE" "$WORK/dry-run.txt"
 sed -n '1,40p' "$WORK/dry-run.txt"
 
 if [[ "$LAUNCH" != "1" ]]; then
@@ -112,7 +122,7 @@ launcher run "${PICK[@]}" --yes --run-id "$RUN"
 step "follow $RUN"
 launcher logs "$RUN" --follow --max-wait "${RUN_DEADLINE_S}s"
 
-step "waiting until $RUN has nothing left in Vultr"
+step "waiting until $RUN has nothing left in $PROVIDER"
 deadline=$((SECONDS + 900))
 delay=5
 until launcher status "$RUN" --json > "$WORK/status.json" &&

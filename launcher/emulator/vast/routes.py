@@ -29,6 +29,7 @@ class VastRoute:
     handler: h.Handler
     public: bool = False
     instance_key: bool = False
+    reads: bool = False  # a POST that only reads (the offer search)
 
     @property
     def key(self) -> str:
@@ -49,7 +50,7 @@ class VastRoute:
 
 
 ROUTES: tuple[VastRoute, ...] = (
-    VastRoute("POST", V0 + "/bundles/", h.search_offers),
+    VastRoute("POST", V0 + "/bundles/", h.search_offers, reads=True),
     VastRoute("PUT", V0 + "/asks/{id}/", h.create_instance),
     VastRoute("GET", V0 + "/instances/", h.list_v0),
     VastRoute("GET", "/api/v1/instances/", h.list_instances),

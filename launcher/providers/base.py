@@ -28,7 +28,7 @@ Promises every provider keeps (the tests in ``tests/providers`` hold Vultr to th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from launcher.providers.offers import OfferTable, Requirement
@@ -146,6 +146,29 @@ class RunResources:
     @property
     def empty(self) -> bool:
         return not self.instances and not self.volumes
+
+
+C = TypeVar("C", bound="ClientBacked")
+
+
+class ClientBacked:
+    """What every provider over an API client shares: its client, its repr (the client's,
+    which never shows the key), closing, and use as a context manager."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.client!r})"
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self: C) -> C:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 class Provider(Protocol):

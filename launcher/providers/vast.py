@@ -27,6 +27,7 @@ from launcher.errors import ConfigError, NotFoundError
 from launcher.naming import LAUNCHER_TAG, parse_tags
 from launcher.providers.base import (
     Capabilities,
+    ClientBacked,
     ImageRef,
     InstanceRef,
     InstanceRequest,
@@ -151,7 +152,7 @@ def query_for(req: Requirement, wanted: tuple[str, ...]) -> OfferQuery:
                       allocated_storage=float(req.min_disk_gb or 16))
 
 
-class VastProvider:
+class VastProvider(ClientBacked):
     """The Vast.ai provider. ``client`` does the HTTP; this class keeps the contract."""
 
     name = "vast"
@@ -159,19 +160,8 @@ class VastProvider:
     capabilities = CAPABILITIES
 
     def __init__(self, client: VastClient) -> None:
-        self.client = client
-
-    def __repr__(self) -> str:
-        return f"VastProvider({self.client!r})"
-
-    def close(self) -> None:
-        self.client.close()
-
-    def __enter__(self) -> VastProvider:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+        super().__init__(client)
+        self.client: VastClient = client
 
     # -- catalogue ------------------------------------------------------------------------
 

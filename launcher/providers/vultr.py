@@ -16,6 +16,7 @@ from launcher.errors import ConflictError, NotFoundError
 from launcher.naming import LAUNCHER_TAG, REUSABLE_VOLUME_PREFIX, parse_tags, run_tag, volume_label
 from launcher.providers.base import (
     Capabilities,
+    ClientBacked,
     ImageRef,
     InstanceRef,
     InstanceRequest,
@@ -102,7 +103,7 @@ def run_of_volume(label: str) -> str:
     return label[: -len(RUN_VOLUME_SUFFIX)]
 
 
-class VultrProvider:
+class VultrProvider(ClientBacked):
     """The Vultr provider. ``client`` does the HTTP; this class keeps the contract."""
 
     name = "vultr"
@@ -110,21 +111,10 @@ class VultrProvider:
     capabilities = CAPABILITIES
 
     def __init__(self, client: VultrClient) -> None:
-        self.client = client
+        super().__init__(client)
+        self.client: VultrClient = client
         self._prices: dict[str, float] = {}
         self._price_types: set[str] = set()
-
-    def __repr__(self) -> str:
-        return f"VultrProvider({self.client!r})"
-
-    def close(self) -> None:
-        self.client.close()
-
-    def __enter__(self) -> VultrProvider:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     # -- catalogue ------------------------------------------------------------------------
 

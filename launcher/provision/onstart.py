@@ -26,13 +26,12 @@ run's user data). Every other secret is refused in the onstart text.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 
 from launcher.config import run_secrets
-from launcher.errors import ConfigError, InvalidRequestError, NotFoundError
-from launcher.naming import instance_tags, launch_tag, parse_tags
+from launcher.errors import InvalidRequestError, NotFoundError
+from launcher.naming import parse_tags
 from launcher.operate.runs import read_status
-from launcher.providers import InstanceRef, InstanceRequest
+from launcher.providers import InstanceRef
 from launcher.provision.deps import BucketLike, LaunchDeps
 from launcher.provision.failover import FailoverPlan
 from launcher.provision.model import (
@@ -43,6 +42,7 @@ from launcher.provision.model import (
 )
 from launcher.provision.session import (
     Session,
+    create_tagged,
     exhausted_message,
     is_capacity_refusal,
     offer_key,
@@ -51,14 +51,13 @@ from launcher.provision.session import (
     wait_instance,
 )
 from launcher.render.onstart import OnstartInputs, RenderedOnstart, render, s5cmd_pin
-from launcher.render.pipeline import Upload, boot_key
+from launcher.render.pipeline import Upload, boot_uploads
 from launcher.render.stage import LaunchFacts, placeholder_facts, stage_run_spec
 from launcher.runner.spec import ContainerSpec, Placement, RunSpec
 
 PRESIGN_MAX_S = 7 * 24 * 3600  # SigV4 query signing's longest validity
 PRESIGN_MARGIN_S = 3600  # past the deadline: a watchdog restarted late still reads its spec
 ENV_NAMES = ("B2_KEY_ID", "B2_APP_KEY", "WANDB_API_KEY")  # the container's secrets
-MAX_ENV_VALUE = 256 - 1  # Vast: each NAME=value at most 256 characters (create_instance.yaml)
 CONTAINER_PYTHON = "python3"  # the PyTorch images' python is /opt/conda/bin/python3
 
 
@@ -124,8 +123,7 @@ def wait_or_ended(session: Session, instance: InstanceRef) -> InstanceRef:
 def prepare(session: Session, cand: Candidate, code: CodeBundle | None) -> Bootstrap:
     """The spec, its boot files in the bucket (presigned), the onstart and the environment."""
     spec = container_spec(session, cand, code)
-    uploads = (upload_of(spec, "runner", "pyz", session.deps.runner()),
-               upload_of(spec, "run", "json", (spec.to_json() + "\n").encode("utf-8")))
+    uploads = boot_uploads(spec, session.deps.runner())
     put_uploads(session, uploads)
     secrets = dict(run_secrets(session.deps.account).values)
     onstart = render_onstart(session.bucket, spec, uploads, secrets, session.deps.now())
@@ -154,15 +152,9 @@ def trial_onstart(cand: Candidate, deps: LaunchDeps) -> RenderedOnstart:
                                 api_url=deps.account.vast_api_url,
                                 container=ContainerSpec(*s5cmd_pin()))
     spec = stage_run_spec(cand.stage, facts, now)
-    uploads = (upload_of(spec, "runner", "pyz", deps.runner()),
-               upload_of(spec, "run", "json", (spec.to_json() + "\n").encode("utf-8")))
+    uploads = boot_uploads(spec, deps.runner())
     secrets = dict(run_secrets(deps.account).values)
     return render_onstart(deps.bucket_for(cand.stage.storage), spec, uploads, secrets, now)
-
-
-def upload_of(spec: RunSpec, name: str, extension: str, data: bytes) -> Upload:
-    digest = hashlib.sha256(data).hexdigest()
-    return Upload(boot_key(spec, name, extension, digest), data, digest)
 
 
 def container_spec(session: Session, cand: Candidate, code: CodeBundle | None) -> RunSpec:
@@ -193,31 +185,16 @@ def container_spec(session: Session, cand: Candidate, code: CodeBundle | None) -
 
 
 def container_env(secrets: dict[str, str]) -> tuple[tuple[str, str], ...]:
-    """The run's secrets as the container's environment (unset ones left out)."""
-    env = tuple((name, secrets[name]) for name in ENV_NAMES if secrets.get(name))
-    for name, value in env:
-        if len(name) + 1 + len(value) > MAX_ENV_VALUE + 1:
-            raise ConfigError(f"{name} is {len(value)} characters: Vast.ai takes at most 256 "
-                              "for NAME=value in an instance's environment")
-    return env
+    """The run's secrets as the container's environment (unset ones left out; Vast's
+    limits on them are checked with the create's, before anything is sent)."""
+    return tuple((name, secrets[name]) for name in ENV_NAMES if secrets.get(name))
 
 
 def create_container(session: Session, cand: Candidate, boot: Bootstrap) -> InstanceRef:
-    """Create the instance; a definite refusal leaves no ledger entry behind."""
-    plan, offer = session.plan, cand.offer
-    tags = (*instance_tags(plan.run_id, cand.stage.name, boot.spec.deadline_epoch),
-            launch_tag(session.ledger.nonce))  # an ambiguous create then finds only ours
-    request = InstanceRequest(offer.region, offer.plan_id, plan.snapshot.id, plan.run_id, tags,
-                              ssh_key_ids=session.ssh_key_ids, onstart=boot.onstart.text,
-                              env=boot.env, disk_gb=cand.volume.size_gb)
-    entry = session.ledger.sending("instance", plan.run_id, offer.region)
-    try:
-        instance = session.provider.create_instance(request)
-    except InvalidRequestError:  # a 4xx answer: nothing was created
-        session.ledger.forget(entry)
-        raise
-    entry.id = instance.id
-    session.created.append(f"instance {instance.id} ({offer.plan_id}, {offer.region})")
+    """Create the instance booting ``boot`` (see :func:`create_tagged`)."""
+    instance = create_tagged(session, cand, boot.spec.deadline_epoch, onstart=boot.onstart.text,
+                             env=boot.env, disk_gb=cand.volume.size_gb)
+    offer = cand.offer
     session.say.note(f"created instance {instance.id} (offer {offer.plan_id}: "
                      f"{offer.gpu_count} × {offer.gpu_type} in {offer.region}; onstart "
                      f"{boot.onstart.total_chars:,} of {boot.onstart.limit_chars:,} characters)")

@@ -23,10 +23,9 @@ from pathlib import Path
 
 from launcher.config import run_secrets
 from launcher.errors import InvalidRequestError
-from launcher.naming import instance_tags, launch_tag, parse_tags
+from launcher.naming import parse_tags
 from launcher.providers import (
     InstanceRef,
-    InstanceRequest,
     Provider,
     RunResources,
     VolumeRef,
@@ -51,6 +50,7 @@ from launcher.provision.onstart import place_container, resume_container
 from launcher.provision.preflight import check_reachable
 from launcher.provision.session import (
     Session,
+    create_tagged,
     exhausted_message,
     is_capacity_refusal,
     offer_key,
@@ -228,22 +228,11 @@ def render_document(session: Session, cand: Candidate, volume: VolumeRef,
 
 def create_instance(session: Session, cand: Candidate, spec: RunSpec,
                     document: RenderedDocument) -> InstanceRef:
-    """Create the instance; a definite refusal leaves no ledger entry behind."""
-    plan, offer = session.plan, cand.offer
-    tags = (*instance_tags(plan.run_id, cand.stage.name, spec.deadline_epoch),
-            launch_tag(session.ledger.nonce))  # an ambiguous create then finds only ours
-    request = InstanceRequest(offer.region, offer.plan_id, plan.snapshot.id, plan.run_id, tags,
-                              user_data=document.text.encode("ascii"),
-                              ssh_key_ids=session.ssh_key_ids)
-    entry = session.ledger.sending("instance", plan.run_id, offer.region)
-    try:
-        instance = session.provider.create_instance(request)
-    except InvalidRequestError:  # a 4xx answer: nothing was created
-        session.ledger.forget(entry)
-        raise
-    entry.id = instance.id
-    session.created.append(f"instance {instance.id} ({offer.plan_id}, {offer.region})")
-    session.say.note(f"created instance {instance.id} ({offer.plan_id} in {offer.region})")
+    """Create the instance booting ``document`` (see :func:`create_tagged`)."""
+    instance = create_tagged(session, cand, spec.deadline_epoch,
+                             user_data=document.text.encode("ascii"))
+    session.say.note(f"created instance {instance.id} ({cand.offer.plan_id} in "
+                     f"{cand.offer.region})")
     return instance
 
 

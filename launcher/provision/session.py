@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from launcher.errors import ConflictError, OutOfCapacityError
-from launcher.providers import InstanceRef, Provider
+from launcher.errors import ConflictError, InvalidRequestError, OutOfCapacityError
+from launcher.naming import instance_tags, launch_tag
+from launcher.providers import InstanceRef, InstanceRequest, Provider
 from launcher.providers.offers import Offer
 from launcher.provision.code import bundle_code
 from launcher.provision.deps import BucketLike, LaunchDeps, Progress
@@ -41,6 +42,27 @@ class Session:
     @property
     def say(self) -> Progress:
         return self.deps.progress
+
+
+def create_tagged(session: Session, cand: Candidate, deadline_epoch: float,
+                  **boot: Any) -> InstanceRef:
+    """Create the candidate's instance with the run's tags and this launch's (so an
+    ambiguous create finds only ours); ``boot`` are the request's bootstrap fields (user
+    data, or onstart, environment and disk). A definite refusal leaves no ledger entry."""
+    plan, offer = session.plan, cand.offer
+    tags = (*instance_tags(plan.run_id, cand.stage.name, deadline_epoch),
+            launch_tag(session.ledger.nonce))
+    request = InstanceRequest(offer.region, offer.plan_id, plan.snapshot.id, plan.run_id, tags,
+                              ssh_key_ids=session.ssh_key_ids, **boot)
+    entry = session.ledger.sending("instance", plan.run_id, offer.region)
+    try:
+        instance = session.provider.create_instance(request)
+    except InvalidRequestError:  # a 4xx answer: nothing was created
+        session.ledger.forget(entry)
+        raise
+    entry.id = instance.id
+    session.created.append(f"instance {instance.id} ({offer.plan_id}, {offer.region})")
+    return instance
 
 
 def upload_code(session: Session) -> CodeBundle:

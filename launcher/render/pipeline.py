@@ -133,8 +133,7 @@ def render(spec: RunSpec, secrets: RunSecrets, inputs: BootInputs, *,
     """
     template = template or load_template(values={"secrets_file": spec.paths.secrets_file})
     boot_zip = inputs.boot if inputs.boot is not None else boot_zipapp()
-    uploads = (_upload(spec, "runner", "pyz", inputs.runner),
-               _upload(spec, "run", "json", (spec.to_json() + "\n").encode("utf-8")))
+    uploads = boot_uploads(spec, inputs.runner)
     boot = boot_spec(spec, template, uploads, inputs.delete_volume)
     for encoding in BOOT_ENCODINGS:
         document = build_document(template, boot, secrets.to_env_file(), boot_zip, encoding)
@@ -170,6 +169,13 @@ def boot_key(spec: RunSpec, name: str, extension: str, sha256: str) -> str:
     """``<runs_prefix>/<run_id>/boot/<name>-<sha256 prefix>.<ext>``: a new content, a new key,
     so an instance never fetches what another candidate's launch put there."""
     return f"{spec.run_prefix}/boot/{name}-{sha256[:16]}.{extension}"
+
+
+def boot_uploads(spec: RunSpec, runner: bytes) -> tuple[Upload, Upload]:
+    """The runner and the run spec a bootstrap fetches, each under a key named by its
+    content (every cloud's bootstrap pins the same two)."""
+    return (_upload(spec, "runner", "pyz", runner),
+            _upload(spec, "run", "json", (spec.to_json() + "\n").encode("utf-8")))
 
 
 def _upload(spec: RunSpec, name: str, extension: str, data: bytes) -> Upload:

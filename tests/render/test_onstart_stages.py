@@ -10,8 +10,9 @@ from support.keys import FAKE_B2_APP_KEY, FAKE_B2_KEY_ID, FAKE_WANDB_KEY
 
 from launcher.bucket import Bucket, BucketAddress
 from launcher.config import load_stage, stage_names
-from launcher.provision.onstart import render_onstart, upload_of
+from launcher.provision.onstart import render_onstart
 from launcher.render.onstart import MAX_ONSTART_CHARS, s5cmd_pin
+from launcher.render.pipeline import boot_uploads
 from launcher.render.stage import placeholder_facts, stage_run_spec
 from launcher.resources import starter_configs
 from launcher.runner.spec import ContainerSpec, RunSecrets
@@ -32,8 +33,7 @@ def test_each_stage_s_onstart_fits_with_real_length_urls(name, tmp_path):
                                 api_url="https://console.vast.ai/api/v0",
                                 container=ContainerSpec(*s5cmd_pin()))
     spec = stage_run_spec(stage, facts, NOW)
-    uploads = (upload_of(spec, "runner", "pyz", b"runner"),
-               upload_of(spec, "run", "json", spec.to_json().encode()))
+    uploads = boot_uploads(spec, b"runner")
     bucket = Bucket(BucketAddress(B2, BUCKET, stage.storage.runs_prefix), RunSecrets(SECRETS))
     onstart = render_onstart(bucket, spec, uploads, dict(SECRETS), NOW)
     print(f"{name}: {onstart}")

@@ -58,6 +58,7 @@ RESERVED = {"PATH", "HOME", "TMPDIR", "CONTAINER_ID", "CONTAINER_API_KEY", TEST_
             TEST_TRAINER_ENV, S5CMD_ENV}
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ONSTART_TIMEOUT_S = 900.0
+ENDED = ("destroyed", "stopped")  # states only the cloud sets
 DELETE_GRACE_S = 15.0
 STOP_GRACE_S = 10.0
 SECRETS_FILE = "etc/launcher/secrets.env"
@@ -278,10 +279,13 @@ class ContainerSandbox:
                                       umask=SERVICE_UMASK, timeout=ONSTART_TIMEOUT_S,
                                       check=False)
             box.onstart_exit = done.returncode
-            box.state = "running" if done.returncode == 0 else "failed"
-            box.reason = "" if done.returncode == 0 else f"onstart exited {done.returncode}"
+            # An onstart that gave up destroys its own instance: that end stands.
+            if box.state not in ENDED:
+                box.state = "running" if done.returncode == 0 else "failed"
+                box.reason = "" if done.returncode == 0 else f"onstart exited {done.returncode}"
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
-            box.state, box.reason = "failed", f"{type(exc).__name__}: {exc}"
+            if box.state not in ENDED:
+                box.state, box.reason = "failed", f"{type(exc).__name__}: {exc}"
         finally:
             self._log(f"container {request.instance_id}: {box.state} {box.reason}".rstrip())
             box.done.set()

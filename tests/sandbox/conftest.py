@@ -9,10 +9,8 @@ root, the trainer is ``nobody``, which must reach the code under it.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import shutil
-import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -37,6 +35,7 @@ from launcher.runner.spec import (
 )
 from launcher.sandbox import ProcessHypervisor
 from launcher.vultr import BlockSpec, InstanceSpec
+from sandbox.containerbed import code_tarball, wait_until
 
 RUN_ID = "sbx-run-1"
 DATA_PREFIX = "datasets/v1"
@@ -65,16 +64,6 @@ report = pathlib.Path(os.environ["LAUNCHER_REPORT_DIR"]) / "report.json"
 report.write_text(json.dumps({"steps": args.steps, "files": files}))
 print("done", flush=True)
 '''
-
-
-def code_tarball() -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        data = TRAIN_PY.encode()
-        info = tarfile.TarInfo("train.py")
-        info.size, info.mode, info.mtime = len(data), 0o644, 1_700_000_000
-        tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="session")
@@ -148,12 +137,7 @@ class Bed:
             launched.block_id not in state.blocks
 
     def wait_gone(self, launched: Launched, timeout: float = 60.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.gone(launched):
-                return True
-            time.sleep(0.1)
-        return False
+        return wait_until(lambda: self.gone(launched), timeout)
 
     def remote(self, prefix: str) -> dict[str, int]:
         done = self.server.s5("ls", f"s3://{self.bucket}/{prefix}*", check=False)
@@ -201,7 +185,7 @@ def make_bed(make_emulator, s3_server, bucket, sandbox_root, runner_pyz,  # noqa
         made.append(hypervisor)
         emulator = make_emulator(hypervisor=hypervisor)
         client = client_for(emulator.url)
-        tarball = code_tarball()
+        tarball = code_tarball(TRAIN_PY.encode())
         sha = hashlib.sha256(tarball).hexdigest()
         key = f"code/{RUN_ID}-{sha[:12]}.tar.gz"
         put(s3_server, bucket, key, tarball, tmp_path)

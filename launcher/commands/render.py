@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from launcher.commands import SUMMARIES
+from launcher.commands import SUMMARIES, runcommon
 from launcher.commands.runcommon import add_config_dir
 from launcher.config import (
     Account,
@@ -40,6 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if runcommon.provider_name(args) != "vultr":
+        raise ConfigError("render shows the cloud-init document a Vultr instance boots; a "
+                          "Vast.ai instance boots an onstart script instead",
+                          hint=f"`launcher run --provider vast --stage {args.stage} "
+                          "--dry-run` shows that script, its run spec and the calls")
     config_dir = config_dir_for(args.config_dir, os.environ)
     account = load_account(os.environ, getattr(args, "env_file", None))
     preview = render_stage(config_dir, args.stage, account, overrides_from_args(args))

@@ -150,3 +150,9 @@ def test_ssh_on_vast_refuses_rather_than_trust_an_unpinned_host(vast_env, provid
     assert main(["--provider", "vast", "ssh", RUN, "--print"]) != 0
     err = capsys.readouterr().err
     assert "publish no SSH host key" in err and "Traceback" not in err
+
+
+def test_render_on_vast_points_at_the_dry_run(vast_env, capsys):
+    assert main(["render", "--provider", "vast", "--stage", "smoke"]) == 2
+    err = capsys.readouterr().err
+    assert "onstart script" in err and "--dry-run" in err

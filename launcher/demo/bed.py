@@ -9,7 +9,9 @@ processes booting the cloud-init document (:class:`~launcher.sandbox.ProcessHype
 (:mod:`launcher.demo.vast`). Everything else is the same for both.
 
 Everything is created under one temporary directory and stopped by :meth:`DemoBed.close`
-(processes by PID, bounded), on success and on every failure path.
+(processes by PID, bounded), on success and on every failure path. A bed may instead use
+another bed's running S3 server (``s3=``): both beds' runs then land in one bucket, and the
+server stays up until the bed that started it closes.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ class DemoBed:
         self.root, self.keys, self.provider = root, keys, provider
         self.title = TITLES[provider]
         self.s3: S3Server | None = None
+        self.owns_s3 = True  # False: another bed's server, not stopped by this bed
         self.emulator: Emulator | VastEmulator | None = None
         self.hypervisor: ProcessHypervisor | None = None  # vultr's machines
         self.containers: ContainerMachines | None = None  # vast's machines
@@ -90,10 +93,14 @@ class DemoBed:
     @classmethod
     def open(cls, example_dir: Path, config_dir: Path, keys: DemoKeys | None = None,
              timing: Timing | VastTiming | None = None, *, machines: bool = True,
-             latency_s: float = 0.0, provider: str = "vultr") -> DemoBed:
+             latency_s: float = 0.0, provider: str = "vultr",
+             s3: S3Server | None = None) -> DemoBed:
         """Build everything; on any failure stop what was started and re-raise. Without
         ``machines`` instances do not boot (API state only); ``latency_s`` delays every API
-        answer (benchmarks); ``timing`` is the provider's (:func:`demo_timing`)."""
+        answer (benchmarks); ``timing`` is the provider's (:func:`demo_timing`). ``s3``:
+        another bed's running server, whose admin key must be ``keys``' B2 key; its bucket
+        is used as it is (the data set is written again, the same bytes) and the server is
+        left running on :meth:`close`."""
         _check_inputs(example_dir, config_dir)
         timing = timing or demo_timing(provider, instant=False)
         root = Path(tempfile.mkdtemp(prefix="launcher-demo-"))
@@ -104,24 +111,17 @@ class DemoBed:
             shutil.rmtree(root, ignore_errors=True)
             raise
         try:
-            bed._start(example_dir, config_dir, timing, machines, latency_s)
+            bed._start(example_dir, config_dir, timing, machines, latency_s, s3)
         except BaseException:
             bed.close()
             raise
         return bed
 
     def _start(self, example_dir: Path, config_dir: Path, timing: Timing | VastTiming,
-               machines: bool, latency_s: float) -> None:
+               machines: bool, latency_s: float, s3: S3Server | None = None) -> None:
         shutil.copytree(config_dir, self.config_dir)
         git_checkout(example_dir, self.code_dir)
-        admin = Identity("demo", self.keys.b2_key_id, self.keys.b2_key)
-        self.s3 = start_s3_server(self.root / "s3", [admin])
-        self.s3.make_bucket(BUCKET)
-        seed = self.root / "seed"
-        seed.mkdir()
-        for name, text in dataset_rows().items():
-            (seed / name).write_text(text)
-            self.s3.put(BUCKET, f"{DATA_PREFIX}/{name}", seed / name)
+        self._open_bucket(s3)
         machines_dir = self.root / "machines" if machines else None
         if machines_dir is not None:
             machines_dir.mkdir(mode=0o755)
@@ -139,6 +139,26 @@ class DemoBed:
         self.emulator = Emulator(api_key=self.keys.vultr.reveal(), timing=timing,
                                  hypervisor=self.hypervisor, seed=None, latency_s=latency_s)
         self.emulator.start()
+
+    def _open_bucket(self, shared: S3Server | None) -> None:
+        """Start the S3 server and make the bucket, or use ``shared``'s; seed the data set
+        (writing the same objects again is harmless)."""
+        if shared is None:
+            admin = Identity("demo", self.keys.b2_key_id, self.keys.b2_key)
+            self.s3 = start_s3_server(self.root / "s3", [admin])
+            self.s3.make_bucket(BUCKET)
+        elif (shared.admin.key_id, shared.admin.secret.reveal()) != (
+                self.keys.b2_key_id, self.keys.b2_key.reveal()):
+            raise ConfigError("a shared S3 server must accept this bed's B2 key: open both "
+                              "beds with the same keys")
+        else:
+            self.s3, self.owns_s3 = shared, False
+        assert self.s3 is not None
+        seed = self.root / "seed"
+        seed.mkdir()
+        for name, text in dataset_rows().items():
+            (seed / name).write_text(text)
+            self.s3.put(BUCKET, f"{DATA_PREFIX}/{name}", seed / name)
 
     def env(self) -> dict[str, str]:
         """The environment of the demo's ``launcher`` commands: this process's, without any
@@ -173,10 +193,12 @@ class DemoBed:
                 "volumes": len(state.blocks) if state else 0, "machines": len(running)}
 
     def close(self) -> None:
-        """Stop the machines, the emulator and the S3 server; remove the directory."""
+        """Stop the machines, the emulator and the S3 server (unless it is another bed's);
+        remove the directory."""
         stop_all(self.hypervisor and self.hypervisor.close,
                  self.containers and self.containers.close, self.emulator and self.emulator.stop,
-                 self.s3 and self.s3.stop, lambda: shutil.rmtree(self.root, ignore_errors=True))
+                 self.s3.stop if self.s3 and self.owns_s3 else None,
+                 lambda: shutil.rmtree(self.root, ignore_errors=True))
 
     def __enter__(self) -> DemoBed:
         return self

@@ -125,21 +125,33 @@ def run_demo(example_dir: Path, config_dir: Path, *, keys: DemoKeys | None = Non
              show: Callable[[str], None] = lambda line: None,
              provider: str = "vultr") -> DemoReport:
     """Start the bed, walk one run of the example stage through it, stop everything."""
-    report = DemoReport(run_id=f"demo-{secrets.token_hex(3)}", provider=provider)
     started = time.monotonic()
     with DemoBed.open(example_dir, config_dir, keys, timing, provider=provider) as bed:
         assert bed.emulator is not None and bed.s3 is not None
         show(f"emulated {bed.title} API: {bed.emulator.url}   S3 bucket: s3://{BUCKET} at "
              f"{bed.s3.endpoint}   (nothing leaves 127.0.0.1)")
-        session = Session(bed, report, show, columns)
-        try:
-            _walk(session)
-        finally:
-            report.api_calls = len(bed.emulator.events)
-            report.mutating_calls = len(bed.emulator.mutations())
-            report.left = bed.left()
-            report.left_over = sum(report.left.values())
+        report = walk(bed, show=show, columns=columns)
     report.seconds = round(time.monotonic() - started, 1)
+    return report
+
+
+def walk(bed: DemoBed, *, show: Callable[[str], None] = lambda line: None,
+         columns: int = 120) -> DemoReport:
+    """Walk one run of the example stage (a fresh ``demo-`` id) through ``bed``, an open bed
+    that is left open: the commands, the wait for the instance's end, what it left (the API
+    calls counted are all the bed's emulator answered). Raises :class:`DemoError` when a
+    step fails. ``report.seconds`` is the walk's time."""
+    assert bed.emulator is not None
+    report = DemoReport(run_id=f"demo-{secrets.token_hex(3)}", provider=bed.provider)
+    started = time.monotonic()
+    try:
+        _walk(Session(bed, report, show, columns))
+    finally:
+        report.api_calls = len(bed.emulator.events)
+        report.mutating_calls = len(bed.emulator.mutations())
+        report.left = bed.left()
+        report.left_over = sum(report.left.values())
+        report.seconds = round(time.monotonic() - started, 1)
     return report
 
 

@@ -255,7 +255,7 @@ def cheapest_offer(name: str, opener: Callable[[str], Any],
     if not fitting:
         return OfferFigures(name, problem="no offer fits the requirement now")
     best = min(fitting, key=lambda o: (o.price_per_hour, o.plan_id))
-    gpu = best.gpu_model or best.gpu_type or ""
+    gpu = best.gpu_type or best.gpu_model or ""  # as the runs' rows name it (placement)
     return OfferFigures(name, best.plan_id, best.region, gpu, best.gpu_count,
                         best.price_per_hour, len(fitting))
 

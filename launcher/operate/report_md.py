@@ -150,7 +150,10 @@ def offer_row(offer: OfferFigures) -> list[str]:
 def notes_section() -> list[str]:
     return ["## How the figures are read", "",
             "- $/h and the launch time: the run's `placement.usd_per_hour` and "
-            "`placement.launched_epoch` in `manifest.json`.",
+            "`placement.launched_epoch` in `manifest.json`. A run's $/h is all it billed "
+            "per hour (on Vultr the plan and the volume); an offer's below is the machine's "
+            "alone (Vast's includes its disk). Times are whole seconds as the runner "
+            "records them, so a run of a few seconds reads up to 1 s off.",
             "- launch → train: from the launch time to the start of the `train` phase in "
             "`status.json` (else the manifest's phases). Training logs carry no time per "
             "line, so the first training step itself cannot be timed.",

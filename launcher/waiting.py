@@ -1,7 +1,7 @@
 """Waiting out loud: while one call is outstanding, a line on stderr every few seconds, and a
 deadline that ends the call.
 
-The one place that speaks HTTP to Vultr (:mod:`launcher.vultr.transport`) and the one place
+The one request path of the API clients (:mod:`launcher.vultr.jsonhttp`) and the one place
 the launcher runs s5cmd (:mod:`launcher.bucket`) wrap each call in a :class:`Watch`, so every
 command that waits on the network says what it waits for and on which ``host:port``, with or
 without a terminal (``still waiting for 127.0.0.1:8765 (GET /instances), 10 s``).

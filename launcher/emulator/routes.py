@@ -14,6 +14,20 @@ from launcher.emulator.errors import Refusal
 API_PREFIX = "/v2"
 
 
+def template_ids(template: str, segments: list[str]) -> list[str] | None:
+    """The ``{id}`` values when a path's ``segments`` fit ``template``, else None."""
+    parts = template.strip("/").split("/")
+    if len(parts) != len(segments):
+        return None
+    ids: list[str] = []
+    for part, segment in zip(parts, segments, strict=True):
+        if part == "{id}" and segment:
+            ids.append(segment)
+        elif part != segment:
+            return None
+    return ids
+
+
 @dataclass(frozen=True)
 class Route:
     """One endpoint. ``public`` endpoints answer without an ``Authorization`` header."""
@@ -30,17 +44,7 @@ class Route:
         return f"{self.method} {self.template}"
 
     def params(self, segments: list[str]) -> list[str] | None:
-        """The ``{id}`` values when ``segments`` fit this template, else None."""
-        parts = self.template.strip("/").split("/")
-        if len(parts) != len(segments):
-            return None
-        ids: list[str] = []
-        for part, segment in zip(parts, segments, strict=True):
-            if part == "{id}" and segment:
-                ids.append(segment)
-            elif part != segment:
-                return None
-        return ids
+        return template_ids(self.template, segments)
 
 
 ROUTES: tuple[Route, ...] = (

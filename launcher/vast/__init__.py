@@ -1,5 +1,5 @@
 """The Vast.ai API layer: the only code in the launcher that speaks to Vast.ai, over the one
-request path the Vultr layer uses too (:class:`launcher.vultr.transport.JsonHttp`: timeouts,
+request path the Vultr layer uses too (:class:`launcher.vultr.jsonhttp.JsonHttp`: timeouts,
 attempt deadlines, the one retry table, no blind repeat of a mutation).
 
 - :class:`VastClient`: one typed method per endpoint, plus waits.

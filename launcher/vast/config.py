@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from launcher.errors import ConfigError
 from launcher.secrets import Secret
 from launcher.vultr.config import _seconds, validate_api_url
-from launcher.vultr.transport import Timeouts
+from launcher.vultr.jsonhttp import Timeouts
 
 KEY_VARIABLE = "VAST_API_KEY"
 URL_VARIABLE = "VAST_API_URL"

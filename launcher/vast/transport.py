@@ -1,4 +1,4 @@
-"""Vast.ai on the launcher's one request path (:class:`launcher.vultr.transport.JsonHttp`).
+"""Vast.ai on the launcher's one request path (:class:`launcher.vultr.jsonhttp.JsonHttp`).
 
 The timeouts, attempt deadlines, retries (the one retry table), progress lines and the
 no-blind-repeat rule for mutations are that path's; what is Vast's here:
@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from launcher.errors import ApiError
-from launcher.vultr.transport import JsonHttp, _Answer
+from launcher.vultr.jsonhttp import JsonHttp, _Answer
 
 from .config import DEFAULT_API_URL, KEY_VARIABLE, URL_VARIABLE, api_root
 from .envelope import error_for_status, server_message

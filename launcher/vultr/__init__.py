@@ -10,6 +10,7 @@
 from .client import VultrClient
 from .config import VultrSettings, validate_api_url
 from .envelope import AUTH_HINT, UnconfirmedWriteError
+from .jsonhttp import USER_AGENT, Timeouts
 from .records import (
     FULL_CARD_VRAM_GB,
     Account,
@@ -33,7 +34,7 @@ from .retry import (
     retry_decision,
 )
 from .specs import BlockSpec, InstanceSpec
-from .transport import DEFAULT_API_URL, USER_AGENT, Timeouts, VultrHttp
+from .transport import DEFAULT_API_URL, VultrHttp
 from .waits import PollPolicy, wait_for
 
 __all__ = [

@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 from launcher.errors import ConfigError
 from launcher.secrets import Secret
 
-from .transport import DEFAULT_API_URL, Timeouts
+from .jsonhttp import Timeouts
+from .transport import DEFAULT_API_URL
 
 KEY_VARIABLE = "VULTR_KEY"
 

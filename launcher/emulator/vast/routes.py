@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from launcher.emulator.dialect import status_phrase
 from launcher.emulator.errors import Refusal
 from launcher.emulator.keys import MAIN_KEY, Verdict
+from launcher.emulator.routes import template_ids
 from launcher.emulator.vast import handlers as h
 from launcher.emulator.vast.errors import RATE_LIMITED_TEXT, VAST_ERRORS, VastRefusal
 from launcher.emulator.vast.state import INSTANCE_KEY_PREFIX
@@ -37,16 +38,7 @@ class VastRoute:
         return f"{self.method} {path}"
 
     def params(self, segments: list[str]) -> list[str] | None:
-        parts = self.template.strip("/").split("/")
-        if len(parts) != len(segments):
-            return None
-        ids = []
-        for part, segment in zip(parts, segments, strict=True):
-            if part == "{id}" and segment:
-                ids.append(segment)
-            elif part != segment:
-                return None
-        return ids
+        return template_ids(self.template, segments)
 
 
 ROUTES: tuple[VastRoute, ...] = (

@@ -101,7 +101,7 @@ class DemoBed:
         another bed's running server, whose admin key must be ``keys``' B2 key; its bucket
         is used as it is (the data set is written again, the same bytes) and the server is
         left running on :meth:`close`."""
-        _check_inputs(example_dir, config_dir)
+        check_inputs(example_dir, config_dir)
         timing = timing or demo_timing(provider, instant=False)
         root = Path(tempfile.mkdtemp(prefix="launcher-demo-"))
         root.chmod(0o755)  # a root-run demo trains as `nobody`, which must reach the code
@@ -230,7 +230,8 @@ def stop_all(*steps: Callable[[], object] | None) -> None:
         raise first
 
 
-def _check_inputs(example_dir: Path, config_dir: Path) -> None:
+def check_inputs(example_dir: Path, config_dir: Path) -> None:
+    """ConfigError naming what is missing from the example's or the configs' folder."""
     if not (example_dir / "train.py").is_file():
         raise ConfigError(f"{example_dir}/train.py not found: pass the example stage's "
                           "folder as --example-dir, or leave it out for the shipped one")

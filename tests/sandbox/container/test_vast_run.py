@@ -66,7 +66,9 @@ def test_a_runner_that_is_not_the_pinned_one_is_never_run_and_the_instance_is_de
     bed: VastBed = vast_bed()
     bed.launch(bed.spec(), tamper=True)
     view = bed.sandbox.wait_onstart(INSTANCE_ID, 60)
-    assert (view.state, view.onstart_exit) == ("failed", 1), bed.diagnostics()
+    # The onstart destroys its instance before it exits 1: whichever the sandbox saw last,
+    # the end stands (a destroyed container is never marked failed after the fact).
+    assert view.onstart_exit == 1 and view.state in ("failed", "destroyed"), bed.diagnostics()
     assert bed.wait_destroyed(30), bed.diagnostics()
     assert bed.stub.deletes() == [DESTROY]
     log = (bed.root / "workspace/launcher/onstart.log").read_text()

@@ -26,7 +26,7 @@ from launcher.runner.spec import RunSecrets
 from launcher.secrets import Secret
 from launcher.vast.config import DEFAULT_API_URL as VAST_DEFAULT_API_URL
 from launcher.vast.config import VastSettings
-from launcher.vultr.config import VultrSettings, validate_api_url
+from launcher.vultr.config import VultrSettings, timeouts_from_env, validate_api_url
 
 ENV_FILE_VARIABLE = "LAUNCHER_ENV_FILE"
 DEFAULT_ENV_FILE = ".env"
@@ -259,22 +259,16 @@ def vultr_settings(account: Account, environ: Mapping[str, str] | None = None) -
     """Settings for :class:`~launcher.vultr.VultrClient` with the account's URL and key (so a
     key in the ``.env`` file works too); timeouts from ``VULTR_*_TIMEOUT`` in ``environ``."""
     env = os.environ if environ is None else environ
-    timeouts = {k: v for k, v in env.items()
-                if k in ("VULTR_CONNECT_TIMEOUT", "VULTR_READ_TIMEOUT")}
-    base = VultrSettings.from_env(timeouts)
-    return dataclasses.replace(base, api_url=account.vultr_api_url,
-                               api_key=account.vultr_key or None)
+    return VultrSettings(api_url=account.vultr_api_url, api_key=account.vultr_key or None,
+                         timeouts=timeouts_from_env(env, "VULTR"))
 
 
 def vast_settings(account: Account, environ: Mapping[str, str] | None = None) -> VastSettings:
     """Settings for :class:`~launcher.vast.VastClient` with the account's URL and key;
     timeouts from ``VAST_*_TIMEOUT`` in ``environ``."""
     env = os.environ if environ is None else environ
-    timeouts = {k: v for k, v in env.items()
-                if k in ("VAST_CONNECT_TIMEOUT", "VAST_READ_TIMEOUT")}
-    base = VastSettings.from_env(timeouts)
-    return dataclasses.replace(base, api_url=account.vast_api_url,
-                               api_key=account.vast_api_key or None)
+    return VastSettings(api_url=account.vast_api_url, api_key=account.vast_api_key or None,
+                        timeouts=timeouts_from_env(env, "VAST"))
 
 
 def named(variable: str, source: str, env_file: EnvFile) -> str:

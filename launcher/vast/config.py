@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from launcher.errors import ConfigError
 from launcher.secrets import Secret
-from launcher.vultr.config import _seconds, validate_api_url
+from launcher.vultr.config import timeouts_from_env, validate_api_url
 from launcher.vultr.jsonhttp import Timeouts
 
 KEY_VARIABLE = "VAST_API_KEY"
@@ -51,15 +51,7 @@ class VastSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> VastSettings:
         env = os.environ if environ is None else environ
         key = env.get(KEY_VARIABLE, "").strip()
-        defaults = Timeouts()
-        connect = _seconds(env, "VAST_CONNECT_TIMEOUT", defaults.connect)
-        read = _seconds(env, "VAST_READ_TIMEOUT", defaults.read)
         url = validate_api_url(env.get(URL_VARIABLE, "") or DEFAULT_API_URL, URL_VARIABLE)
         api_root(url)
-        return cls(
-            api_url=url,
-            api_key=Secret(key) if key else None,
-            # an attempt may always take a whole connect and read timeout
-            timeouts=Timeouts(connect=connect, read=read,
-                              attempt=max(defaults.attempt, connect + read)),
-        )
+        return cls(api_url=url, api_key=Secret(key) if key else None,
+                   timeouts=timeouts_from_env(env, "VAST"))

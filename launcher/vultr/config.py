@@ -77,6 +77,15 @@ def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def timeouts_from_env(environ: Mapping[str, str], prefix: str) -> Timeouts:
+    """``<prefix>_CONNECT_TIMEOUT`` and ``<prefix>_READ_TIMEOUT`` (seconds) over the defaults;
+    an attempt may always take a whole connect and read timeout."""
+    defaults = Timeouts()
+    connect = _seconds(environ, f"{prefix}_CONNECT_TIMEOUT", defaults.connect)
+    read = _seconds(environ, f"{prefix}_READ_TIMEOUT", defaults.read)
+    return Timeouts(connect=connect, read=read, attempt=max(defaults.attempt, connect + read))
+
+
 @dataclass(frozen=True)
 class VultrSettings:
     """Where the API is, the key (a Secret, or None) and the HTTP timeouts."""
@@ -89,13 +98,8 @@ class VultrSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> VultrSettings:
         env = os.environ if environ is None else environ
         key = env.get(KEY_VARIABLE, "").strip()
-        defaults = Timeouts()
-        connect = _seconds(env, "VULTR_CONNECT_TIMEOUT", defaults.connect)
-        read = _seconds(env, "VULTR_READ_TIMEOUT", defaults.read)
         return cls(
             api_url=validate_api_url(env.get("VULTR_API_URL", "") or DEFAULT_API_URL),
             api_key=Secret(key) if key else None,
-            # an attempt may always take a whole connect and read timeout
-            timeouts=Timeouts(connect=connect, read=read,
-                              attempt=max(defaults.attempt, connect + read)),
+            timeouts=timeouts_from_env(env, "VULTR"),
         )

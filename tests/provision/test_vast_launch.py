@@ -92,11 +92,10 @@ def test_a_vast_launch_creates_one_running_container_with_its_bootstrap(deps, re
     assert dict(made.env) == {"B2_KEY_ID": FAKE_B2_KEY_ID, "B2_APP_KEY": FAKE_B2_APP_KEY,
                               "WANDB_API_KEY": FAKE_WANDB_KEY}
     assert "launcher" in tags_of(made.label) and f"run:{result.run_id}" in made.label
-    spec = json.loads(deps.bucket_for(result.candidate.stage.storage).read_text(
-        f"s3://{bucket}/runs/{result.run_id}/boot/" + next(
-            o.key.rsplit("/", 1)[-1] for o in deps.bucket_for(
-                result.candidate.stage.storage).list(f"s3://{bucket}/runs/{result.run_id}/boot/*")
-            if o.key.endswith(".json"))))
+    store = deps.bucket_for(result.candidate.stage.storage)
+    [spec_key] = [o.key for o in store.list(f"s3://{bucket}/runs/{result.run_id}/boot/*")
+                  if o.key.endswith(".json")]
+    spec = json.loads(store.read_text(f"s3://{bucket}/{spec_key}"))
     assert spec["placement"]["provider"] == "vast" and spec["api_url"] == vast.url
     assert spec["volume"]["block_id"] == "" and spec["container"]["s5cmd_sha256"]
     assert spec["placement"]["usd_per_hour"] > 0 and spec["placement"]["launched_epoch"] == NOW

@@ -296,12 +296,17 @@ class ContainerSandbox:
             self._stop(box)
         with contextlib.suppress(OSError):
             (box.root / SECRETS_FILE).unlink()
-        box.state = "destroyed"
+        with self._lock:
+            box.state = "destroyed"
         self._log(f"container {iid}: destroyed")
 
     def _halt(self, box: _Container) -> None:
         self._stop(box)
-        box.state = "stopped"
+        # A stopped runner may destroy its own instance before its processes end: that stands.
+        with self._lock:
+            if box.state == "destroyed":
+                return
+            box.state = "stopped"
         self._log(f"container {box.request.instance_id}: stopped")
 
     def _stop(self, box: _Container) -> None:

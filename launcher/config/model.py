@@ -114,6 +114,21 @@ class AccessConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    """``nodes`` machines for one run (1: one machine, the path without a cluster). The
+    other fields become each node's :class:`launcher.runner.spec.ClusterSpec` (read its
+    docstring): how the command is started (``torchrun`` or ``env``), the rendezvous port,
+    and the barrier, peer-loss and reaping times."""
+
+    nodes: int = 1
+    launch: str = "torchrun"
+    rdzv_port: int = 29400
+    barrier_timeout_s: float = 900.0
+    peer_timeout_s: float = 60.0
+    reap_grace_s: float = 300.0
+
+
+@dataclass(frozen=True)
 class StageConfig:
     """A stage merged over the defaults: everything a launch needs to know, typed.
     ``profiles`` are the acceptable GPUs, best first; ``gpu`` is the first (preferred) one.
@@ -149,6 +164,7 @@ class StageConfig:
     data_links: tuple[DataLink, ...] = ()
     python_env: PythonEnv = field(default_factory=PythonEnv)
     ups: UpsConfig | None = None
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def __post_init__(self) -> None:
         if not self.profiles:

@@ -45,13 +45,16 @@ class Capabilities:
     marker); ``images``: what an instance boots from (a ``snapshot`` of the account, or a
     ``docker`` image reference); ``boot``: how the run's bootstrap reaches the machine
     (``cloud-init`` user data, or an ``onstart`` script); ``ssh_host_keys``: the runner
-    publishes the machine's SSH host keys to the bucket, so ``launcher ssh`` can pin them."""
+    publishes the machine's SSH host keys to the bucket, so ``launcher ssh`` can pin them;
+    ``private_network``: instances of one region can share a private network (an N-node run
+    needs one)."""
 
     volumes: bool
     tags: bool
     images: Literal["snapshot", "docker"]
     boot: Literal["cloud-init", "onstart"]
     ssh_host_keys: bool
+    private_network: bool = False
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,7 @@ class InstanceRequest:
     onstart: str = field(repr=False, default="")
     env: tuple[tuple[str, str], ...] = field(repr=False, default=())
     disk_gb: float = 0
+    network_ids: tuple[str, ...] = ()  # private networks to attach at create (Vultr VPCs)
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,7 @@ class InstanceRef:
     address: str = ""  # its public address, "" while it has none
     created_epoch: float | None = None
     usd_per_hour: float | None = None  # list price of what it runs on, None when unknown
+    internal_ip: str = ""  # its address on the private network, "" when it has none
 
 
 @dataclass(frozen=True)
@@ -244,6 +249,12 @@ class Provider(Protocol):
         ...
 
     def delete_instance(self, instance_id: str) -> bool: ...
+
+    def private_network(self, region: str) -> str:
+        """The id of the launcher's private network in ``region`` (a Vultr VPC), found by
+        its description or created on first use. It is long-lived: no run deletes it. Only
+        where ``capabilities.private_network``."""
+        ...
 
     def register_ssh_key(self, name: str, public_key: str) -> str:
         """The id of the account's key with this key body, or of a new one named ``name``."""

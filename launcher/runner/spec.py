@@ -21,8 +21,10 @@ from launcher.runner.secretsfile import SECRET_NAMES, read_env_file, scrub_value
 
 # 3: ``container`` (Vast.ai container mode, chosen by ``placement.provider == "vast"``). A
 # version-2 spec (Vultr only, no ``container``) still loads and runs as before.
-SPEC_VERSION = 3
-ACCEPTED_VERSIONS = (2, 3)
+# 4: ``cluster`` (one node of an N-node run); a spec without it is a one-machine run.
+SPEC_VERSION = 4
+ACCEPTED_VERSIONS = (2, 3, 4)
+CLUSTER_LAUNCH_MODES = ("torchrun", "env")
 PROVIDERS = ("vultr", "vast")
 VAST_API_URL = "https://console.vast.ai/api/v0"
 VAST_CACHE_DIR = "/workspace/launcher-cache"
@@ -176,6 +178,44 @@ class ContainerSpec:
 
 
 @dataclass(frozen=True)
+class ClusterSpec:
+    """This machine's part in an N-node run (``nodes`` ≥ 2; node 0 hosts the rendezvous and
+    reaps). ``launch``: ``torchrun`` — the runner starts the stage's command under torchrun
+    (c10d, fixed ``--nnodes``, ``--nproc-per-node`` = ``nproc_per_node``, the rendezvous on
+    node 0's private address at ``rdzv_port``); ``env`` — the command launches torchrun
+    itself and reads ``LAUNCHER_NODE_RANK``, ``LAUNCHER_NNODES``, ``LAUNCHER_MASTER_ADDR``,
+    ``LAUNCHER_MASTER_PORT``. ``barrier_timeout_s``: how long a node waits for every node
+    to be ready (data synced, health checked) before it gives up. ``peer_timeout_s``: a
+    peer whose liveness record is older than this is lost, and the run fails on every node
+    (gang semantics). ``reap_grace_s``: how long node 0 waits, after its own upload, for the
+    other nodes to delete themselves before it deletes what is left. ``network_id``: the
+    private network (Vultr VPC) every node is attached to."""
+
+    nodes: int
+    node_index: int
+    launch: str = "torchrun"
+    nproc_per_node: int = 1
+    rdzv_port: int = 29400
+    barrier_timeout_s: float = 900.0
+    peer_timeout_s: float = 60.0
+    reap_grace_s: float = 300.0
+    network_id: str = ""
+
+    def __post_init__(self) -> None:
+        if self.nodes < 2:
+            raise SpecError(f"cluster.nodes must be at least 2, not {self.nodes}")
+        if not 0 <= self.node_index < self.nodes:
+            raise SpecError(f"cluster.node_index must be in 0..{self.nodes - 1}, "
+                            f"not {self.node_index}")
+        if self.launch not in CLUSTER_LAUNCH_MODES:
+            raise SpecError(f"cluster.launch must be one of {', '.join(CLUSTER_LAUNCH_MODES)}, "
+                            f"not {self.launch!r}")
+        if self.nproc_per_node < 1:
+            raise SpecError(f"cluster.nproc_per_node must be at least 1, "
+                            f"not {self.nproc_per_node}")
+
+
+@dataclass(frozen=True)
 class Paths:
     """Where the runner keeps things on the instance; tests point these into a temp dir."""
 
@@ -216,6 +256,7 @@ class RunSpec:
     api_url: str = "https://api.vultr.com/v2"
     metadata_url: str = "http://169.254.169.254"
     container: ContainerSpec = field(default_factory=ContainerSpec)
+    cluster: ClusterSpec | None = None
     version: int = SPEC_VERSION
 
     def __post_init__(self) -> None:
@@ -233,6 +274,8 @@ class RunSpec:
                             f"not {self.placement.provider!r}")
         if self.in_container and self.version < 3:
             raise SpecError("placement.provider 'vast' needs spec version 3 or later")
+        if self.cluster is not None and (self.version < 4 or self.in_container):
+            raise SpecError("cluster needs spec version 4 and a vultr placement")
         if self.in_container and self.volume.block_id:
             raise SpecError("a vast run has no block volume: volume.block_id must be empty "
                             "(volume.mount_point is the cache folder on the container disk)")
@@ -253,9 +296,17 @@ class RunSpec:
         return self.data_sources or (DataSource(prefix=self.storage.data_prefix),)
 
     @property
-    def run_prefix(self) -> str:
-        """``<runs_prefix>/<run_id>`` — where this run's outputs go in the bucket."""
+    def run_root(self) -> str:
+        """``<runs_prefix>/<run_id>`` — the run's folder in the bucket."""
         return f"{self.storage.runs_prefix.strip('/')}/{self.run_id}"
+
+    @property
+    def run_prefix(self) -> str:
+        """Where this machine's outputs go: the run's folder, or for node k of an N-node
+        run ``<run folder>/nodes/<k>``."""
+        if self.cluster is None:
+            return self.run_root
+        return f"{self.run_root}/nodes/{self.cluster.node_index}"
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -300,7 +351,10 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
         inner = args[0]
         return tuple(_convert(inner, v, f"{where}[{i}]") for i, v in enumerate(value))
     if origin in (typing.Union, types.UnionType):
-        return value
+        kinds = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None or len(kinds) != 1 or not dataclasses.is_dataclass(kinds[0]):
+            return value
+        return from_dict(kinds[0], value, where)
     expected = {float: (int, float), int: (int,), str: (str,), bool: (bool,)}.get(hint, (object,))
     if not isinstance(value, expected) or (hint is not bool and isinstance(value, bool)):
         raise SpecError(f"{where}: expected {hint.__name__}, got {type(value).__name__}")

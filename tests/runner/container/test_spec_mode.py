@@ -27,7 +27,7 @@ from .conftest import container_secrets, vast_spec
 def test_a_vast_spec_round_trips_and_is_in_container_mode(tmp_path):
     spec = vast_spec(tmp_path)
     again = RunSpec.from_json(spec.to_json())
-    assert again == spec and again.in_container and SPEC_VERSION == 3
+    assert again == spec and again.in_container and SPEC_VERSION == 4
     assert again.container == spec.container
     assert again.secret_names == CONTAINER_SECRET_NAMES
     assert "environment=vast" in wandb_tags(again)
@@ -52,7 +52,7 @@ def test_a_version_2_spec_cannot_ask_for_vast(tmp_path):
         RunSpec.from_json(json.dumps(data))
 
 
-@pytest.mark.parametrize("version", [1, 4])
+@pytest.mark.parametrize("version", [1, 5])
 def test_unknown_versions_are_refused(tmp_path, version):
     with pytest.raises(SpecError, match=f"spec version {version} is not one this runner reads"):
         replace(vast_spec(tmp_path), version=version)

@@ -59,6 +59,15 @@ ERRORS: dict[str, str] = {
     "shrink_block": "Invalid size_gb: block storage can only grow.",
     "block_type_unavailable":
         "Block storage type {block_type} is not available in the selected region.",
+    # VPCs (sources, or "emulator's own", in docs/emulator.md "VPCs")
+    "vpc_not_found": "Invalid VPC ID.",
+    "bad_vpc": "Invalid VPC ID.",
+    "vpc_region_mismatch": "VPC {vpc} is not in the instance's region ({region}).",
+    "vpc_attached": "The following servers are attached to this VPC network: {addresses}",
+    "vpc_subnet_pair": "v4_subnet and v4_subnet_mask must be given together.",
+    "bad_vpc_subnet":
+        "Invalid v4_subnet: must be an RFC1918 network, host bits clear, with room for hosts.",
+    "vpc_full": "No free address left in the VPC.",
 }
 
 

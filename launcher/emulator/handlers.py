@@ -12,7 +12,14 @@ from collections.abc import Callable
 
 from launcher.emulator.errors import Refusal
 from launcher.emulator.pagination import paginate
-from launcher.emulator.records import block_view, instance_view, snapshot_view, ssh_key_view
+from launcher.emulator.records import (
+    block_view,
+    instance_view,
+    instance_vpc_view,
+    snapshot_view,
+    ssh_key_view,
+    vpc_view,
+)
 from launcher.emulator.state import InstanceSpec, Store
 from launcher.emulator.wire import Request, Response, field_value
 
@@ -105,7 +112,8 @@ def _instance_spec(body: dict) -> InstanceSpec:
         snapshot_id=_text(body, "snapshot_id"), image_id=_text(body, "image_id"),
         iso_id=_text(body, "iso_id"), label=_text(body, "label"),
         hostname=_text(body, "hostname"), tags=tuple(tags), user_data=user_data,
-        sshkey_ids=tuple(_strings(body, "sshkey_id")), features=tuple(features))
+        sshkey_ids=tuple(_strings(body, "sshkey_id")), features=tuple(features),
+        attach_vpc=tuple(_strings(body, "attach_vpc")))
 
 
 def create_instance(store: Store, req: Request, ids: list[str]) -> Response:
@@ -131,6 +139,40 @@ def delete_instance(store: Store, req: Request, ids: list[str]) -> Response:
 
 def get_user_data(store: Store, req: Request, ids: list[str]) -> Response:
     return Response(200, {"user_data": {"data": store.get_instance(ids[0]).user_data}})
+
+
+def list_instance_vpcs(store: Store, req: Request, ids: list[str]) -> Response:
+    nics = store.get_instance(ids[0]).private
+    return _listing("vpcs", [instance_vpc_view(n) for n in nics], req)
+
+
+# -- VPCs -------------------------------------------------------------------------------------
+
+def create_vpc(store: Store, req: Request, ids: list[str]) -> Response:
+    body = req.json()
+    vpc = store.vpcs.create(
+        region=_text(body, "region", required=True), description=_text(body, "description"),
+        v4_subnet=_text(body, "v4_subnet"), v4_subnet_mask=_int(body, "v4_subnet_mask"))
+    return Response(201, {"vpc": vpc_view(vpc)})
+
+
+def list_vpcs(store: Store, req: Request, ids: list[str]) -> Response:
+    return _listing("vpcs", [vpc_view(v) for v in store.vpcs.list()], req)
+
+
+def get_vpc(store: Store, req: Request, ids: list[str]) -> Response:
+    return Response(200, {"vpc": vpc_view(store.vpcs.get(ids[0]))})
+
+
+def update_vpc(store: Store, req: Request, ids: list[str]) -> Response:
+    store.vpcs.update(ids[0], _text(req.json(), "description", required=True))
+    return Response(204)
+
+
+def delete_vpc(store: Store, req: Request, ids: list[str]) -> Response:
+    with store.lock:
+        store.vpcs.delete(ids[0], store.list_instances(None, None, None))
+    return Response(204)
 
 
 # -- block storage ----------------------------------------------------------------------------

@@ -12,6 +12,10 @@ own state back to what it was before the request and answer 500 "Internal server
 the API never shows a half-applied change. Hooks that already ran for that request are not
 undone (the backend owns its side effects). Deleting an instance calls ``volume_detached`` for
 each attached volume first, then ``instance_deleted``.
+
+An instance created with ``attach_vpc`` carries its private interfaces on the record
+(``Instance.private``: VPC id, MAC, address, dotted netmask), so a backend can put them in the
+machine's metadata (``launcher.sandbox.metadata.private_interfaces``).
 """
 
 from __future__ import annotations

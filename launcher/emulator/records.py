@@ -18,8 +18,33 @@ NEVER = float("-inf")
 
 
 @dataclass(frozen=True)
+class PrivateInterface:
+    """An instance's interface on one VPC, as hypervisor hooks see it: ``mac`` (lower case),
+    ``address`` on the VPC's subnet and ``netmask`` dotted (``255.255.240.0``), the fields of a
+    private entry in ``/v1.json`` ``interfaces`` (see ``launcher.sandbox.metadata``)."""
+
+    vpc_id: str
+    mac: str
+    address: str
+    netmask: str
+
+
+@dataclass(frozen=True)
+class Vpc:
+    """One VPC: a private IPv4 network (``v4_subnet``/``v4_subnet_mask``) in one region."""
+
+    id: str
+    region: str
+    description: str
+    v4_subnet: str
+    v4_subnet_mask: int
+    date_created: str
+
+
+@dataclass(frozen=True)
 class Instance:
-    """One virtual machine. ``user_data`` is the base64 text exactly as the client sent it."""
+    """One virtual machine. ``user_data`` is the base64 text exactly as the client sent it;
+    ``private`` its interfaces on the VPCs attached at create, in ``attach_vpc`` order."""
 
     id: str
     region: str
@@ -44,6 +69,12 @@ class Instance:
     created_t: float
     locked_until: float = NEVER
     reboots: int = 0
+    private: tuple[PrivateInterface, ...] = ()
+
+    @property
+    def internal_ip(self) -> str:
+        """Its address on its first VPC, "" without one (what ``internal_ip`` shows)."""
+        return self.private[0].address if self.private else ""
 
 
 @dataclass(frozen=True)
@@ -128,7 +159,7 @@ def instance_view(inst: Instance, now: float, timing: Timing) -> dict:
         "main_ip": inst.main_ip if active else "0.0.0.0",
         "netmask_v4": "255.255.255.0" if active else "",
         "gateway_v4": inst.main_ip.rsplit(".", 1)[0] + ".1" if active else "0.0.0.0",
-        "v6_networks": [], "internal_ip": "", "kvm": "",
+        "v6_networks": [], "internal_ip": inst.internal_ip if active else "", "kvm": "",
         "default_password": inst.password if visible else "",
         "date_created": inst.date_created, "status": phase.status,
         "power_status": phase.power_status, "server_status": phase.server_status,
@@ -136,6 +167,18 @@ def instance_view(inst: Instance, now: float, timing: Timing) -> dict:
         "tag": inst.tags[0] if inst.tags else "", "tags": list(inst.tags),
         "features": list(inst.features), "firewall_group_id": "", "user_scheme": "root",
     }
+
+
+def vpc_view(vpc: Vpc) -> dict:
+    """The ``vpc`` object of the API."""
+    return {"id": vpc.id, "region": vpc.region, "date_created": vpc.date_created,
+            "description": vpc.description, "v4_subnet": vpc.v4_subnet,
+            "v4_subnet_mask": vpc.v4_subnet_mask}
+
+
+def instance_vpc_view(nic: PrivateInterface) -> dict:
+    """One item of ``GET /instances/{id}/vpcs``."""
+    return {"id": nic.vpc_id, "mac_address": nic.mac, "ip_address": nic.address}
 
 
 def block_cost(block_type: str, size_gb: int) -> int:

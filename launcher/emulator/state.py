@@ -33,6 +33,7 @@ from launcher.emulator.records import (
     test_net_ip,
 )
 from launcher.emulator.timing import Timing
+from launcher.emulator.vpcs import VpcTable
 
 _SYMBOLS = string.ascii_letters + string.digits + "#[]{}!"
 
@@ -54,6 +55,7 @@ class InstanceSpec:
     user_data: str = ""
     sshkey_ids: tuple[str, ...] = ()
     features: tuple[str, ...] = ()
+    attach_vpc: tuple[str, ...] = ()
 
 
 def _utc_now() -> str:
@@ -82,6 +84,7 @@ class Store:
         self.snapshots = {s["id"]: Snapshot(**s) for s in cat.SNAPSHOTS}
         self.ssh_keys = {k["id"]: SshKey(**k) for k in cat.SSH_KEYS}
         self._stock = cat.default_stock()
+        self.vpcs = VpcTable(self.lock, self.new_id, self.regions, self._rng, _utc_now)
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -157,6 +160,8 @@ class Store:
             unknown_keys = [k for k in spec.sshkey_ids if k not in self.ssh_keys]
             if unknown_keys:
                 raise Refusal(400, "bad_ssh_key")
+            private = self.vpcs.interfaces(spec.region, spec.attach_vpc,
+                                           self.instances.values())
             now = self.now()
             inst = Instance(
                 id=self.new_id(), region=spec.region, plan=spec.plan, label=spec.label,
@@ -165,7 +170,8 @@ class Store:
                 user_data=spec.user_data, vcpu_count=plan["vcpu_count"], ram=plan["ram"],
                 disk=plan["disk"], allowed_bandwidth=plan["bandwidth"], main_ip=self._next_ip(),
                 password=self._password(), features=spec.features, date_created=_utc_now(),
-                created_t=now, locked_until=now + self.timing.locked_after_create_s)
+                created_t=now, locked_until=now + self.timing.locked_after_create_s,
+                private=private)
             self.instances[inst.id] = inst
             self._hook(self.hypervisor.instance_created, inst)
             return inst

@@ -2,7 +2,8 @@
 
 The client already keeps promise 2 (ambiguous creates are resolved by look-up) and promise 4
 for plain deletes; this module adds the run naming of ``launcher.naming``, the lock-retrying
-live attach and detach-before-delete.
+live attach and detach-before-delete, and the launcher's one long-lived VPC per region (an
+N-node run's private network; no run deletes it).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import replace
 from typing import TypeVar
 
 from launcher.errors import ConflictError, NotFoundError
-from launcher.naming import LAUNCHER_TAG, REUSABLE_VOLUME_PREFIX, parse_tags, run_tag, volume_label
+from launcher.naming import LAUNCHER_TAG, parse_tags, run_tag, volume_owner
 from launcher.providers.base import (
     Capabilities,
     ClientBacked,
@@ -36,18 +37,19 @@ from launcher.vultr import (
     InstanceSpec,
     Plan,
     Snapshot,
+    Vpc,
     VultrClient,
     wait_for,
 )
 
-RUN_VOLUME_SUFFIX = "-cache"
+NETWORK_PREFIX = "launcher-"  # the launcher's VPC in region r is described "launcher-<r>"
 # How long a new volume may take to show its mount_id, and the least time an attach gets to
 # become visible once accepted (vultr-csi waits 15 s, reading back each second).
 MOUNT_ID_S = 120.0
 ATTACH_VISIBLE_S = 15.0
 T = TypeVar("T")
 CAPABILITIES = Capabilities(volumes=True, tags=True, images="snapshot", boot="cloud-init",
-                            ssh_host_keys=True)
+                            ssh_host_keys=True, private_network=True)
 NO_ADDRESS = ("", "0.0.0.0", "::")  # what Vultr shows before an instance has its address
 
 
@@ -66,7 +68,9 @@ def instance_ref(instance: Instance) -> InstanceRef:
                        ready=instance.is_ready,
                        running=(instance.status, instance.power_status) == ("active", "running"),
                        address="" if instance.main_ip in NO_ADDRESS else instance.main_ip,
-                       created_epoch=parse_time(instance.date_created))
+                       created_epoch=parse_time(instance.date_created),
+                       internal_ip="" if instance.internal_ip in NO_ADDRESS
+                       else instance.internal_ip)
 
 
 def image_ref(snapshot: Snapshot) -> ImageRef:
@@ -97,10 +101,19 @@ def plan_price(plan: Plan) -> float:
 
 
 def run_of_volume(label: str) -> str:
-    """The run id a volume label names ("" for a reusable or foreign volume)."""
-    if label.startswith(REUSABLE_VOLUME_PREFIX) or not label.endswith(RUN_VOLUME_SUFFIX):
-        return ""
-    return label[: -len(RUN_VOLUME_SUFFIX)]
+    """The run id a volume label names, node k's volume of an N-node run included ("" for a
+    reusable or foreign volume); see :func:`launcher.naming.volume_owner`."""
+    return volume_owner(label)[0]
+
+
+def network_description(region: str) -> str:
+    """The description of the launcher's VPC in ``region``."""
+    return f"{NETWORK_PREFIX}{region}"
+
+
+def _oldest(vpcs: list[Vpc]) -> Vpc:
+    """The one every launcher picks when a race made two: the first created."""
+    return min(vpcs, key=lambda v: (parse_time(v.date_created) or 0.0, v.id))
 
 
 class VultrProvider(ClientBacked):
@@ -157,7 +170,7 @@ class VultrProvider(ClientBacked):
 
     def find_run(self, run_id: str) -> RunResources:
         instances = self.client.list_instances(tag=run_tag(run_id))
-        volumes = self.client.list_blocks(label=volume_label(run_id))
+        volumes = [b for b in self.client.list_blocks() if run_of_volume(b.label) == run_id]
         return RunResources(run_id, tuple(map(instance_ref, instances)),
                             tuple(map(volume_ref, volumes)))
 
@@ -234,7 +247,8 @@ class VultrProvider(ClientBacked):
     def create_instance(self, request: InstanceRequest) -> InstanceRef:
         spec = InstanceSpec(request.region, request.plan, request.label,
                             snapshot_id=request.image_id, tags=request.tags,
-                            user_data=request.user_data, sshkey_ids=request.ssh_key_ids)
+                            user_data=request.user_data, sshkey_ids=request.ssh_key_ids,
+                            attach_vpc=request.network_ids)
         return instance_ref(self.client.create_instance(spec))
 
     def wait_instance_ready(self, instance_id: str, deadline_s: float) -> InstanceRef:
@@ -242,6 +256,24 @@ class VultrProvider(ClientBacked):
 
     def delete_instance(self, instance_id: str) -> bool:
         return self.client.delete_instance(instance_id)
+
+    # -- private network -------------------------------------------------------------------
+
+    def private_network(self, region: str) -> str:
+        """The id of the VPC described ``launcher-<region>`` in ``region``, created (Vultr
+        choosing the subnet) when there is none. If two launchers raced and made two, every
+        caller picks the first created; the other stays unused (a VPC has no price)."""
+        found = self._networks(region)
+        if not found:
+            created = self.client.create_vpc(region, network_description(region))
+            # read again: a racing launcher's may be older (or ours not listed yet)
+            found = self._networks(region) or [created]
+        return _oldest(found).id
+
+    def _networks(self, region: str) -> list[Vpc]:
+        wanted = network_description(region)
+        return [v for v in self.client.list_vpcs()
+                if v.region == region and v.description == wanted]
 
     # -- account SSH keys -------------------------------------------------------------------
 

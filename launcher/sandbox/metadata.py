@@ -11,6 +11,16 @@ its own: :meth:`MetadataServer.serve_instance` starts one more server pinned to 
 (its document registered with :meth:`MetadataServer.register`, e.g. :func:`vultr_v1`, which
 carries what cloud-init's Vultr datasource reads: the MAC of the first interface and the
 user data), reached through the VM's forward of 169.254.169.254:80.
+
+An instance on a VPC has one more entry in ``interfaces``: :func:`private_interface` builds it
+as cloud-init's Vultr datasource reads it (canonical/cloud-init
+cloudinit/sources/helpers/vultr.py, ``generate_interface``: every entry after the first is
+configured statically from ``mac``, ``ipv4.address`` and ``ipv4.netmask``, and
+``generate_interface_additional_addresses`` reads ``ipv4.additional`` and
+``ipv6.additional`` of every entry). Its other keys are those of the private interface in
+canonical/cloud-init tests/unittests/sources/test_vultr.py (``VULTR_V1_2``). A process
+machine's document gets it through ``url_for(..., interfaces=...)``, a VM's through
+``vultr_v1(..., private=...)``.
 """
 
 from __future__ import annotations
@@ -18,20 +28,50 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Protocol
 
 HOST = "127.0.0.1"
 
 
+class _Nic(Protocol):
+    """What :func:`private_interfaces` reads of an emulator ``PrivateInterface``."""
+
+    vpc_id: str
+    mac: str
+    address: str
+    netmask: str
+
+
+def private_interface(mac: str, address: str, netmask: str, network_id: str = "") -> dict:
+    """One private (VPC) entry of ``/v1.json`` ``interfaces``: ``mac`` lower case, ``address``
+    and dotted ``netmask`` under ``ipv4``, no gateway; ``network_id`` the VPC's id (as
+    ``network-v2-id``). The shape of ``VULTR_V1_2``'s private interface in canonical/cloud-init
+    tests/unittests/sources/test_vultr.py."""
+    return {
+        "ipv4": {"additional": [], "address": address, "gateway": "", "netmask": netmask},
+        "ipv6": {"additional": [], "network": "", "prefix": ""},
+        "mac": mac.lower(), "network-type": "private", "network-v2-id": network_id,
+    }
+
+
+def private_interfaces(nics: Iterable[_Nic]) -> list[dict]:
+    """:func:`private_interface` of each of an emulator instance's ``private`` interfaces."""
+    return [private_interface(n.mac, n.address, n.netmask, n.vpc_id) for n in nics]
+
+
 def vultr_v1(instance_id: str, *, region: str, hostname: str, mac: str,
-             user_data: str) -> dict:
+             user_data: str, private: Sequence[dict] = ()) -> dict:
     """Vultr's ``/v1.json`` as cloud-init's Vultr datasource reads it: ``user_data`` is the
-    decoded document (plain text), ``mac`` the first interface's (lower case)."""
+    decoded document (plain text), ``mac`` the first (public) interface's (lower case),
+    ``private`` the entries of :func:`private_interface` that follow it."""
     return {
         "instance-v2-id": instance_id, "instanceid": instance_id, "hostname": hostname,
         "region": {"regioncode": region.upper()},
         "interfaces": [{"mac": mac.lower(), "network-type": "public",
-                        "ipv4": {"additional": []}, "ipv6": {"additional": []}}],
+                        "ipv4": {"additional": []}, "ipv6": {"additional": []}},
+                       *private],
         "user-data": user_data, "vendor-data": "",
     }
 
@@ -78,12 +118,16 @@ class MetadataServer:
         self._pinned: dict[str, tuple[ThreadingHTTPServer, threading.Thread]] = {}
         self._served: dict[str, list[float]] = {}
 
-    def url_for(self, instance_id: str, region: str = "", hostname: str = "") -> str:
-        """Start the server if needed (bind is immediate), register, return the URL."""
+    def url_for(self, instance_id: str, region: str = "", hostname: str = "",
+                interfaces: Sequence[dict] = ()) -> str:
+        """Start the server if needed (bind is immediate), register, return the URL.
+        ``interfaces``: the machine's private ones (:func:`private_interfaces`); a process
+        machine has no public interface of its own, so they are all it lists."""
         with self._lock:
             self._documents[instance_id] = {
                 "instance-v2-id": instance_id, "hostname": hostname,
                 "region": {"regioncode": region.upper()},
+                "interfaces": list(interfaces),
                 "sandbox": "launcher.sandbox metadata service on 127.0.0.1"}
             server = self._server or self._start()
         return f"http://{HOST}:{server.server_address[1]}/{instance_id}"

@@ -4,14 +4,13 @@ Methods return the typed records of :mod:`launcher.vultr.records` (lists as tupl
 read, so a failed page raises here instead of half-way through a caller's loop). Creates
 resolve ambiguous failures by themselves (see :mod:`launcher.vultr.mutations`): an instance is
 looked up by label, region, plan and tags, a block by label, region and size, an SSH key by
-name and key. Labels should therefore be unique per run.
+name and key, a VPC by description and region. Labels should therefore be unique per run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import quote
 
 from launcher.errors import ApiError, ConfigError, InvalidRequestError
 from launcher.runner.retry import NOT_ATTACHED, says
@@ -33,21 +32,10 @@ from .records import (
 )
 from .specs import BlockSpec, InstanceSpec
 from .transport import VultrHttp
+from .vpcs import VpcCalls
+from .vpcs import only as _only
+from .vpcs import seg as _seg
 from .waits import PollPolicy, wait_for
-
-
-def _seg(value: str) -> str:
-    """One path segment; an id can never add a segment or a query."""
-    if not str(value):
-        raise ValueError("an empty id cannot name a resource")
-    return quote(str(value), safe="")
-
-
-def _only(matches: list[dict], what: str) -> dict | None:
-    if len(matches) > 1:
-        ids = ", ".join(str(m.get("id")) for m in matches)
-        raise ApiError(f"{len(matches)} resources match the {what}: {ids}")
-    return matches[0] if matches else None
 
 
 def _key_body(public_key: str) -> tuple[str, ...]:
@@ -55,8 +43,8 @@ def _key_body(public_key: str) -> tuple[str, ...]:
     return tuple(public_key.split()[:2])
 
 
-class VultrClient:
-    """Typed calls to the Vultr v2 API over one :class:`VultrHttp`."""
+class VultrClient(VpcCalls):
+    """Typed calls to the Vultr v2 API over one :class:`VultrHttp` (VPCs: :class:`VpcCalls`)."""
 
     def __init__(self, http: VultrHttp, *, poll: PollPolicy | None = None) -> None:
         self.http = http

@@ -165,6 +165,9 @@ class Instance(ApiRecord):
     os_id: int | None
     hostname: str
     date_created: str
+    # The instance's address on its VPC ("" without one; Vultr OpenAPI: "Only relevant when a
+    # VPC is attached").
+    internal_ip: str = ""
 
     @property
     def is_ready(self) -> bool:
@@ -176,6 +179,28 @@ class Instance(ApiRecord):
             f"status={self.status} power_status={self.power_status} "
             f"server_status={self.server_status}"
         )
+
+
+@dataclass(frozen=True)
+class Vpc(ApiRecord):
+    """A VPC (``GET /vpcs``): one private IPv4 network in one region,
+    ``v4_subnet``/``v4_subnet_mask`` (e.g. ``10.99.0.0`` / 24)."""
+
+    id: str
+    region: str
+    description: str
+    v4_subnet: str
+    v4_subnet_mask: int
+    date_created: str
+
+
+@dataclass(frozen=True)
+class InstanceVpc(ApiRecord):
+    """One VPC of an instance (``GET /instances/{id}/vpcs``): its MAC and address there."""
+
+    id: str
+    mac_address: str
+    ip_address: str
 
 
 @dataclass(frozen=True)

@@ -34,10 +34,15 @@ class InstanceSpec:
     enable_ipv6: bool = False
     # Sent explicitly (as terraform-provider-vultr does): automatic backups bill extra.
     backups: str = "disabled"
+    # VPC ids to attach at create (``attach_vpc``); sent only when there are some.
+    attach_vpc: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tags", tuple(self.tags))
         object.__setattr__(self, "sshkey_ids", tuple(self.sshkey_ids))
+        object.__setattr__(self, "attach_vpc", tuple(self.attach_vpc))
+        if any(not vpc for vpc in self.attach_vpc):
+            raise ConfigError("an empty VPC id cannot be attached")
         for name in ("region", "plan", "label"):
             if not getattr(self, name):
                 raise ConfigError(f"an instance needs a {name}")
@@ -70,6 +75,8 @@ class InstanceSpec:
             body["sshkey_id"] = list(self.sshkey_ids)
         if self.enable_ipv6:
             body["enable_ipv6"] = True
+        if self.attach_vpc:
+            body["attach_vpc"] = list(self.attach_vpc)
         body["backups"] = self.backups
         return body
 

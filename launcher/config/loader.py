@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from launcher.config.cluster import check_cluster, cluster_source, read_cluster
 from launcher.config.model import (
     AccessConfig,
     CodeConfig,
@@ -149,7 +150,7 @@ def merge(defaults: dict[str, Any], stage: dict[str, Any], *,
     profiles_from = stage_file if "gpu_profiles" in stage else defaults_file
     health = defaults.get("health", {})
     volume = _volume(defaults, stage)
-    return StageConfig(
+    merged = StageConfig(
         name=stage["name"], description=stage.get("description", ""),
         workdir=stage.get("workdir", "."),
         **_training(defaults, stage, volume.mount_point, stage_file),
@@ -170,7 +171,11 @@ def merge(defaults: dict[str, Any], stage: dict[str, Any], *,
         upload_dirs=tuple(stage.get("upload_dirs", ("checkpoints", "reports"))),
         min_disk_mb_s=float(health.get("min_disk_mb_s", 200)),
         matmul=bool(health.get("matmul", True)),
-        access=_access(defaults.get("access", {}), defaults_file), files=files)
+        access=_access(defaults.get("access", {}), defaults_file),
+        cluster=read_cluster(defaults, stage), files=files)
+    where = cluster_source(defaults, stage, files)
+    check_cluster(merged, f"{where}: field cluster.nodes")
+    return merged
 
 
 def _training(defaults: dict[str, Any], stage: dict[str, Any], mount_point: str,

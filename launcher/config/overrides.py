@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from launcher.config.cluster import check_cluster
 from launcher.config.model import GpuProfile, ProfileOverrides, StageConfig
 from launcher.config.schema import check_value
 from launcher.errors import ConfigError
@@ -31,7 +32,8 @@ class Overrides:
     one with these values. ``command`` replaces the argv (a UPS stage's too: its launch
     flags are then not appended) and drops the profiles' extra ``args`` (their ``env``
     stays). ``reuse_volume`` is a name or a full
-    ``launcher-cache-<name>`` label ("" for none); a reused volume is always kept."""
+    ``launcher-cache-<name>`` label ("" for none); a reused volume is always kept.
+    ``nodes`` replaces ``cluster.nodes`` (checked like the file's field)."""
 
     regions: tuple[str, ...] | None = None
     min_vram_gb: int | None = None
@@ -43,6 +45,7 @@ class Overrides:
     command: tuple[str, ...] | None = None
     keep_volume: bool | None = None
     reuse_volume: str | None = None
+    nodes: int | None = None
 
     def is_empty(self) -> bool:
         return all(getattr(self, f.name) is None for f in dataclasses.fields(self))
@@ -79,6 +82,9 @@ FLAGS: tuple[tuple[str, str, str, Callable[[str], Any], str, str], ...] = (
      "by a shell"),
     ("reuse_volume", "--reuse-volume", "NAME", str, DEFS + "reuse_label",
      f"reuse the volume labelled {REUSABLE_VOLUME_PREFIX}NAME (kept after the run)"),
+    ("nodes", "--nodes", "N", int, DEFS + "cluster/properties/nodes",
+     "machines in the run, each with the chosen plan's GPUs (replaces cluster.nodes; "
+     "1: one machine)"),
 )
 TYPE_WORDS = {int: "an integer", float: "a number"}
 
@@ -152,7 +158,12 @@ def apply_overrides(stage: StageConfig, overrides: Overrides) -> StageConfig:
         keep = stage.volume.keep if o.keep_volume is None else o.keep_volume
         changes["volume"] = dataclasses.replace(stage.volume, reuse_label=label,
                                                 keep=bool(keep or label))
-    return dataclasses.replace(stage, profiles=profiles, **changes)
+    if o.nodes is not None:
+        changes["cluster"] = dataclasses.replace(stage.cluster, nodes=o.nodes)
+    result = dataclasses.replace(stage, profiles=profiles, **changes)
+    if o.nodes is not None:
+        check_cluster(result, "--nodes")
+    return result
 
 
 def _without_args(profile: GpuProfile) -> GpuProfile:

@@ -114,7 +114,8 @@ def stage_dict(stage: StageConfig) -> dict[str, Any]:
              "image": dataclasses.asdict(stage.image),
              "volume": _volume(stage, in_stage_file=True), "env": dict(stage.env),
              "upload_dirs": stage.upload_dirs, "wandb": dataclasses.asdict(stage.wandb),
-             "code": _set(dataclasses.asdict(stage.code))}
+             "code": _set(dataclasses.asdict(stage.code)),
+             "cluster": dataclasses.asdict(stage.cluster)}
     if stage.ups is not None:
         ups = dataclasses.asdict(stage.ups)
         ups["overrides"] = {k: json.loads(v) for k, v in stage.ups.overrides}

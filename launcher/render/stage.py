@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from launcher.config import StageConfig
 from launcher.runner.spec import (
+    ClusterSpec,
     CodeSource,
     ContainerSpec,
     HealthSpec,
@@ -51,6 +52,10 @@ class LaunchFacts:
     wandb_key: bool = False
     # Container mode (placement.provider "vast"): what the runner needs without systemd.
     container: ContainerSpec = field(default_factory=ContainerSpec)
+    # Node k of an N-node run (the stage's cluster.nodes > 1) and the private network its
+    # nodes share; None for a run of one machine.
+    node_index: int | None = None
+    network_id: str = ""
 
 
 def run_hours(stage: StageConfig, hourly_cost_usd: float | None) -> float:
@@ -74,15 +79,39 @@ def placeholder_facts(stage: StageConfig, now: float) -> LaunchFacts:
                           snapshot_id=CHOSEN_AT_LAUNCH, snapshot_description=CHOSEN_AT_LAUNCH,
                           git_sha=CREATED_AT_LAUNCH)
     tarball = stage.code.kind == "tarball"
+    cluster = stage.cluster.nodes > 1  # node 0's spec: the one that hosts the rendezvous
     return LaunchFacts(run_id=run_id_for(stage, now), block_id=CREATED_AT_LAUNCH,
                        mount_id=CREATED_AT_LAUNCH, placement=placement,
                        tarball_key=CREATED_AT_LAUNCH if tarball else "",
-                       tarball_sha256=CREATED_AT_LAUNCH if tarball else "")
+                       tarball_sha256=CREATED_AT_LAUNCH if tarball else "",
+                       node_index=0 if cluster else None,
+                       network_id=CHOSEN_AT_LAUNCH if cluster else "")
+
+
+def gpu_count(stage: StageConfig, placement: Placement) -> int:
+    """The GPUs the command gets on its machine: the chosen offer's
+    (``placement.gpu_count``) when known, else the launched profile's ``gpu_count``."""
+    return placement.gpu_count if placement.gpu_count > 0 else stage.gpu.gpu_count
+
+
+def cluster_spec(stage: StageConfig, facts: LaunchFacts) -> ClusterSpec | None:
+    """Node ``facts.node_index``'s part in the run (None for one machine): the stage's
+    ``cluster`` settings, one torchrun process per GPU of the machine."""
+    c = stage.cluster
+    if c.nodes <= 1 or facts.node_index is None:
+        return None
+    return ClusterSpec(nodes=c.nodes, node_index=facts.node_index, launch=c.launch,
+                       nproc_per_node=gpu_count(stage, facts.placement),
+                       rdzv_port=c.rdzv_port, barrier_timeout_s=c.barrier_timeout_s,
+                       peer_timeout_s=c.peer_timeout_s, reap_grace_s=c.reap_grace_s,
+                       network_id=facts.network_id)
 
 
 def stage_run_spec(stage: StageConfig, facts: LaunchFacts, now: float) -> RunSpec:
     """The run spec for ``stage``; the deadline is ``now`` plus :func:`run_hours`. The health
-    thresholds are ``stage.gpu``'s: pass ``stage.for_profile(chosen)`` for a fallback."""
+    thresholds are ``stage.gpu``'s: pass ``stage.for_profile(chosen)`` for a fallback. A UPS
+    stage's command gets ``training.num_gpus`` = :func:`gpu_count`; with ``facts.node_index``
+    set (and ``stage.cluster.nodes`` > 1) the spec is that node's (:func:`cluster_spec`)."""
     if stage.code.kind == "git":
         code = CodeSource(kind="git", git_url=stage.code.git_url,
                           git_commit=stage.code.git_commit)
@@ -108,12 +137,14 @@ def stage_run_spec(stage: StageConfig, facts: LaunchFacts, now: float) -> RunSpe
         env=stage.env, upload_dirs=stage.upload_dirs, heartbeat_s=stage.heartbeat_s,
         api_url=facts.api_url, data_sources=stage.data_sources, data_links=stage.data_links,
         python_env=stage.python_env, code_links=stage.ups.code_links if stage.ups else (),
-        container=facts.container)
+        container=facts.container, cluster=cluster_spec(stage, facts))
     if stage.ups is None:
         return spec
     mode = wandb_mode(stage.wandb.mode, facts.wandb_key)
-    extra = ups.launch_args(spec.run_id, stage.wandb.project, stage.wandb.entity,
-                            wandb_tags(spec), mode, facts.wandb_key)
+    # After the profile's overrides (in stage.command): the machine's count wins.
+    extra = ups.gpu_args(gpu_count(stage, facts.placement)) + ups.launch_args(
+        spec.run_id, stage.wandb.project, stage.wandb.entity, wandb_tags(spec), mode,
+        facts.wandb_key)
     # UPS cannot log offline (launcher/training/ups.py): off is what the trainer gets then.
     logged = spec.wandb if mode == "online" else dataclasses.replace(spec.wandb,
                                                                       mode="disabled")

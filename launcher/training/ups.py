@@ -25,7 +25,8 @@ Nothing of UPS is edited or patched. What the launcher arranges:
   ``validate_config.py``, which the orchestrator runs first, refuses
   ``evaluation.enabled: false``.
 
-At launch (:func:`launch_args`), the run id becomes the orchestrator's ``--run-id`` and the
+At launch, ``training.num_gpus`` becomes the GPUs of the machine (:func:`gpu_args`), and
+(:func:`launch_args`) the run id becomes the orchestrator's ``--run-id`` and the
 W&B group and run name, the W&B project and entity become the account's (an entity only
 when one is set: ``validate_config.py`` refuses a null one, so the config's own stays),
 and the tags become the launcher's tags plus
@@ -115,6 +116,15 @@ def static_command(ups: UpsConfig, mount_point: str) -> tuple[str, ...]:
     for pair in pairs:
         argv += pair
     return tuple(argv)
+
+
+def gpu_args(count: int) -> tuple[str, ...]:
+    """``training.num_gpus`` for the GPUs the run has on its machine: UPS's orchestrator
+    starts ``torchrun --nproc_per_node=<num_gpus>`` itself when it is above 1 and the
+    orchestrator is not already under torchrun (``RANK`` unset), else ``train.py`` alone. Set
+    on every launch, so a config written for another count (``num_gpus: 2`` in UPS's DDP
+    configs) never starts more processes than the machine has GPUs."""
+    return override("training.num_gpus", count)
 
 
 def launch_args(run_id: str, project: str, entity: str, tags: tuple[str, ...],

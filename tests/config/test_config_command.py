@@ -158,7 +158,7 @@ def test_a_key_pasted_into_a_stage_is_masked_in_the_output(config_dir, workdir, 
     (["--stage", "smoke", "--regions", ""], "--regions: expected at least 1 item"),
     (["--stage", "smoke", "--snapshot", "yesterday"],
      "--snapshot: expected latest, or one snapshot's id"),
-    (["--stage", "nope"], "no such stage (known: diffusion, example, full, operator, smoke)"),
+    (["--stage", "nope"], "no such stage (known: diffusion, example, full, operator, operator-ddp, smoke)"),
 ])
 def test_bad_input_is_one_line_and_exit_2(workdir, capsys, argv, expected):
     assert main(_show(*argv)) == 2

@@ -14,7 +14,7 @@ from launcher.config.starter import write_starter
 from .conftest import CONFIGS
 
 STARTER = ["launcher.yaml", "stages/diffusion.yaml", "stages/full.yaml",
-           "stages/operator.yaml", "stages/smoke.yaml"]
+           "stages/operator-ddp.yaml", "stages/operator.yaml", "stages/smoke.yaml"]
 
 
 def listing(root):

@@ -145,7 +145,7 @@ def test_an_ssh_public_key_is_checked(config_dir, tmp_path):
     ("image: {snapshot: 1234}\n", "field image.snapshot: expected string, got integer"),
     ("volume: {reuse_label: my-cache}\n", "field volume.reuse_label: expected "
                                           "launcher-cache- then a name"),
-    ("colour: blue\n", "field colour: unknown field (expected one of code, command, "),
+    ("colour: blue\n", "field colour: unknown field (expected one of cluster, code, command, "),
 ])
 def test_a_bad_value_is_one_line_naming_file_field_and_expectation(config_dir, text, expected):
     path = write_stage(config_dir, "x1", "name: x1\ncommand: [a]\n" + text)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from launcher.errors import ConfigError, LauncherError
+from launcher.naming import node_tag
 from launcher.render.schema import validate_document
 from launcher.render.serialise import to_cloud_config
 from launcher.render.template import FileSpec, Template, load_template
@@ -195,7 +196,8 @@ def boot_spec(spec: RunSpec, template: Template, uploads: tuple[Upload, Upload],
                     status_key=f"{spec.run_prefix}/status.json", api_url=spec.api_url,
                     block_id=spec.volume.block_id, delete_volume=delete_volume,
                     secrets_file=spec.paths.secrets_file, metadata_url=spec.metadata_url,
-                    fetch_deadline_s=FETCH_DEADLINE_S)
+                    fetch_deadline_s=FETCH_DEADLINE_S,
+                    node_tag=node_tag(spec.cluster.node_index) if spec.cluster else "")
 
 
 def build_document(template: Template, boot: BootSpec, secrets_env: str, boot_zip: bytes,

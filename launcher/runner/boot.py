@@ -102,6 +102,8 @@ class BootSpec:
     metadata_url: str = "http://169.254.169.254"
     fetch_deadline_s: float = 900.0
     version: int = BOOT_VERSION
+    # A node of an N-node run: its ``node:<k>`` tag (the run tag alone names N instances).
+    node_tag: str = ""
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -232,7 +234,7 @@ def failure_status(boot: BootSpec, reason: str, started: str, left: list[str]) -
                         "ok": False, "detail": reason}],
             "reason": f"boot: {reason}", "left_behind": list(left),
             "notes": ["the runner never started: this instance removes itself"],
-            "updated": ended}
+            "updated": ended, "node": None, "nodes": 0}  # a node's key says which node
 
 
 def send_status(boot: BootSpec, status: dict, env: dict[str, str], log: Log) -> None:
@@ -287,7 +289,7 @@ def remove_self(boot: BootSpec, secrets: dict[str, str], reason: str, started: s
         return left
     iid = ""
     try:
-        iid = instance_id(boot.metadata_url, api, boot.run_id, log=log)
+        iid = instance_id(boot.metadata_url, api, boot.run_id, node_tag=boot.node_tag, log=log)
         gone = not api.delete_instance(iid)
         log(f"boot: instance {iid} {'was already gone' if gone else 'delete accepted'}")
     except ApiError as exc:

@@ -74,6 +74,8 @@ def make_context(spec: RunSpec, secrets: RunSecrets) -> Context:
     reporter = Reporter(spec.run_id, spec.paths.state_dir, spec.paths.log_dir,
                         scrub=lambda text: scrub(text, secrets))
     resume_status(reporter)
+    if spec.cluster is not None:  # not saved here: the supervisor's own write carries it
+        reporter.status.node, reporter.status.nodes = spec.cluster.node_index, spec.cluster.nodes
     return Context(spec, secrets, reporter)
 
 

@@ -8,6 +8,8 @@ Phase contracts (each module documents its own; the supervisor calls them in thi
   ``ctx.python_env``; None when the spec installs nothing).
 - ``data.sync(ctx) -> Manifest``            dataset in ``<mount>/data``, counted and checked.
 - ``health.check(ctx, manifest) -> HealthReport``   GPU, CUDA matmul, disk speed, data.
+- ``cluster.join(ctx) -> ClusterInfo``      an N-node run only: private NIC, readiness
+  barrier (sets ``ctx.cluster``).
 - ``train.run(ctx, code_dir, heartbeat) -> int``    the stage's exit status.
 - ``upload.upload(ctx, outcome) -> UploadResult``   outputs + logs + manifest, verified.
 - ``teardown.teardown(ctx, upload_verified) -> list[str]``  what was left behind.
@@ -41,6 +43,8 @@ class Context:
     sleep: Callable[[float], None] = time.sleep
     # The env phase's PythonEnvResult (``.path``, ``.python``) once made; None: the image's.
     python_env: Any = None
+    # The cluster phase's ClusterInfo (an N-node run only); None: one machine.
+    cluster: Any = None
 
     @property
     def mount(self) -> Path:

@@ -52,6 +52,9 @@ class Status:
     left_behind: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     updated: str = ""
+    # An N-node run: this machine's node index and the node count (None/0: one machine).
+    node: int | None = None
+    nodes: int = 0
 
 
 class Reporter:
@@ -86,6 +89,12 @@ class Reporter:
             self.status.state = state
             if reason:
                 self.status.reason = self._scrub(reason)
+            self._save()
+
+    def set_node(self, node: int, nodes: int) -> None:
+        """Mark the status as node ``node`` of an ``nodes``-node run."""
+        with self._lock:
+            self.status.node, self.status.nodes = node, nodes
             self._save()
 
     def left_behind(self, what: str) -> None:

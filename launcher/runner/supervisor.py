@@ -1,7 +1,9 @@
 """The supervisor: runs the phases in order, then always uploads and tears down.
 
-``harden → volume → code → env → data → health → train`` each inside ``reporter.phase(name)``
-(between harden and volume, the SSH host keys go to the bucket: never fatal); the first
+``harden → volume → code → env → data → health → [cluster] → train`` each inside
+``reporter.phase(name)`` (between harden and volume, the SSH host keys go to the bucket: never
+fatal; ``cluster`` only for a node of an N-node run, which also tells the other nodes at once
+how its phases ended: see :mod:`launcher.runner.cluster`); the first
 :class:`PhaseFailed`, other exception, non-zero training exit or SIGTERM/SIGINT ends that
 sequence. Then, whatever happened: stop any training still running, ``upload`` (what
 exists is worth uploading: logs and status at least), record the final state, ``teardown``.
@@ -19,7 +21,6 @@ import fcntl
 import importlib
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from launcher.runner import statefiles as sf
+from launcher.runner.beat import Heartbeat
 from launcher.runner.context import Context
 from launcher.runner.statefiles import StateDir
 from launcher.runner.status import PhaseFailed
@@ -84,7 +86,13 @@ def real_upload(ctx: Context, outcome: Outcome) -> Any:
 
 
 def _real_train(ctx: Context, code_dir: Path, heartbeat: Callable[[], None]) -> int:
-    """``train.run``, stopping early enough to leave time to upload before the deadline."""
+    """``train.run`` (``gang.run`` on a node of an N-node run), stopping early enough to
+    leave time to upload before the deadline; on every node of a cluster at the same time."""
+    if ctx.spec.cluster is not None and ctx.cluster is not None:
+        gang = importlib.import_module("launcher.runner.gang")
+        reserve = gang.reserve_s(ctx.cluster, ctx.spec.deadline_epoch, TRAIN_RESERVE_S,
+                                 TRAIN_RESERVE_SHARE)
+        return gang.run(ctx, code_dir, heartbeat, reserve_s=reserve)
     reserve = min(TRAIN_RESERVE_S, max(ctx.seconds_left(), 0.0) * TRAIN_RESERVE_SHARE)
     return _bind("train", "run")(ctx, code_dir, heartbeat, reserve_s=reserve)
 
@@ -109,6 +117,8 @@ class Phases:
     teardown: Callable[[Context, bool], list[str]]
     publish_host_keys: Callable[[Context], Any] = _skip
     prepare_env: Callable[[Context, Path], Any] = _skip
+    join_cluster: Callable[[Context], Any] = _skip
+    announce_end: Callable[[Context, str], Any] = _skip
 
     @classmethod
     def real(cls) -> Phases:
@@ -122,15 +132,18 @@ class Phases:
                    upload_heartbeat=_bind("upload", "upload_heartbeat"),
                    teardown=_bind("teardown", "teardown"),
                    publish_host_keys=_bind("hostkeys", "publish"),
-                   prepare_env=_bind("pyenv", "prepare"))
+                   prepare_env=_bind("pyenv", "prepare"),
+                   join_cluster=_bind("cluster", "join"),
+                   announce_end=_bind("cluster", "announce_end"))
 
     @classmethod
     def on_test_host(cls, root: Path) -> Phases:
         """:meth:`real`, except that the volume phase finds the device, the mounts table and
         fstab under ``root`` (``dev/disk/by-id``, ``sys/block``, ``dev``, ``proc/mounts``,
         ``etc/fstab``; plain files stand in for block devices), hardening removes
-        cloud-init's cached user data from ``root/var/lib/cloud`` and the SSH host keys are
-        read from ``root/etc/ssh``. End-to-end tests only."""
+        cloud-init's cached user data from ``root/var/lib/cloud``, the SSH host keys are
+        read from ``root/etc/ssh`` and the cluster phase finds the network interfaces in
+        ``root/sys/class/net/<name>/address``. End-to-end tests only."""
         def prepare_volume(ctx: Context) -> Any:
             volume = importlib.import_module("launcher.runner.volume")
             host = volume.HostPaths(by_id=root / "dev/disk/by-id", sys_block=root / "sys/block",
@@ -149,8 +162,12 @@ class Phases:
             hostkeys = importlib.import_module("launcher.runner.hostkeys")
             return hostkeys.publish(ctx, hostkeys.HostKeyOptions(ssh_dir=root / "etc/ssh"))
 
+        def join_cluster(ctx: Context) -> Any:
+            cluster = importlib.import_module("launcher.runner.cluster")
+            return cluster.join(ctx, cluster.ClusterOptions(net_dir=root / "sys/class/net"))
+
         return replace(cls.real(), prepare_volume=prepare_volume, harden=harden,
-                       publish_host_keys=publish_host_keys)
+                       publish_host_keys=publish_host_keys, join_cluster=join_cluster)
 
 
 class Terminated(BaseException):
@@ -206,47 +223,6 @@ class _Run:
         return f"{self.phase}: {self.reason}" if self.phase else self.reason
 
 
-class _Heartbeat:
-    """Touches ``heartbeat`` every ``interval`` seconds from a daemon thread until stopped;
-    :meth:`beat` (handed to training) also uploads the status every ``heartbeat_s``."""
-
-    def __init__(self, ctx: Context, state: StateDir, upload: Callable[[Context], None],
-                 interval: float) -> None:
-        self._ctx, self._state, self._upload = ctx, state, upload
-        self._interval = interval
-        self._stop = threading.Event()
-        self._last_upload = float("-inf")
-        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
-
-    def start(self) -> None:
-        self._touch()
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5.0)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            self._touch()
-
-    def _touch(self) -> None:
-        try:
-            self._state.touch_heartbeat()
-        except OSError as exc:
-            self._ctx.log(f"heartbeat: {exc}")
-
-    def beat(self) -> None:
-        self._touch()
-        now = self._ctx.clock()
-        if now - self._last_upload >= self._ctx.spec.heartbeat_s:
-            self._last_upload = now
-            try:
-                self._upload(self._ctx)
-            except Exception as exc:  # a missed heartbeat upload must not stop training
-                self._ctx.log(f"heartbeat upload failed: {type(exc).__name__}: {exc}")
-
-
 def supervise(ctx: Context, phases: Phases | None = None, *, signals: bool = True,
               heartbeat_s: float = HEARTBEAT_FILE_S) -> int:
     """Run the whole thing; the process exit status (0: trained and upload verified; 1:
@@ -262,7 +238,9 @@ def supervise(ctx: Context, phases: Phases | None = None, *, signals: bool = Tru
             ctx.log("supervisor: another supervisor is running; leaving it alone")
             return 2
         state.record_pid(sf.SUPERVISOR_PID)
-        beat = _Heartbeat(ctx, state, phases.upload_heartbeat, heartbeat_s)
+        if ctx.spec.cluster is not None:
+            ctx.reporter.set_node(ctx.spec.cluster.node_index, ctx.spec.cluster.nodes)
+        beat = Heartbeat(ctx, state, phases.upload_heartbeat, heartbeat_s)
         beat.start()
         guard = _Signals()
         restore = guard.install() if signals else (lambda: None)
@@ -275,7 +253,7 @@ def supervise(ctx: Context, phases: Phases | None = None, *, signals: bool = Tru
         os.close(lock_fd)
 
 
-def _supervise(ctx: Context, phases: Phases, state: StateDir, beat: _Heartbeat,
+def _supervise(ctx: Context, phases: Phases, state: StateDir, beat: Heartbeat,
                guard: _Signals) -> int:
     run = _Run()
     resumed = state.upload_verified() or state.path(sf.TEARDOWN_STATE).exists()
@@ -290,6 +268,8 @@ def _supervise(ctx: Context, phases: Phases, state: StateDir, beat: _Heartbeat,
             guard.ending = True
     except Terminated as exc:
         run.fail(ctx.reporter.status.phase, f"stopped by {exc}")
+    if ctx.spec.cluster is not None and not resumed:
+        _announce_end(ctx, phases, run)
     if guard.received:
         names = ", ".join(signal.Signals(s).name for s in guard.received)
         ctx.log(f"supervisor: received {names}; finishing upload and teardown")
@@ -304,8 +284,8 @@ def _supervise(ctx: Context, phases: Phases, state: StateDir, beat: _Heartbeat,
 
 
 def _run_phases(ctx: Context, phases: Phases, run: _Run, heartbeat: Callable[[], None]) -> None:
-    """harden → volume → code → env → data → health → train; the first failure is
-    recorded."""
+    """harden → volume → code → env → data → health → [cluster] → train; the first failure
+    is recorded."""
     phase = ctx.reporter.phase
     try:
         with phase("harden"):
@@ -321,6 +301,9 @@ def _run_phases(ctx: Context, phases: Phases, run: _Run, heartbeat: Callable[[],
             run.dataset = phases.sync_data(ctx)
         with phase("health"):
             phases.check_health(ctx, run.dataset)
+        if ctx.spec.cluster is not None:
+            with phase("cluster"):
+                phases.join_cluster(ctx)
         with phase("train") as record:
             run.exit_code = phases.train(ctx, code_dir, heartbeat)
             record.detail = f"exit status {run.exit_code}"
@@ -330,6 +313,15 @@ def _run_phases(ctx: Context, phases: Phases, run: _Run, heartbeat: Callable[[],
         run.fail(exc.phase, exc.reason)
     except Exception as exc:  # a bug in a phase ends the run like a failure: upload, teardown
         run.fail(ctx.reporter.status.phase, f"{type(exc).__name__}: {exc}")
+
+
+def _announce_end(ctx: Context, phases: Phases, run: _Run) -> None:
+    """Tell the other nodes how this one ended, before the upload: they fail fast."""
+    state = "failed" if run.reason or run.exit_code != 0 else "succeeded"
+    try:
+        phases.announce_end(ctx, state)
+    except Exception as exc:  # the others then see this node's record go stale
+        ctx.log(f"supervisor: final cluster state not published: {type(exc).__name__}: {exc}")
 
 
 def _publish_host_keys(ctx: Context, phases: Phases) -> None:

@@ -8,8 +8,10 @@ Order:
    ``left_behind`` with the command that deletes it. ``keep_volume`` → kept and named too (it
    bills). Otherwise: detach live, wait until ``attached_to_instance`` is empty, delete
    (404 = already gone).
-3. Resolve this instance's id (cached in ``state_dir``; metadata; else the run tag), note it,
-   run the final-upload hook so the last status reaches the bucket, delete the instance.
+3. Node 0 of an N-node run reaps the run's other instances (:mod:`launcher.runner.reap`).
+   Resolve this instance's id (cached in ``state_dir``; metadata; else the run tag, and on a
+   node of an N-node run its ``node:<k>`` tag too), note it, run the final-upload hook so the
+   last status reaches the bucket, delete the instance.
 4. Anything that could not be removed is named in ``left_behind`` (status and return value)
    with how to delete it, and the final-upload hook runs once more so the bucket says so.
 
@@ -77,18 +79,23 @@ class Record:
     volume: str = ""
     instance: str = ""
     left_behind: dict[str, str] = field(default_factory=dict)
+    reap: str = ""  # node 0 of an N-node run: "done" once the other nodes were reaped
 
     @classmethod
     def load(cls, path: Path) -> Record:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            return cls(str(data["volume"]), str(data["instance"]), dict(data["left_behind"]))
+            return cls(str(data["volume"]), str(data["instance"]), dict(data["left_behind"]),
+                       str(data.get("reap", "")))
         except (OSError, ValueError, KeyError, TypeError):
             return cls()
 
     def save(self, path: Path) -> None:
         temp = path.with_name(path.name + ".tmp")
-        temp.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
+        data = asdict(self)
+        if not self.reap:  # a one-machine run's record keeps its three fields
+            del data["reap"]
+        temp.write_text(json.dumps(data, indent=2), encoding="utf-8")
         os.replace(temp, path)
 
 
@@ -136,6 +143,9 @@ def _teardown_locked(ctx: Context, state: StateDir, verified: bool,
         record.volume, left = _release_volume(ctx, api, verified, keep, opts)
         _settle(ctx, record, "volume", left)
         record.save(path)
+    if _reaps(ctx) and record.reap != "done":
+        _reap(ctx, api, state, opts, record)
+        record.save(path)
     hook = final_upload or default_final_upload
     record.instance, left = _delete_self(ctx, api, state, opts, hook)
     _settle(ctx, record, "instance", left)
@@ -144,6 +154,33 @@ def _teardown_locked(ctx: Context, state: StateDir, verified: bool,
         _final_upload(ctx, hook)  # so the bucket's status names what still bills
     ctx.log(f"teardown: done, {len(record.left_behind)} thing(s) left behind")
     return list(record.left_behind.values())
+
+
+def _reaps(ctx: Context) -> bool:
+    return ctx.spec.cluster is not None and ctx.spec.cluster.node_index == 0
+
+
+def _reap(ctx: Context, api: SelfApi | None, state: StateDir, opts: TeardownOptions,
+          record: Record) -> None:
+    """Node 0: the other nodes of the run, after a grace (:func:`launcher.runner.reap.reap`)."""
+    from launcher.runner import reap  # lazy: only node 0 of an N-node run needs it
+
+    if api is None:
+        left = [f"the run's other nodes were not reaped (no API key) — check tag "
+                f"{run_tag(ctx.spec.run_id)} for instances and volumes that still exist"]
+    else:
+        try:
+            own = _own_id(ctx, api, state, opts)
+        except ApiError as exc:
+            own = ""
+            left = [f"the run's other nodes were not reaped: this instance's id is unknown "
+                    f"({exc}) — check tag {run_tag(ctx.spec.run_id)}"]
+        if own:
+            left = reap.reap(ctx, api, own, curl=lambda p: _curl(ctx, p),
+                             detach_wait_s=opts.detach_wait_s, detach_poll_s=opts.detach_poll_s)
+    for index, line in enumerate(left):
+        _settle(ctx, record, f"reap:{index}", line)
+    record.reap = "done"
 
 
 def _settle(ctx: Context, record: Record, what: str, left: str) -> None:
@@ -257,7 +294,9 @@ def _own_id(ctx: Context, api: SelfApi, state: StateDir, opts: TeardownOptions) 
         cached = cache.read_text(encoding="utf-8").strip()
         if cached:
             return cached
+    cluster = ctx.spec.cluster
     iid = instance_id(ctx.spec.metadata_url, api, ctx.spec.run_id,
+                      node_tag=f"node:{cluster.node_index}" if cluster is not None else "",
                       metadata_deadline_s=opts.metadata_deadline_s, log=ctx.log)
     cache.write_text(iid + "\n", encoding="utf-8")
     return iid

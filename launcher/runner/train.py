@@ -12,6 +12,10 @@
   to the volume's ``logs/``.
 - ``heartbeat()`` is called every ``spec.heartbeat_s`` seconds and once at the end; one that
   raises is logged and training goes on.
+- A node of an N-node run passes a :class:`Launch` (:mod:`launcher.runner.gang`): its argv
+  (e.g. under torchrun), extra environment, and a watch whose ``check()`` every
+  ``watch.every_s`` seconds names a lost peer; then training stops (the process group, then
+  every process of the trainer user) and the phase fails with ``cluster: <why>``.
 """
 
 from __future__ import annotations
@@ -21,16 +25,20 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from launcher.runner import users
 from launcher.runner.context import Context
 from launcher.runner.spec import SECRET_NAMES, RunSecrets, RunSpec
-from launcher.runner.statefiles import TRAIN_PID, StateDir
+from launcher.runner.statefiles import TRAIN_PID, StateDir, stop_training
 from launcher.runner.status import PhaseFailed, utc_now
 
 GRACE_S = 30.0
+# A lost peer: the survivors fail fast (their collectives will never complete anyway).
+LOST_GRACE_S = 10.0
 KILL_WAIT_S = 30.0
 MIN_WAIT_S = 0.05
 TAG_MAX = 64
@@ -45,6 +53,39 @@ CACHE_DIRS = {
 # the cache, so a stage can upload them (upload_dirs: [..., wandb]).
 WANDB_DIR = "wandb"
 TRAINER_DIRS = ("cache", "checkpoints", "reports", WANDB_DIR)
+
+
+class Watch(Protocol):
+    """Looked at every ``every_s`` seconds while training runs: ``check()`` returns why
+    training must stop ("" to go on)."""
+
+    @property
+    def every_s(self) -> float: ...
+
+    def check(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How a node of an N-node run starts its command: ``argv`` instead of the spec's
+    command, ``env`` on top of :func:`trainer_env`, and a :class:`Watch`."""
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    watch: Watch | None = None
+
+
+class _Lost(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class _Task:
+    every: float
+    due: float
+    action: Callable[[], str]
 
 
 def wandb_tags(spec: RunSpec) -> tuple[str, ...]:
@@ -93,6 +134,7 @@ def trainer_env(spec: RunSpec, secrets: RunSecrets, user: users.User, *,
                LAUNCHER_DATA_DIR=str(mount / "data"),
                LAUNCHER_CHECKPOINT_DIR=str(mount / "checkpoints"),
                LAUNCHER_REPORT_DIR=str(mount / "reports"),
+               LAUNCHER_GPU_COUNT=str(spec.placement.gpu_count or spec.health.min_gpus),
                LAUNCHER_DEADLINE_EPOCH=f"{stop:.0f}")
     if wandb_key:
         env["WANDB_API_KEY"] = wandb_key
@@ -111,9 +153,10 @@ def resolve_workdir(code_dir: str | Path, workdir: str) -> Path:
 
 
 def run(ctx: Context, code_dir: str | Path, heartbeat: Callable[[], None], *,
-        reserve_s: float = 0.0, grace_s: float = GRACE_S) -> int:
-    """Run the stage's command as the trainer until it exits or the deadline less
-    ``reserve_s`` (time the supervisor keeps for the upload) passes; return its exit status
+        reserve_s: float = 0.0, grace_s: float = GRACE_S, launch: Launch | None = None) -> int:
+    """Run the stage's command (or ``launch.argv``) as the trainer until it exits, the
+    deadline less ``reserve_s`` (time the supervisor keeps for the upload) passes, or
+    ``launch.watch`` names a lost peer (PhaseFailed ``cluster``); return its exit status
     (negative: killed by that signal, as Popen reports it)."""
     spec = ctx.spec
     stop_epoch = spec.deadline_epoch - reserve_s
@@ -125,20 +168,51 @@ def run(ctx: Context, code_dir: str | Path, heartbeat: Callable[[], None], *,
     venv = ctx.python_env.path if ctx.python_env is not None else None
     env = trainer_env(spec, ctx.secrets, user, path=ctx.base_env.get("PATH", DEFAULT_PATH),
                       stop_epoch=stop_epoch, venv=venv)
-    if env.get("WANDB_MODE") != (spec.wandb.mode or "online"):
-        ctx.reporter.note("train: no WANDB_API_KEY; W&B runs offline")
-    elif env.get("WANDB_MODE") == "disabled":  # e.g. a UPS stage without a key: no offline
-        ctx.reporter.note("train: W&B is off for this run (wandb.mode disabled)")
-    proc = _start(ctx, workdir, env, user)
+    _note_wandb(ctx, env)
+    argv = list(launch.argv) if launch else list(spec.command)
+    proc = _start(ctx, workdir, {**env, **(launch.env if launch else {})}, user, argv)
     try:
-        code = _supervise(ctx, proc, heartbeat, stop_epoch, grace_s)
+        code = _supervise(ctx, proc, _tasks(ctx, heartbeat, launch), stop_epoch, grace_s)
+    except _Lost as lost:
+        _stop_lost(ctx, proc, lost.reason, grace_s)
+        raise PhaseFailed("cluster", lost.reason) from None
     finally:
         if proc.poll() is None:  # an exception above: never leave it running
             _stop(proc, grace_s=0)
         _signal_group(proc, signal.SIGTERM)  # leftovers the command did not reap
     _beat(ctx, heartbeat)
-    ctx.log(f"train: {spec.command[0]} exited with status {code}")
+    ctx.log(f"train: {argv[0]} exited with status {code}")
     return code
+
+
+def _note_wandb(ctx: Context, env: dict[str, str]) -> None:
+    if env.get("WANDB_MODE") != (ctx.spec.wandb.mode or "online"):
+        ctx.reporter.note("train: no WANDB_API_KEY; W&B runs offline")
+    elif env.get("WANDB_MODE") == "disabled":  # e.g. a UPS stage without a key: no offline
+        ctx.reporter.note("train: W&B is off for this run (wandb.mode disabled)")
+
+
+def _tasks(ctx: Context, heartbeat: Callable[[], None], launch: Launch | None) -> list[_Task]:
+    """The heartbeat every ``spec.heartbeat_s``; the watch (if any) at once, then every
+    ``watch.every_s``."""
+    every = max(1.0, float(ctx.spec.heartbeat_s))
+    now = ctx.clock()
+    tasks = [_Task(every, now + every, lambda: _beat(ctx, heartbeat) or "")]
+    if launch is not None and launch.watch is not None:
+        tasks.append(_Task(launch.watch.every_s, now, launch.watch.check))
+    return tasks
+
+
+def _stop_lost(ctx: Context, proc: subprocess.Popen, reason: str, grace_s: float) -> None:
+    """Stop the trainer's process group, then every process of the trainer user (torchrun's
+    workers run in sessions of their own, outside the group)."""
+    grace = min(grace_s, LOST_GRACE_S)
+    ctx.reporter.note(f"train: {reason}; stopping the training (SIGTERM, SIGKILL after "
+                      f"{grace:g}s)")
+    with contextlib.suppress(PhaseFailed):
+        _stop(proc, grace)
+    stop_training(StateDir(Path(ctx.spec.paths.state_dir)), ctx.spec.paths.trainer_user,
+                  grace_s=grace, log=lambda line: ctx.log(f"train: {line}"))
 
 
 def _prepare_dirs(ctx: Context, user: users.User) -> None:
@@ -159,10 +233,10 @@ def _identity(user: users.User) -> dict:
     return {"user": user.uid, "group": user.gid, "extra_groups": []}
 
 
-def _start(ctx: Context, workdir: Path, env: dict[str, str], user: users.User) -> subprocess.Popen:
+def _start(ctx: Context, workdir: Path, env: dict[str, str], user: users.User,
+           argv: list[str]) -> subprocess.Popen:
     log_path = Path(ctx.spec.paths.log_dir) / "train.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    argv = list(ctx.spec.command)
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
     with os.fdopen(fd, "ab") as log:
         log.write(f"=== {utc_now()} launcher: {json.dumps(argv)} as {user.name} "
@@ -180,25 +254,28 @@ def _start(ctx: Context, workdir: Path, env: dict[str, str], user: users.User) -
     return proc
 
 
-def _supervise(ctx: Context, proc: subprocess.Popen, heartbeat: Callable[[], None],
+def _supervise(ctx: Context, proc: subprocess.Popen, tasks: list[_Task],
                stop_epoch: float, grace_s: float) -> int:
-    """Wait for ``proc`` in slices no longer than the next heartbeat or the deadline;
-    bounded by the deadline."""
-    every = max(1.0, float(ctx.spec.heartbeat_s))
-    next_beat = ctx.clock() + every
+    """Wait for ``proc`` in slices no longer than the next task or the deadline, running
+    each task when due; bounded by the deadline. A task's reason raises :class:`_Lost`."""
     while proc.poll() is None:
         left = stop_epoch - ctx.wall()
         if left <= 0:
-            ctx.reporter.note(f"train: deadline reached; stopping {ctx.spec.command[0]} "
+            ctx.reporter.note(f"train: deadline reached; stopping {proc.args[0]} "
                               f"(SIGTERM, SIGKILL after {grace_s:g}s)")
             return _stop(proc, grace_s)
-        until_beat = next_beat - ctx.clock()
-        if until_beat <= 0:
-            _beat(ctx, heartbeat)
-            next_beat = ctx.clock() + every
+        now = ctx.clock()
+        due = [task for task in tasks if task.due <= now]
+        for task in due:
+            task.due = now + task.every
+            reason = task.action()
+            if reason:
+                raise _Lost(reason)
+        if due:
             continue
+        until = min(task.due for task in tasks) - now
         with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=max(MIN_WAIT_S, min(left, until_beat)))
+            proc.wait(timeout=max(MIN_WAIT_S, min(left, until)))
     return proc.returncode
 
 

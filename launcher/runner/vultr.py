@@ -257,10 +257,11 @@ def remove_block(api: SelfApi, block_id: str, *, wait_s: float, poll_s: float) -
 
 # -- which instance am I ----------------------------------------------------------------------
 
-def metadata_instance_id(metadata_url: str, *, timeout: float = 5.0, deadline_s: float = 20.0,
-                         clock: Callable[[], float] = time.monotonic,
-                         sleep: Callable[[float], None] = time.sleep) -> str:
-    """``instance-v2-id`` from ``<metadata_url>/v1.json``, retried until ``deadline_s``."""
+def metadata_document(metadata_url: str, *, want: str, timeout: float = 5.0,
+                      deadline_s: float = 20.0, clock: Callable[[], float] = time.monotonic,
+                      sleep: Callable[[float], None] = time.sleep) -> dict:
+    """``<metadata_url>/v1.json`` as a dict holding the key ``want``, retried (backoff) until
+    ``deadline_s``; ApiError when it cannot be had."""
     url = metadata_url.rstrip("/") + "/v1.json"
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise ApiError(f"metadata url must be http(s): {metadata_url!r}")
@@ -269,10 +270,10 @@ def metadata_instance_id(metadata_url: str, *, timeout: float = 5.0, deadline_s:
     while True:
         try:
             with _DIRECT.open(url, timeout=timeout) as resp:
-                value = json.loads(resp.read()).get("instance-v2-id")
-            if isinstance(value, str) and value:
-                return value
-            problem = "no instance-v2-id in v1.json"
+                document = json.loads(resp.read())
+            if isinstance(document, dict) and document.get(want):
+                return document
+            problem = f"no {want} in v1.json"
         except Exception as exc:
             if not (_transport_failure(exc) or isinstance(exc, (ValueError, AttributeError))):
                 raise
@@ -288,22 +289,26 @@ def run_tag(run_id: str) -> str:
     return f"run:{run_id}"
 
 
-def instance_by_tag(api: SelfApi, run_id: str) -> str:
-    """The id of the one instance tagged ``run:<run_id>``; ApiError if none or several."""
-    found = api.list_instances(run_tag(run_id))
+def instance_by_tag(api: SelfApi, run_id: str, node_tag: str = "") -> str:
+    """The id of the one instance tagged ``run:<run_id>`` (and ``node_tag`` when given: a
+    node of an N-node run); ApiError if none or several."""
+    found = [i for i in api.list_instances(run_tag(run_id))
+             if not node_tag or node_tag in (i.get("tags") or [])]
     ids = sorted({str(i.get("id", "")) for i in found if i.get("id")})
     if len(ids) != 1:
-        raise ApiError(f"{len(ids)} instances carry tag {run_tag(run_id)}: {', '.join(ids)}")
+        what = run_tag(run_id) + (f" and {node_tag}" if node_tag else "")
+        raise ApiError(f"{len(ids)} instances carry tag {what}: {', '.join(ids)}")
     return ids[0]
 
 
-def instance_id(metadata_url: str, api: SelfApi, run_id: str, *,
+def instance_id(metadata_url: str, api: SelfApi, run_id: str, *, node_tag: str = "",
                 metadata_deadline_s: float = 20.0,
                 log: Callable[[str], None] = lambda message: None) -> str:
     """This instance's API id: the metadata service first, then the run tag."""
     try:
-        return metadata_instance_id(metadata_url, deadline_s=metadata_deadline_s,
-                                    clock=api.clock, sleep=api.sleep)
+        return str(metadata_document(metadata_url, want="instance-v2-id",
+                                     deadline_s=metadata_deadline_s, clock=api.clock,
+                                     sleep=api.sleep)["instance-v2-id"])
     except ApiError as exc:
         log(f"instance id: {exc}; looking it up by tag {run_tag(run_id)}")
-    return instance_by_tag(api, run_id)
+    return instance_by_tag(api, run_id, node_tag)

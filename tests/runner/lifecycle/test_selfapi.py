@@ -13,7 +13,7 @@ from launcher.runner.vultr import (
     SelfApi,
     instance_by_tag,
     instance_id,
-    metadata_instance_id,
+    metadata_document,
 )
 from launcher.vultr import InstanceSpec
 
@@ -162,7 +162,8 @@ def test_only_http_urls(emulator):
 
 def test_which_instance_am_i(emulator, world, metadata):
     api = api_for(emulator.url)
-    assert metadata_instance_id(world.spec.metadata_url) == world.instance_id
+    assert metadata_document(world.spec.metadata_url,
+                             want="instance-v2-id")["instance-v2-id"] == world.instance_id
     assert instance_id(world.spec.metadata_url, api, RUN_ID) == world.instance_id
     lines: list[str] = []
     down = closed_port_url()
@@ -170,7 +171,7 @@ def test_which_instance_am_i(emulator, world, metadata):
                        log=lines.append) == world.instance_id
     assert "looking it up by tag run:" in lines[0]
     with pytest.raises(ApiError, match="no instance-v2-id"):
-        metadata_instance_id(metadata(""), deadline_s=0.2)
+        metadata_document(metadata(""), want="instance-v2-id", deadline_s=0.2)
 
 
 def test_the_tag_must_name_exactly_one_instance(emulator, world, client):

@@ -191,8 +191,19 @@ def show_result(console: Console, result: LaunchResult) -> None:
     i, v = result.instance, result.volume
     disk = f"volume {escape(v.id)} attached live" if v is not None else \
         "its own disk is the cache"
-    console.print(f"[bold green]launched[/] run [bold]{escape(result.run_id)}[/]: instance "
-                  f"{escape(i.id)} ({escape(i.plan)} in {i.region}), {disk}", soft_wrap=True)
+    if result.nodes:
+        console.print(f"[bold green]launched[/] run [bold]{escape(result.run_id)}[/]: "
+                      f"{len(result.nodes)} nodes ({escape(i.plan)} in {i.region}), each with "
+                      "its volume attached live", soft_wrap=True)
+        for node in result.nodes:
+            ip = node.instance.internal_ip or "not known yet"
+            console.print(f"  node {node.index}: instance {escape(node.instance.id)} in "
+                          f"{node.instance.region}, private address {escape(ip)}, volume "
+                          f"{escape(node.volume.id)}", soft_wrap=True)
+    else:
+        console.print(f"[bold green]launched[/] run [bold]{escape(result.run_id)}[/]: instance "
+                      f"{escape(i.id)} ({escape(i.plan)} in {i.region}), {disk}",
+                      soft_wrap=True)
     if result.created:
         console.print(f"created: {escape(', '.join(result.created))}", soft_wrap=True)
     if result.reused:

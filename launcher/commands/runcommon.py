@@ -26,7 +26,7 @@ from launcher.config import (
 )
 from launcher.errors import ConfigError
 from launcher.operate.access import try_bucket
-from launcher.operate.runs import Store
+from launcher.operate.runstatus import Store
 from launcher.providers import Provider
 from launcher.providers.vast import VastProvider
 from launcher.providers.vultr import VultrProvider

@@ -18,7 +18,9 @@ from launcher.commands.runcommon import (
     run_id,
 )
 from launcher.operate.keptvolumes import KeptVolume, how_to_delete, kept_table, kept_volumes
-from launcher.operate.runs import DEFAULT_HEARTBEAT_S, NOT_UPLOADED, RunView, list_views, view
+from launcher.operate.nodes import NodeView
+from launcher.operate.runs import DEFAULT_HEARTBEAT_S, RunView, list_views, view
+from launcher.operate.runstatus import NOT_UPLOADED
 from launcher.tables import Col, FitTable, print_table
 from launcher.terminal import escape, make_console
 from launcher.timefmt import duration
@@ -221,6 +223,19 @@ def _detail_rows(v: RunView, cloud: str) -> list[tuple[str, str]]:
         where = f"attached to {volume.attached_to}" if volume.attached_to else "detached"
         rows.append(("volume", escape(f"{volume.id} {volume.label} {volume.size_gb} GB "
                                       f"{where}")))
+    for node in v.nodes:
+        rows.append((f"node {node.index}", escape(node_text(node))))
     if not v.exists:
         rows.append(("resources", f"none left in {cloud}"))
     return rows
+
+
+def node_text(node: NodeView) -> str:
+    """One node of an N-node run: its instance, private address, volume and status."""
+    i, vol, status = node.instance, node.volume, node.status
+    instance = f"instance {i.id} ({i.internal_ip or 'no private address yet'})" if i \
+        else "instance gone"
+    volume = f"volume {vol.id}" if vol else "volume gone"
+    upload = "upload verified" if status.upload_verified else \
+        "upload not verified" if status.final else "upload not verified yet"
+    return f"{instance}, {volume}; status {status.label()}; {upload}"

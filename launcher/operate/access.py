@@ -23,7 +23,7 @@ from launcher.config import (
 )
 from launcher.config.view import PLACEHOLDER_BUCKET
 from launcher.errors import ConfigError
-from launcher.operate.runs import NoBucket
+from launcher.operate.runstatus import NoBucket
 
 DEFAULT_RUNS_PREFIX = "runs"
 

@@ -23,7 +23,7 @@ from typing import Any
 from launcher.bucket import Bucket
 from launcher.errors import ApiError, LauncherError
 from launcher.operate.report_logs import Throughput, throughput
-from launcher.operate.runs import STATUS_FILE, NoBucket, Store
+from launcher.operate.runstatus import STATUS_FILE, NoBucket, Store
 from launcher.providers.base import Provider
 from launcher.providers.offers import Requirement, candidates
 from launcher.timefmt import parse_time

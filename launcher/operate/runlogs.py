@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from launcher.bucket import Bucket, ObjectStat
 from launcher.errors import ApiError, LauncherError
-from launcher.operate.runs import RunStatus, read_status
+from launcher.operate.runstatus import RunStatus, read_status
 
 LOGS = {"train": "logs/train.log", "runner": "logs/runner.log"}
 ROTATED = "(log rotated; showing the last part)"

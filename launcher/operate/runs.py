@@ -5,20 +5,14 @@ A run is what carries its id: instances tagged ``run:<id>`` and volumes labelled
 ``<runs_prefix>/<id>/`` in the bucket, where the runner's heartbeat puts ``status.json``
 (:mod:`launcher.runner.status`) and the log tails.
 
-- :func:`read_status`: a run's ``status.json``, or why there is none. "Not uploaded yet" and
-  "bucket unreachable" are different answers: a failed read is never shown as "no status".
+- :func:`read_status`: a run's ``status.json``, or why there is none.
 - :func:`list_views` / :func:`view`: :class:`RunView` s, with the heartbeat's age (the time
   the bucket last received ``status.json``, which every heartbeat re-uploads, or its
   ``updated`` field if later) and an estimate of what the run has cost so far.
 
-"Upload verified" (:attr:`RunStatus.upload_verified`) is read from ``status.json``: the
-supervisor's ``upload`` phase ends ``ok: true`` (detail ``verified``) only after every file it
-sent was listed back in the bucket with its size; a failed verification fails that phase. The
-status file itself is uploaded at the start of that phase and once more at teardown, so the
-copy in the bucket shows the verdict once teardown's final upload got through. (The
-watchdog's own upload is not a phase: a run it uploaded shows no verified upload here, so its
-volume is kept unless ``--force``; when that upload was verified the watchdog's teardown has
-deleted the volume itself.)
+The bucket's side is :mod:`launcher.operate.runstatus` (``status.json``) and
+:mod:`launcher.operate.nodes` (the nodes of an N-node run); their names are re-exported
+here for the commands that read runs.
 """
 
 from __future__ import annotations
@@ -27,122 +21,37 @@ import difflib
 import re
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from launcher.bucket import Bucket
 from launcher.errors import ApiError, LauncherError
 from launcher.naming import parse_tags, run_tag, volume_label
+from launcher.operate.nodes import (
+    NodeView,
+    node_indices,
+    node_views,
+    nodes_in_bucket,
+    read_node_statuses,
+)
+from launcher.operate.runstatus import (
+    NOT_UPLOADED,
+    STATUS_FILE,
+    NoBucket,
+    RunStatus,
+    Store,
+    read_status,
+    read_statuses,
+)
 from launcher.providers.base import InstanceRef, Provider, RunResources, VolumeRef
 from launcher.runner.spec import RunSpec
-from launcher.timefmt import parse_time
 
-FINAL_STATES = frozenset({"succeeded", "failed", "torn-down"})
-STATUS_FILE = "status.json"
-UPLOAD_PHASE = "upload"
-NOT_UPLOADED = "not uploaded yet"
-UNREACHABLE = "bucket unreachable"
-NOT_CONFIGURED = "bucket not configured"
-STATUS_READERS = 8  # status.json reads in flight at once
 # The runner's heartbeat_s unless the stage sets another: its first status upload comes
 # that long after training starts.
 DEFAULT_HEARTBEAT_S = RunSpec.__dataclass_fields__["heartbeat_s"].default
 RUN_ID_SUFFIX = re.compile(r"-\d{8}-\d{6}$")  # <stage>-<yyyymmdd-hhmmss>
 
 Clock = Callable[[], float]
-
-
-# -- the bucket's side -------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class RunStatus:
-    """``status.json`` as the bucket has it (``data``), or why there is none (``problem``).
-    ``unreachable``: the bucket itself could not be read (or is not configured)."""
-
-    data: dict[str, Any] | None = None
-    problem: str = ""
-    unreachable: bool = False
-    uploaded: float | None = None  # when the bucket last received it: the last heartbeat
-
-    @property
-    def state(self) -> str:
-        return str((self.data or {}).get("state") or "")
-
-    @property
-    def phase(self) -> str:
-        return str((self.data or {}).get("phase") or "")
-
-    @property
-    def final(self) -> bool:
-        return self.state in FINAL_STATES
-
-    @property
-    def phases(self) -> list[dict[str, Any]]:
-        phases = (self.data or {}).get("phases")
-        return [p for p in phases if isinstance(p, dict)] if isinstance(phases, list) else []
-
-    @property
-    def upload_verified(self) -> bool:
-        """An ``upload`` phase ended ok (the runner lists the bucket back before saying so)."""
-        return any(p.get("name") == UPLOAD_PHASE and p.get("ok") is True for p in self.phases)
-
-    @property
-    def updated(self) -> float | None:
-        """The last sign of life: the later of the last upload (the heartbeat re-uploads an
-        unchanged file too) and the file's own ``updated`` (its last change)."""
-        times = [t for t in (self.uploaded, parse_time(str((self.data or {}).get("updated")
-                                                           or ""))) if t is not None]
-        return max(times) if times else None
-
-    def texts(self, name: str) -> list[str]:
-        """``notes`` or ``left_behind``: the list as written, strings only."""
-        items = (self.data or {}).get(name)
-        return [str(i) for i in items] if isinstance(items, list) else []
-
-    def label(self) -> str:
-        """``running (train)``, ``succeeded``, or the problem."""
-        if self.data is None:
-            return self.problem
-        return f"{self.state} ({self.phase})" if self.phase and not self.final else self.state
-
-
-@dataclass(frozen=True)
-class NoBucket:
-    """Stands in for the bucket when it is not configured; ``reason`` says what to set."""
-
-    reason: str = "set B2_BUCKET, B2_S3_ENDPOINT and the B2 keys"
-
-
-Store = Bucket | NoBucket
-
-
-def read_status(bucket: Store, run_id: str) -> RunStatus:
-    """The run's ``status.json``: listed first (so "not uploaded yet" and "the bucket cannot
-    be asked" differ, and the listing's time is the last heartbeat), then read. Never raises
-    for the bucket's sake; the answer says what went wrong."""
-    if isinstance(bucket, NoBucket):
-        return RunStatus(problem=f"{NOT_CONFIGURED}: {bucket.reason}", unreachable=True)
-    url = bucket.address.run_url(run_id, STATUS_FILE)
-    try:
-        found = bucket.stat(url)
-    except ApiError as exc:
-        return RunStatus(problem=f"{UNREACHABLE}: {exc.message}", unreachable=True)
-    if found is None:
-        return RunStatus(problem=NOT_UPLOADED)
-    try:
-        return RunStatus(data=bucket.read_json(url), uploaded=found.modified)
-    except ApiError as exc:
-        return RunStatus(problem=f"status.json unreadable: {exc.message}")
-
-
-def read_statuses(bucket: Store, run_ids: list[str]) -> dict[str, RunStatus]:
-    """:func:`read_status` of each run, several at a time (each is a round trip or two)."""
-    if len(run_ids) < 2:
-        return {r: read_status(bucket, r) for r in run_ids}
-    with ThreadPoolExecutor(min(STATUS_READERS, len(run_ids))) as pool:
-        return dict(zip(run_ids, pool.map(lambda r: read_status(bucket, r), run_ids),
-                        strict=True))
 
 
 # -- prices --------------------------------------------------------------------------------------
@@ -219,6 +128,8 @@ class RunView:
     created: float | None
     now: float
     instance_created: float | None = None  # the earliest of the run's instances
+    # An N-node run's nodes; ``status`` is then node 0's (the rendezvous host's).
+    nodes: tuple[NodeView, ...] = ()
 
     @property
     def starting(self) -> bool:
@@ -270,6 +181,7 @@ class RunView:
             "cost_estimate_usd": self.cost.usd, "cost_per_hour_usd": self.cost.per_hour,
             "cost_parts": list(self.cost.parts),
             "status": self.status.data,
+            "nodes": [n.as_dict() for n in self.nodes],
         }
 
 
@@ -286,7 +198,8 @@ def stage_of(run_id: str, instances: Iterable[InstanceRef]) -> str:
     return RUN_ID_SUFFIX.sub("", run_id) if RUN_ID_SUFFIX.search(run_id) else ""
 
 
-def make_view(resources: RunResources, status: RunStatus, facts: Facts, now: float) -> RunView:
+def make_view(resources: RunResources, status: RunStatus, facts: Facts, now: float,
+              nodes: tuple[NodeView, ...] = ()) -> RunView:
     expiries = [e for e in (parse_tags(i.tags).expires_epoch for i in resources.instances)
                 if e is not None]
     parts = [(i.id, f"plan {i.plan}") for i in resources.instances]
@@ -295,8 +208,8 @@ def make_view(resources: RunResources, status: RunStatus, facts: Facts, now: flo
     booted = [facts.created[i.id] for i in resources.instances if i.id in facts.created]
     return RunView(resources.run_id, stage_of(resources.run_id, resources.instances),
                    min(expiries) if expiries else None, resources.instances, resources.volumes,
-                   status, estimate(parts, facts, now), min(born) if born else None, now,
-                   min(booted) if booted else None)
+                   nodes[0].status if nodes else status, estimate(parts, facts, now),
+                   min(born) if born else None, now, min(booted) if booted else None, nodes)
 
 
 def list_views(provider: Provider, bucket: Store, *,
@@ -306,7 +219,10 @@ def list_views(provider: Provider, bucket: Store, *,
     runs = provider.list_runs()
     facts = read_facts(provider, runs)
     statuses = read_statuses(bucket, [r.run_id for r in runs])
-    views = [make_view(run, statuses[run.run_id], facts, now()) for run in runs]
+    views = [make_view(run, statuses[run.run_id], facts, now(),
+                       node_views(run, read_node_statuses(bucket, run.run_id,
+                                                          node_indices(run))))
+             for run in runs]
     return sorted(views, key=lambda v: (v.created or 0.0, v.run_id))
 
 
@@ -356,7 +272,10 @@ def view(run_id: str, provider: Provider, bucket: Store, *,
     """One run; :class:`NoSuchRun` when neither Vultr nor the bucket knows it."""
     resources = provider.find_run(run_id)
     status = read_status(bucket, run_id)
-    if resources.empty and status.problem == NOT_UPLOADED:
+    indices = sorted(set(node_indices(resources)) | set(nodes_in_bucket(bucket, run_id)))
+    if resources.empty and status.problem == NOT_UPLOADED and not indices:
         raise no_such_run(run_id, provider, bucket)
     facts = read_facts(provider, [resources])
-    return make_view(resources, status, facts, now())
+    nodes = node_views(resources, read_node_statuses(bucket, run_id, indices))
+    return make_view(resources, status, facts, now(), nodes)
+

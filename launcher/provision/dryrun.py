@@ -39,6 +39,7 @@ NEW_VOLUME = "<new-volume-id>"
 NEW_MOUNT = "<new-mount-id>"
 NEW_INSTANCE = "<new-instance-id>"
 NEW_SSH_KEY = "<new-ssh-key-id>"
+NEW_NETWORK = "<vpc-id>"
 
 
 class RecordingProvider:
@@ -74,7 +75,8 @@ class RecordingProvider:
             return self._rent(request)
         spec = InstanceSpec(request.region, request.plan, request.label,
                             snapshot_id=request.image_id, tags=request.tags,
-                            user_data=request.user_data, sshkey_ids=request.ssh_key_ids)
+                            user_data=request.user_data, sshkey_ids=request.ssh_key_ids,
+                            attach_vpc=request.network_ids)
         body = spec.body()
         body["user_data"] = (f"<rendered document, {len(request.user_data):,} bytes, "
                              "see below>")
@@ -99,6 +101,16 @@ class RecordingProvider:
 
     def wait_instance_ready(self, instance_id: str, deadline_s: float) -> InstanceRef:
         raise AssertionError("a dry run's instance is answered ready")
+
+    def private_network(self, region: str) -> str:
+        """Recorded as the create it may be (Vultr OpenAPI, ``POST /vpcs``): the real launch
+        first looks for the launcher's network in ``region`` and creates it only when none
+        exists."""
+        self.calls.append(PlannedCall("POST", "/vpcs",
+                                      {"region": region, "description": f"launcher-{region}"},
+                                      "only when the region has no launcher VPC yet; it is "
+                                      "kept for later runs"))
+        return NEW_NETWORK
 
     def attach_volume(self, volume_id: str, instance_id: str, deadline_s: float) -> VolumeRef:
         self.calls.append(PlannedCall("POST", f"/blocks/{volume_id}/attach",

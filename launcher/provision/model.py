@@ -209,9 +209,24 @@ class CodeBundle:
 
 
 @dataclass(frozen=True)
+class NodeResult:
+    """Node ``index`` of an N-node run: its instance and its attached volume."""
+
+    index: int
+    instance: InstanceRef
+    volume: VolumeRef
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"node": self.index, "instance": self.instance.id,
+                "region": self.instance.region, "internal_ip": self.instance.internal_ip or None,
+                "volume": self.volume.id, "label": self.instance.label}
+
+
+@dataclass(frozen=True)
 class LaunchResult:
     """A launched (or reconciled) run: the instance with its volume attached (``volume``
-    None: a cloud without volumes, whose machine's own disk is the cache)."""
+    None: a cloud without volumes, whose machine's own disk is the cache). An N-node run
+    has every node in ``nodes``; ``instance`` and ``volume`` are then node 0's."""
 
     run_id: str
     stage: str
@@ -224,6 +239,7 @@ class LaunchResult:
     deadline_epoch: float | None
     tried: tuple[Skipped, ...] = ()
     notes: tuple[str, ...] = ()
+    nodes: tuple[NodeResult, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         status = "launched" if self.created else "reconciled: nothing was missing"
@@ -238,6 +254,7 @@ class LaunchResult:
                 "code": self.code.as_dict() if self.code else None,
                 "deadline_epoch": self.deadline_epoch,
                 "tried": [s.as_row() for s in self.tried], "notes": list(self.notes),
+                "nodes": [n.as_dict() for n in self.nodes],
                 "follow": [f"launcher status {self.run_id}",
                            f"launcher logs {self.run_id} --follow"]}
 

@@ -11,7 +11,8 @@ from launcher.config import GpuProfile, ImageConfig, StageConfig, resolve_stage,
 from launcher.config.view import PLACEHOLDER_BUCKET
 from launcher.errors import ConfigError, NotFoundError
 from launcher.naming import parse_tags, volume_label
-from launcher.operate.runs import NOT_UPLOADED, read_status
+from launcher.operate.nodes import node_status_file, read_node_statuses
+from launcher.operate.runstatus import NOT_UPLOADED, read_status
 from launcher.providers import ImageRef, Provider, RunResources, VolumeRef
 from launcher.providers.offers import Offer, Requirement, candidates
 from launcher.provision.code import require_at_head
@@ -52,12 +53,13 @@ def plan_launch(request: LaunchRequest, deps: LaunchDeps) -> LaunchPlan:
                         f"stage {stage.name} runs UPS's orchestrator with that config")
     run_id = choose_run_id(request, stage, deps.now())
     if request.run_id is not None:
-        check_not_ended(deps.bucket_for(stage.storage), run_id)
+        check_not_ended(deps.bucket_for(stage.storage), run_id, stage.cluster.nodes)
     existing, listed_at = deps.provider.find_run(run_id), deps.monotonic()
     if request.run_id is None and not existing.empty:
         raise RunStateError(f"run {run_id} already exists (launched this very second?): "
                             f"pass --run-id {run_id} to resume it, or try again")
     check_existing(existing, stage)
+    check_cluster(stage, deps.provider)
     snapshot = choose_image(deps.provider, stage)
     reusable = reusable_volumes(deps.provider, stage.volume.reuse_label, existing)
     pairs = offers_for(deps.provider, stage, existing)
@@ -152,26 +154,35 @@ def choose_run_id(request: LaunchRequest, stage: StageConfig, now: float) -> str
     return request.run_id
 
 
-def check_not_ended(bucket: BucketLike, run_id: str) -> None:
+def check_not_ended(bucket: BucketLike, run_id: str, nodes: int = 1) -> None:
     """A run that ended is immutable: ``--run-id`` of a run whose ``status.json`` says it
     succeeded, failed or was torn down is refused, and so is one whose status cannot be read
-    (an unreadable bucket must not pass for "never started")."""
-    status = read_status(bucket, run_id)
+    (an unreadable bucket must not pass for "never started"). An N-node run writes
+    ``nodes/<k>/status.json`` instead: it ended when any node's is final. Node 0's is read
+    even for a one-machine stage (``--run-id`` of a cluster run without its ``--nodes``)."""
     where = bucket.address.run_url(run_id, "")
-    if status.final:
+    statuses = {None: read_status(bucket, run_id),
+                **read_node_statuses(bucket, run_id, range(max(nodes, 1)))}
+    ended = {k: s for k, s in statuses.items() if s.final}
+    if ended:
+        how = ended[None].state if None in ended else ", ".join(
+            f"node {k} {s.state}" for k, s in sorted(ended.items()))
         raise RunStateError(
-            f"run {run_id} already ended ({status.state}); its outputs under {where} are kept "
+            f"run {run_id} already ended ({how}); its outputs under {where} are kept "
             "as they are and nothing was launched: start a new run (leave out --run-id), "
             f"and see what it left with `launcher status {run_id}`")
-    if status.data is None and status.problem != NOT_UPLOADED:
-        raise RunStateError(
-            f"cannot tell whether run {run_id} already ended, so nothing was launched: its "
-            f"status.json under {where}: {status.problem}")
+    for k, status in statuses.items():
+        if status.data is None and status.problem != NOT_UPLOADED:
+            name = "status.json" if k is None else node_status_file(k)
+            raise RunStateError(
+                f"cannot tell whether run {run_id} already ended, so nothing was launched: "
+                f"its {name} under {where}: {status.problem}")
 
 
 def check_existing(existing: RunResources, stage: StageConfig) -> None:
-    """A resumed run must be this stage's, with at most one instance."""
-    if len(existing.instances) > 1:
+    """A resumed run must be this stage's, with at most one instance (one per node of an
+    N-node run)."""
+    if len(existing.instances) > stage.cluster.nodes:
         ids = ", ".join(i.id for i in existing.instances)
         raise RunStateError(f"run {existing.run_id} has {len(existing.instances)} instances "
                             f"({ids}): remove them with `launcher teardown {existing.run_id}`")
@@ -179,6 +190,23 @@ def check_existing(existing: RunResources, stage: StageConfig) -> None:
         tagged = parse_tags(instance.tags).stage
         if tagged and tagged != stage.name:
             raise RunStateError(f"run {existing.run_id} is a {tagged} run, not {stage.name}")
+
+
+def check_cluster(stage: StageConfig, provider: Provider) -> None:
+    """An N-node run needs a private network and volumes, and one volume per node: a
+    reusable volume (``volume.reuse_label``) cannot serve several machines."""
+    nodes = stage.cluster.nodes
+    if nodes < 2:
+        return
+    if not (provider.capabilities.private_network and provider.capabilities.volumes):
+        raise ConfigError(f"cluster.nodes {nodes}: {provider.title} gives its instances no "
+                          "private network and volumes here; an N-node run needs both (run "
+                          "it on Vultr, or with cluster.nodes 1)")
+    if stage.volume.reuse_label:
+        raise ConfigError(f"cluster.nodes {nodes} with volume.reuse_label "
+                          f"{stage.volume.reuse_label!r}: each node gets a volume of its own, "
+                          "and one reusable volume cannot be attached to several machines; "
+                          "leave reuse_label empty (--reuse-volume '') for an N-node run")
 
 
 # -- the image -------------------------------------------------------------------------------
@@ -283,6 +311,10 @@ def volume_plan(stage: StageConfig, run_id: str, region: str, existing: RunResou
     v = stage.volume
     mine = [vol for vol in (*existing.volumes, *reusable) if vol.region == region]
     attached = [vol for vol in mine if vol.attached_to]  # to this run's instance
+    nodes = stage.cluster.nodes
+    if nodes > 1:  # display only: the cluster's launch finds or makes each node's volume
+        return VolumePlan("create", region, f"{run_id}-node<k>-cache for k in 0..{nodes - 1}",
+                          v.size_gb, v.block_type)
     if mine:
         volume = (attached or mine)[0]
         return VolumePlan("reuse", region, volume.label, volume.size_gb, v.block_type, volume)
@@ -324,12 +356,14 @@ def one_volume_per_label(stage: StageConfig, chosen: tuple[Candidate, ...],
 
 def candidate(stage: StageConfig, offer: Offer, profile: GpuProfile,
               volume: VolumePlan) -> Candidate:
+    """The offer as a candidate; its estimate is for every node of an N-node run."""
     launched = stage.for_profile(profile)
+    nodes = stage.cluster.nodes
     volume_cost = 0.0 if volume.action == "disk" else volume_usd_per_hour(volume.size_gb,
                                                                            volume.kind)
-    hours = run_hours(launched, offer.price_per_hour + volume_cost)
+    hours = run_hours(launched, nodes * (offer.price_per_hour + volume_cost))
     return Candidate(offer, profile, launched, volume,
-                     Estimate(offer.price_per_hour, volume_cost, hours))
+                     Estimate(nodes * offer.price_per_hour, nodes * volume_cost, hours))
 
 
 # -- notes -----------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ point, rolls back what this launch created (see :mod:`launcher.provision.ledger`
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -62,7 +63,7 @@ from launcher.provision.session import (
 from launcher.provision.sshkey import ensure_ssh_key
 from launcher.render import BootInputs, RenderedDocument, render
 from launcher.render.stage import LaunchFacts, stage_run_spec
-from launcher.runner.spec import Placement, RunSpec
+from launcher.runner.spec import ClusterSpec, Placement, RunSpec
 
 
 def launch(plan: LaunchPlan, deps: LaunchDeps) -> LaunchResult:
@@ -118,15 +119,26 @@ def reconcile(session: Session) -> LaunchResult:
     """A cloud with volumes boots a cloud-init document and gets its volume attached
     (:func:`place`); one without boots an onstart script (:mod:`launcher.provision.onstart`)."""
     volumes = session.provider.capabilities.volumes
+    if session.plan.stage.cluster.nodes > 1:
+        from launcher.provision.cluster import launch_cluster  # it builds on this module
+
+        return launch_cluster(session)
     if session.ledger.before.instances:
         instance = session.ledger.before.instances[0]
         return resume_instance(session, instance) if volumes else \
             resume_container(session, instance)
+    code = prepare(session)
+    return place(session, code) if volumes else place_container(session, code)
+
+
+def prepare(session: Session) -> CodeBundle | None:
+    """Before the first create: the bucket reachable, the code bundle uploaded, the SSH key
+    registered (when the account lacks it)."""
     check_reachable(session.bucket.address.endpoint_url)  # the bootstrap's files go there too
     code = upload_code(session) if session.plan.stage.code.kind == "tarball" else None
     session.ssh_key_ids = ensure_ssh_key(session.plan.ssh_key, session.provider, session.say,
                                          session.created, session.reused, session.ledger.kept)
-    return place(session, code) if volumes else place_container(session, code)
+    return code
 
 
 # -- steps ----------------------------------------------------------------------------------
@@ -196,11 +208,17 @@ def drop_volume(session: Session, volume: VolumeRef, entry: Entry) -> None:
 
 
 def render_document(session: Session, cand: Candidate, volume: VolumeRef,
-                    code: CodeBundle | None, *, fresh: bool) -> tuple[RunSpec, RenderedDocument]:
+                    code: CodeBundle | None, *, fresh: bool, now: float | None = None,
+                    cluster: ClusterSpec | None = None, nodes: int = 1,
+                    deadline_epoch: float | None = None) -> tuple[RunSpec, RenderedDocument]:
     """The run spec and document with the real volume ids, placement and code; what the
     document's bootstrap fetches is in the bucket when this returns. ``fresh``: this launch
-    created the volume, so the bootstrap may delete it if it gives up."""
+    created the volume, so the bootstrap may delete it if it gives up. ``now``: the launch
+    time the deadline counts from (every node of a run shares one); ``cluster``: this
+    machine's part in an N-node run, whose estimate is for all ``nodes`` machines;
+    ``deadline_epoch``: the run's deadline when it has one already (a resumed N-node run)."""
     plan, offer = session.plan, cand.offer
+    now = session.deps.now() if now is None else now
     stage = cand.stage
     git_sha = stage.code.git_commit
     if code is not None:
@@ -209,8 +227,8 @@ def render_document(session: Session, cand: Candidate, volume: VolumeRef,
                           gpu_type=offer.gpu_type or "", gpu_count=offer.gpu_count or 0,
                           snapshot_id=plan.snapshot.id,
                           snapshot_description=plan.snapshot.description, git_sha=git_sha,
-                          usd_per_hour=cand.estimate.usd_per_hour,
-                          launched_epoch=session.deps.now())
+                          usd_per_hour=cand.estimate.usd_per_hour / nodes,
+                          launched_epoch=now)
     facts = LaunchFacts(run_id=plan.run_id, block_id=volume.id, mount_id=volume.mount_id,
                         placement=placement, tarball_key=code.key if code else "",
                         tarball_sha256=code.sha256 if code else "",
@@ -218,7 +236,11 @@ def render_document(session: Session, cand: Candidate, volume: VolumeRef,
                         storage_endpoint=session.deps.account.instance_s3_endpoint,
                         hourly_cost_usd=cand.estimate.usd_per_hour,
                         wandb_key=bool(session.deps.account.wandb_api_key))
-    spec = stage_run_spec(stage, facts, session.deps.now())
+    spec = stage_run_spec(stage, facts, now)
+    if cluster is not None:
+        spec = dataclasses.replace(spec, cluster=cluster)
+    if deadline_epoch is not None:
+        spec = dataclasses.replace(spec, deadline_epoch=deadline_epoch)
     document = render(spec, run_secrets(session.deps.account),
                       BootInputs(session.deps.runner(), delete_volume=fresh))
     put_uploads(session, document.uploads)

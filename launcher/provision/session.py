@@ -44,17 +44,19 @@ class Session:
         return self.deps.progress
 
 
-def create_tagged(session: Session, cand: Candidate, deadline_epoch: float,
-                  **boot: Any) -> InstanceRef:
+def create_tagged(session: Session, cand: Candidate, deadline_epoch: float, *,
+                  label: str = "", extra_tags: tuple[str, ...] = (), **boot: Any) -> InstanceRef:
     """Create the candidate's instance with the run's tags and this launch's (so an
-    ambiguous create finds only ours); ``boot`` are the request's bootstrap fields (user
-    data, or onstart, environment and disk). A definite refusal leaves no ledger entry."""
+    ambiguous create finds only ours), plus ``extra_tags`` (a node's); ``label`` defaults to
+    the run id. ``boot`` are the request's other fields (user data, or onstart, environment
+    and disk; private networks). A definite refusal leaves no ledger entry."""
     plan, offer = session.plan, cand.offer
-    tags = (*instance_tags(plan.run_id, cand.stage.name, deadline_epoch),
+    label = label or plan.run_id
+    tags = (*instance_tags(plan.run_id, cand.stage.name, deadline_epoch), *extra_tags,
             launch_tag(session.ledger.nonce))
-    request = InstanceRequest(offer.region, offer.plan_id, plan.snapshot.id, plan.run_id, tags,
+    request = InstanceRequest(offer.region, offer.plan_id, plan.snapshot.id, label, tags,
                               ssh_key_ids=session.ssh_key_ids, **boot)
-    entry = session.ledger.sending("instance", plan.run_id, offer.region)
+    entry = session.ledger.sending("instance", label, offer.region)
     try:
         instance = session.provider.create_instance(request)
     except InvalidRequestError:  # a 4xx answer: nothing was created

@@ -28,6 +28,7 @@ from launcher.providers import InstanceRequest, VolumeRequest
 from launcher.providers.vultr import VultrProvider
 from launcher.runner import upload as runner_upload
 from launcher.runner.context import Context
+from launcher.runner.spec import ClusterSpec
 from launcher.runner.supervisor import Phases, real_upload, supervise
 from launcher.vultr import BlockSpec, InstanceSpec
 
@@ -132,18 +133,22 @@ def foreign_resources(client) -> tuple[str, str]:
     return inst.id, vol.id
 
 
-def runner_context(tmp: Path, s3_server, bucket: str, run_id: str) -> Context:
+def runner_context(tmp: Path, s3_server, bucket: str, run_id: str,
+                   cluster: ClusterSpec | None = None) -> Context:
+    """``cluster``: the runner of that node of an N-node run (it writes under
+    ``nodes/<k>/``)."""
     (tmp / run_id).mkdir(parents=True, exist_ok=True)
-    ctx = make_context(tmp / run_id, s3_server, bucket, run_id=run_id)
+    ctx = make_context(tmp / run_id, s3_server, bucket, run_id=run_id, cluster=cluster)
     # Nobody's processes: the supervisor stops every process of the trainer user.
     ctx.spec = replace(ctx.spec, paths=replace(ctx.spec.paths, trainer_user=NO_USER))
     return ctx
 
 
 def publish_running(tmp: Path, s3_server, bucket: str, run_id: str = RUN,
-                    train_log: str = "epoch 1 loss 0.9\n") -> Context:
+                    train_log: str = "epoch 1 loss 0.9\n",
+                    cluster: ClusterSpec | None = None) -> Context:
     """A run in its train phase, as its heartbeat uploads it (status.json + log tails)."""
-    ctx = runner_context(tmp, s3_server, bucket, run_id)
+    ctx = runner_context(tmp, s3_server, bucket, run_id, cluster)
     for name in ("harden", "volume", "code", "data", "health"):
         with ctx.reporter.phase(name):
             pass
@@ -162,12 +167,13 @@ def write_train_log(ctx: Context, text: str, *, append: bool = False) -> None:
 
 def publish_finished(tmp: Path, s3_server, bucket: str, run_id: str = RUN, *,
                      exit_code: int = 0, verified: bool = True,
-                     left_behind: tuple[str, ...] | None = None) -> Context:
+                     left_behind: tuple[str, ...] | None = None,
+                     cluster: ClusterSpec | None = None) -> Context:
     """A finished run, through the runner's own supervisor: no-op phases, a training that
     exits ``exit_code``, the real upload (made to fail verification unless ``verified``),
     and a teardown that does what the real one does for the bucket: names what it left
     (by default, without a verified upload, the kept volume) and uploads the status last."""
-    ctx = runner_context(tmp, s3_server, bucket, run_id)
+    ctx = runner_context(tmp, s3_server, bucket, run_id, cluster)
     if left_behind is None:
         left_behind = () if verified else (KEPT_VOLUME,)
 

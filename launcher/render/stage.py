@@ -112,15 +112,10 @@ def stage_run_spec(stage: StageConfig, facts: LaunchFacts, now: float) -> RunSpe
     thresholds are ``stage.gpu``'s: pass ``stage.for_profile(chosen)`` for a fallback. A UPS
     stage's command gets ``training.num_gpus`` = :func:`gpu_count`; with ``facts.node_index``
     set (and ``stage.cluster.nodes`` > 1) the spec is that node's (:func:`cluster_spec`)."""
-    if stage.code.kind == "git":
-        code = CodeSource(kind="git", git_url=stage.code.git_url,
-                          git_commit=stage.code.git_commit)
-    else:
-        code = CodeSource(kind="tarball", tarball_key=facts.tarball_key,
-                          sha256=facts.tarball_sha256)
     s, v, g = stage.storage, stage.volume, stage.gpu
     spec = RunSpec(
-        run_id=facts.run_id, stage=stage.name, command=stage.command, code=code,
+        run_id=facts.run_id, stage=stage.name, command=stage.command,
+        code=code_source(stage, facts),
         storage=Storage(endpoint_url=facts.storage_endpoint or s.endpoint_url, bucket=s.bucket,
                         data_prefix=s.data_prefix, runs_prefix=s.runs_prefix, region=s.region),
         volume=VolumeSpec(block_id=facts.block_id, mount_id=facts.mount_id,
@@ -149,6 +144,14 @@ def stage_run_spec(stage: StageConfig, facts: LaunchFacts, now: float) -> RunSpe
     logged = spec.wandb if mode == "online" else dataclasses.replace(spec.wandb,
                                                                       mode="disabled")
     return dataclasses.replace(spec, command=(*spec.command, *extra), wandb=logged)
+
+
+def code_source(stage: StageConfig, facts: LaunchFacts) -> CodeSource:
+    """Git at the stage's pinned commit, or the bundle the launch uploaded."""
+    if stage.code.kind == "git":
+        return CodeSource(kind="git", git_url=stage.code.git_url,
+                          git_commit=stage.code.git_commit)
+    return CodeSource(kind="tarball", tarball_key=facts.tarball_key, sha256=facts.tarball_sha256)
 
 
 def wandb_mode(configured: str, key_set: bool) -> str:

@@ -180,16 +180,13 @@ class ContainerSpec:
 @dataclass(frozen=True)
 class ClusterSpec:
     """This machine's part in an N-node run (``nodes`` ≥ 2; node 0 hosts the rendezvous and
-    reaps). ``launch``: ``torchrun`` — the runner starts the stage's command under torchrun
-    (c10d, fixed ``--nnodes``, ``--nproc-per-node`` = ``nproc_per_node``, the rendezvous on
-    node 0's private address at ``rdzv_port``); ``env`` — the command launches torchrun
-    itself and reads ``LAUNCHER_NODE_RANK``, ``LAUNCHER_NNODES``, ``LAUNCHER_MASTER_ADDR``,
-    ``LAUNCHER_MASTER_PORT``. ``barrier_timeout_s``: how long a node waits for every node
-    to be ready (data synced, health checked) before it gives up. ``peer_timeout_s``: a
-    peer whose liveness record is older than this is lost, and the run fails on every node
-    (gang semantics). ``reap_grace_s``: how long node 0 waits, after its own upload, for the
-    other nodes to delete themselves before it deletes what is left. ``network_id``: the
-    private network (Vultr VPC) every node is attached to."""
+    reaps). ``launch``: ``torchrun`` (the runner starts the command under torchrun, c10d on
+    node 0's private address at ``rdzv_port``, ``nproc_per_node`` processes) or ``env`` (the
+    command starts torchrun itself from ``LAUNCHER_NODE_RANK``, ``LAUNCHER_NNODES``,
+    ``LAUNCHER_MASTER_ADDR``, ``LAUNCHER_MASTER_PORT``). ``barrier_timeout_s``: the wait for
+    every node to be ready; ``peer_timeout_s``: a peer whose liveness record is older is lost
+    and the run fails on every node; ``reap_grace_s``: node 0's wait, after its upload, for
+    the others to delete themselves. ``network_id``: the nodes' private network (a VPC)."""
 
     nodes: int
     node_index: int

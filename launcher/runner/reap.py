@@ -2,11 +2,13 @@
 
 After its own upload, node 0 waits up to ``cluster.reap_grace_s`` (backoff between looks)
 for the run's other instances (tag ``run:<id>``) to delete themselves, as every node does
-after its verified upload. Then it deletes each one still there, and that node's volume only
-when the node's ``nodes/<j>/status.json`` in the bucket shows its upload verified (an upload
-phase that ended ok): otherwise the volume may hold the only copy of that node's outputs and
-is kept. Everything it could not delete, or kept, is returned as one left-behind line each,
-saying exactly what and how to delete it. Never raises.
+after its verified upload. Then it deletes each one still there, and that node's volume when
+the node's ``nodes/<j>/status.json`` in the bucket shows its upload verified (an upload phase
+that ended ok). Otherwise the volume may hold the only copy of that node's outputs: node 0
+salvages it (:mod:`launcher.runner.salvage`: attach, mount read-only, upload and verify under
+``nodes/<j>/``) and deletes it only when that verified; else it is kept. Everything it could
+not delete, or kept, is returned as one left-behind line each, saying exactly what and how to
+delete it. Never raises.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
+from launcher.runner import salvage
 from launcher.runner.context import Context
 from launcher.runner.s3 import bucket_url, tool_for
 from launcher.runner.tools import ToolError, retry_until
@@ -61,9 +64,12 @@ def upload_verified(ctx: Context, node: int) -> bool:
 
 
 def reap(ctx: Context, api: SelfApi, own_id: str, *, curl: Callable[[str], str],
-         detach_wait_s: float, detach_poll_s: float) -> list[str]:
+         detach_wait_s: float, detach_poll_s: float,
+         salvage_options: salvage.SalvageOptions | None = None) -> list[str]:
     """Wait for the run's other instances to go, then delete what is left (see the module
-    docstring); the left-behind lines. ``curl(path)`` says how to delete ``path`` by hand."""
+    docstring); the left-behind lines. ``curl(path)`` says how to delete ``path`` by hand.
+    ``salvage_options`` default: :func:`launcher.runner.salvage.options_for` with the
+    detach limits."""
     cluster = ctx.spec.cluster
     if cluster is None or cluster.node_index != 0:
         return []
@@ -89,13 +95,17 @@ def reap(ctx: Context, api: SelfApi, own_id: str, *, curl: Callable[[str], str],
         return [f"the run's other instances could not be listed ({exc}) — check tag {tag} "
                 f"for instances and volumes that still exist{refusal_note(exc)}"]
     left: list[str] = []
+    rescue = salvage_options or salvage.options_for(ctx, settle_s=detach_wait_s,
+                                                    poll_s=detach_poll_s)
     for iid, node in sorted(others.items()):
-        left += _reap_node(ctx, api, iid, node, curl, detach_wait_s, detach_poll_s)
+        left += _reap_node(ctx, api, (own_id, iid), node, curl, rescue)
     return left
 
 
-def _reap_node(ctx: Context, api: SelfApi, iid: str, node: int | None,
-               curl: Callable[[str], str], wait_s: float, poll_s: float) -> list[str]:
+def _reap_node(ctx: Context, api: SelfApi, ids: tuple[str, str], node: int | None,
+               curl: Callable[[str], str], rescue: salvage.SalvageOptions) -> list[str]:
+    """Delete instance ``ids[1]`` (node ``node``), then its volumes; ``ids[0]`` is node 0's."""
+    own_id, iid = ids
     who = f"node {node}" if node is not None else "an untagged node"
     try:
         gone = not api.delete_instance(iid)
@@ -112,19 +122,19 @@ def _reap_node(ctx: Context, api: SelfApi, iid: str, node: int | None,
     except ApiError as exc:
         return [f"volume of {who} not looked for ({exc}) — look for label "
                 f"{volume_label(ctx.spec.run_id, node)}{refusal_note(exc)}"]
-    verified = bool(blocks) and upload_verified(ctx, node)
+    if blocks and not upload_verified(ctx, node):
+        return [line for block in blocks
+                if (line := salvage.salvage(ctx, api, own_id, node, block, curl=curl,
+                                            options=rescue))]
     return [line for block in blocks
-            if (line := _reap_block(ctx, api, str(block.get("id")), who, verified, curl,
-                                    wait_s, poll_s))]
+            if (line := _reap_block(ctx, api, str(block.get("id")), who, curl, rescue))]
 
 
-def _reap_block(ctx: Context, api: SelfApi, block: str, who: str, verified: bool,
-                curl: Callable[[str], str], wait_s: float, poll_s: float) -> str:
-    if not verified:
-        return (f"volume {block} of {who} kept: its upload was not verified — recover its "
-                f"data, then delete it: {curl(f'/blocks/{block}')}")
+def _reap_block(ctx: Context, api: SelfApi, block: str, who: str,
+                curl: Callable[[str], str], rescue: salvage.SalvageOptions) -> str:
+    """Delete the volume of a node whose upload was verified; the left-behind line or ""."""
     try:
-        gone = not remove_block(api, block, wait_s=wait_s, poll_s=poll_s)
+        gone = not remove_block(api, block, wait_s=rescue.settle_s, poll_s=rescue.poll_s)
     except (ApiError, TimeoutError) as exc:
         return (f"volume {block} of {who} still exists — delete it: {curl(f'/blocks/{block}')}"
                 f"{refusal_note(exc) or f' ({exc})'}")

@@ -5,17 +5,15 @@ private interface, and a host root per node with ``sys/class/net/<name>/address`
 
 from __future__ import annotations
 
-import json
 import os
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from support.keys import FAKE_B2_APP_KEY, FAKE_B2_KEY_ID, FAKE_VULTR_KEY
+from support.metadata import MetadataServers
 
 from launcher.runner.cluster import ClusterOptions
 from launcher.runner.context import Context
@@ -72,38 +70,12 @@ def v1_document(instance_id: str, node: int, *, private: bool = True) -> dict:
             "region": {"regioncode": REGION.upper()}, "interfaces": interfaces}
 
 
-class _Metadata(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - the base class's name
-        if self.path != "/v1.json":
-            self.send_error(404)
-            return
-        body = json.dumps(self.server.document).encode()  # type: ignore[attr-defined]
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        pass
-
-
 @pytest.fixture
 def metadata() -> Iterator[Callable[[dict], str]]:
     """``serve(document) -> url``: a metadata service on 127.0.0.1 answering ``/v1.json``."""
-    servers: list[ThreadingHTTPServer] = []
-
-    def serve(document: dict) -> str:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Metadata)
-        server.document = document  # type: ignore[attr-defined]
-        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}"
-
-    yield serve
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    servers = MetadataServers()
+    yield servers.serve
+    servers.close()
 
 
 def host_root(root: Path, node: int) -> Path:

@@ -13,11 +13,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from support.keys import FAKE_B2_APP_KEY, FAKE_B2_KEY_ID, FAKE_VULTR_KEY, FAKE_WANDB_KEY
+from support.metadata import MetadataServers
 
 from launcher.runner.context import Context
 from launcher.runner.retry import RetryPolicy
@@ -83,41 +83,14 @@ def read_status(spec: RunSpec) -> dict:
 
 # -- the metadata service -----------------------------------------------------------------------
 
-class _Metadata(BaseHTTPRequestHandler):
-    document: dict = {}
-
-    def do_GET(self) -> None:  # noqa: N802 - the base class's name
-        if self.path != "/v1.json":
-            self.send_error(404)
-            return
-        body = json.dumps(self.server.document).encode()  # type: ignore[attr-defined]
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        pass
-
-
 @pytest.fixture
 def metadata() -> Iterator[Callable[[str], str]]:
     """``start(instance_id) -> url``: a metadata service on 127.0.0.1 for that instance."""
-    servers: list[ThreadingHTTPServer] = []
-
-    def start(instance_id: str) -> str:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Metadata)
-        server.document = {"instance-v2-id": instance_id,  # type: ignore[attr-defined]
-                           "region": {"regioncode": "SEA"}, "hostname": "run"}
-        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    servers = MetadataServers()
+    yield lambda instance_id: servers.serve({"instance-v2-id": instance_id,
+                                             "region": {"regioncode": "SEA"},
+                                             "hostname": "run"})
+    servers.close()
 
 
 def closed_port_url() -> str:

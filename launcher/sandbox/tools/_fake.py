@@ -11,8 +11,14 @@ the machine's host root; no fake ever writes outside it.
   as blkid says); after the fake ``mkfs`` the device's first bytes hold a marker header and
   blkid reports ``TYPE`` and ``UUID`` from it.
 - ``mkfs.ext4`` / ``mkfs.xfs DEV``: writes that marker header into the device file.
-- ``mount -t T -o O DEV DIR`` / ``umount [-l] DIR``: the mount point stays a plain directory;
-  the "mount" is a line added to (removed from) ``<host>/proc/mounts``.
+- ``mount -t T -o O DEV DIR`` / ``umount [-l] DIR``: the "mount" is a line added to (removed
+  from) ``<host>/proc/mounts``, and what the run writes to the volume lands in DIR, a plain
+  directory. A read-write mount notes DIR in the device's marker header (``HOME``), so the
+  volume knows where its files are; a read-only mount (``-o ro``) of a volume whose files are
+  elsewhere (another machine's, after a detach and attach) makes an empty DIR a symbolic
+  link to them, and ``umount`` turns it back into an empty directory. Read-only is not
+  enforced, and a read-write mount never follows ``HOME`` (data does not travel with a
+  read-write volume: a runner that finds it empty syncs again).
 - ``iptables``: recorded; ``-C`` (is the rule there?) answers no, everything else succeeds.
 - ``nvidia-smi``: fails loudly: a sandbox runs cpu_only documents only and must not ask.
 - ``useradd``: refuses: the sandbox never creates accounts on the demo machine.
@@ -116,15 +122,47 @@ def mount(args: list[str]) -> int:
             f"{args}")
         return 32
     fs_type, device, target = args[args.index("-t") + 1], args[-2], args[-1]
+    options = args[args.index("-o") + 1].split(",") if "-o" in args[:-2] else []
     if inside_host(device) is None:
         say("mount", f"refusing: {device} is not a sandbox device")
         return 32
     Path(target).mkdir(parents=True, exist_ok=True)
+    mode = "ro" if "ro" in options else "rw"
+    files = show_files if mode == "ro" else note_home
+    where = files(Path(device), Path(target))
     escaped = target.replace("\\", "\\134").replace(" ", "\\040")
     with open(root / "proc/mounts", "a", encoding="utf-8") as handle:
-        handle.write(f"{device} {escaped} {fs_type} rw,noatime 0 0\n")
-    say("mount", f"recorded {device} on {target} in {root / 'proc/mounts'} (a plain directory)")
+        handle.write(f"{device} {escaped} {fs_type} {mode},noatime 0 0\n")
+    say("mount", f"recorded {device} on {target} in {root / 'proc/mounts'} ({where})")
     return 0
+
+
+def note_home(device: Path, target: Path) -> str:
+    """A read-write mount: the volume's files are in ``target`` from now on."""
+    header = read_header(device) if device.is_file() else None
+    if header and header.get("TYPE") and header.get("HOME") != str(target.resolve()):
+        header["HOME"] = str(target.resolve())
+        try:
+            with open(device, "r+b") as handle:
+                handle.write(MAGIC + json.dumps(header).encode() + b"\n")
+        except OSError as exc:
+            return f"a plain directory; where the files are is not noted: {exc}"
+    return "a plain directory"
+
+
+def show_files(device: Path, target: Path) -> str:
+    """A read-only mount: an empty ``target`` becomes a link to the volume's files when they
+    are elsewhere (see the module's text)."""
+    header = read_header(device) if device.is_file() else None
+    home = Path(header.get("HOME", "")) if header else None
+    if home is None or not home.is_absolute() or not home.is_dir() or \
+            home == target.resolve():
+        return "a plain directory"
+    if target.is_symlink() or any(target.iterdir()):
+        return f"a plain directory: not empty, so not linked to the volume's files in {home}"
+    target.rmdir()
+    target.symlink_to(home, target_is_directory=True)
+    return f"linked to the volume's files in {home}; read-only by convention only"
 
 
 def umount(args: list[str]) -> int:
@@ -133,6 +171,10 @@ def umount(args: list[str]) -> int:
         say("umount", "refusing: no sandbox host")
         return 32
     target = args[-1].replace("\\", "\\134").replace(" ", "\\040")
+    point = Path(args[-1])
+    if point.is_symlink() and inside_host(str(point.parent)) is not None:
+        point.unlink()  # a read-only mount's link (see show_files): the empty mount point again
+        point.mkdir()
     table = root / "proc/mounts"
     lines = table.read_text(encoding="utf-8").splitlines() if table.exists() else []
     kept = [line for line in lines if line.split()[1:2] != [target]]

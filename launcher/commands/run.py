@@ -212,7 +212,9 @@ def show_result(console: Console, result: LaunchResult) -> None:
         when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(result.deadline_epoch))
         cost = (f" (worst case ${result.candidate.estimate.worst_case_usd:,.2f})"
                 if result.candidate else "")
-        console.print(f"deadline: {when}{cost}; the instance tears itself down by then")
+        who = "every node tears itself down" if result.nodes else \
+            "the instance tears itself down"
+        console.print(f"deadline: {when}{cost}; {who} by then")
     console.print("follow it:\n"
                   f"  launcher status {escape(result.run_id)}\n"
                   f"  launcher logs {escape(result.run_id)} --follow")

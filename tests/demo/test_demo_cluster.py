@@ -87,7 +87,7 @@ def test_launcher_run_with_two_nodes_trains_under_torchrun_and_leaves_nothing(dd
     run_id = session.report.run_id
     out = session.launcher("run", "--stage", "ddp", "--nodes", "2", "--yes", "--run-id",
                            run_id, "--code-dir", str(bed.code_dir))
-    assert "node 0" in out and "node 1" in out, out
+    assert "node 0" in out and "node 1" in out and "every node tears itself down" in out, out
     vpcs = [e for e in bed.emulator.events if e.method == "POST" and e.path == "/v2/vpcs"]
     creates = [e for e in bed.emulator.events
                if e.method == "POST" and e.path == "/v2/instances"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import calendar
 import json
+import os
 import time
 from pathlib import Path
 
@@ -17,6 +18,16 @@ from launcher.runner.spec import RunSpec
 
 from .conftest import CONFIGS, FAKE_ACCOUNT, write_stage
 from .test_account import OTHER_B2_KEY, UPS_DOTENV
+
+
+@pytest.fixture(autouse=True)
+def private_files():
+    """Files these tests write are private, as a .env holding keys should be; else the
+    launcher's once-per-process warning about an open .env lands on stderr in whichever test
+    runs first."""
+    previous = os.umask(0o077)
+    yield
+    os.umask(previous)
 
 
 @pytest.fixture
@@ -158,7 +169,8 @@ def test_a_key_pasted_into_a_stage_is_masked_in_the_output(config_dir, workdir, 
     (["--stage", "smoke", "--regions", ""], "--regions: expected at least 1 item"),
     (["--stage", "smoke", "--snapshot", "yesterday"],
      "--snapshot: expected latest, or one snapshot's id"),
-    (["--stage", "nope"], "no such stage (known: diffusion, example, full, operator, operator-ddp, smoke)"),
+    (["--stage", "nope"],
+     "no such stage (known: diffusion, example, full, operator, operator-ddp, smoke)"),
 ])
 def test_bad_input_is_one_line_and_exit_2(workdir, capsys, argv, expected):
     assert main(_show(*argv)) == 2

@@ -131,7 +131,8 @@ def test_a_bad_file_names_file_field_and_expectation(config_dir, file, text, exp
 
 def test_an_unknown_stage_lists_the_known_ones(config_dir):
     with pytest.raises(ConfigError,
-                       match=r"no such stage \(known: diffusion, example, full, operator, operator-ddp, smoke\)"):
+                       match=r"no such stage \(known: diffusion, example, full, operator, "
+                             r"operator-ddp, smoke\)"):
         load_stage(config_dir, "nope")
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +23,6 @@ from launcher.runner.context import Context
 from launcher.runner.s3 import bucket_url, tool_for
 from launcher.runner.tools import ToolError, retry_until
 from launcher.runner.vultr import (
-    MAX_PAGES,
     ApiError,
     SelfApi,
     refusal_note,
@@ -115,8 +113,8 @@ def _reap_node(ctx: Context, api: SelfApi, ids: tuple[str, str], node: int | Non
                 f"{curl(f'/instances/{iid}')}{refusal_note(exc)}"]
     if node is None:
         return []
-    try:
-        blocks = [b for b in list_blocks(api)
+    try:  # Vultr's GET /blocks filters by nothing but the page (Vultr OpenAPI)
+        blocks = [b for b in api.pages("/blocks", "blocks")
                   if b.get("label") == volume_label(ctx.spec.run_id, node)
                   or (b.get("attached_to_instance") == iid)]
     except ApiError as exc:
@@ -141,18 +139,3 @@ def _reap_block(ctx: Context, api: SelfApi, block: str, who: str,
     ctx.log(f"reap: volume {block} of {who} {'was already gone' if gone else 'deleted'}")
     return ""
 
-
-def list_blocks(api: SelfApi) -> list[dict]:
-    """Every block volume of the account, all pages (bounded): Vultr's ``GET /blocks``
-    filters by nothing but the page (Vultr OpenAPI: ``per_page``, ``cursor``). Kept out of
-    :mod:`launcher.runner.vultr`, which travels in the document's bootstrap."""
-    found: list[dict] = []
-    cursor = ""
-    for _ in range(MAX_PAGES):
-        query = {"per_page": "100"} | ({"cursor": cursor} if cursor else {})
-        body = api.request("GET", "/blocks?" + urllib.parse.urlencode(query))
-        found += body.get("blocks", [])
-        cursor = ((body.get("meta") or {}).get("links") or {}).get("next") or ""
-        if not cursor:
-            return found
-    raise ApiError(f"GET /blocks: more than {MAX_PAGES} pages")

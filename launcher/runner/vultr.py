@@ -141,16 +141,20 @@ class SelfApi:
 
     def list_instances(self, tag: str) -> list[dict]:
         """Every instance carrying ``tag``, all pages (bounded)."""
+        return self.pages("/instances", "instances", {"tag": tag})
+
+    def pages(self, path: str, key: str, query: dict[str, str] | None = None) -> list[dict]:
+        """Every item under ``key`` of ``GET path``, all pages (bounded)."""
         found: list[dict] = []
         cursor = ""
         for _ in range(MAX_PAGES):
-            query = {"tag": tag, "per_page": "100"} | ({"cursor": cursor} if cursor else {})
-            body = self.request("GET", "/instances?" + urllib.parse.urlencode(query))
-            found += body.get("instances", [])
+            page = {**(query or {}), "per_page": "100"} | ({"cursor": cursor} if cursor else {})
+            body = self.request("GET", f"{path}?" + urllib.parse.urlencode(page))
+            found += body.get(key, [])
             cursor = ((body.get("meta") or {}).get("links") or {}).get("next") or ""
             if not cursor:
                 return found
-        raise ApiError(f"GET /instances: more than {MAX_PAGES} pages")
+        raise ApiError(f"GET {path}: more than {MAX_PAGES} pages")
 
     def _delete(self, path: str) -> bool:
         try:

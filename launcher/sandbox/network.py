@@ -66,20 +66,19 @@ def write_lo_address(host: Path, mac: str) -> Path:
 def freeze(groups: Iterable[int], pids: Iterable[int]) -> None:
     """SIGSTOP every process of ``groups`` (process group ids) and each of ``pids``;
     those already gone are skipped."""
-    for pgid in groups:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGSTOP)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGSTOP)
+    _signal_all(groups, pids, signal.SIGSTOP)
 
 
 def kill_now(groups: Iterable[int], pids: Iterable[int]) -> None:
     """SIGKILL every process of ``groups`` and each of ``pids`` (a stopped process never
     sees SIGTERM until continued; SIGKILL ends it where it stands)."""
+    _signal_all(groups, pids, signal.SIGKILL)
+
+
+def _signal_all(groups: Iterable[int], pids: Iterable[int], sig: int) -> None:
     for pgid in groups:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
+            os.killpg(pgid, sig)
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, sig)

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from launcher.errors import ApiError, AuthError, ConfigError, NotFoundError
 from launcher.vultr.config import validate_api_url
+from launcher.vultr.jsonhttp import seg as _seg
 from launcher.vultr.mutations import create_resolved, delete_idempotent
+from launcher.vultr.mutations import only as _only
 from launcher.vultr.waits import PollPolicy, wait_for
 
 from .config import KEY_VARIABLE, VastSettings
@@ -31,18 +33,6 @@ INSTANCE_POLL = PollPolicy(initial=2.0, factor=1.3, max_interval=10.0)
 LOG_POLL = PollPolicy(initial=0.3, factor=1.5, max_interval=3.0)
 
 
-def _seg(value: int | str) -> str:
-    """One path segment; an id can never add a segment or a query."""
-    if not str(value):
-        raise ValueError("an empty id cannot name a resource")
-    return quote(str(value), safe="")
-
-
-def _only(matches: list[dict], what: str) -> dict | None:
-    if len(matches) > 1:
-        ids = ", ".join(str(m.get("id")) for m in matches)
-        raise ApiError(f"{len(matches)} instances match the {what}: {ids}")
-    return matches[0] if matches else None
 
 
 def _succeeded(data: dict | None, method: str, path: str) -> dict:
@@ -112,7 +102,8 @@ class VastClient:
 
         def lookup() -> dict | None:
             rows = self.http.pages(INSTANCES_V1, "instances", _label_filter(spec.label))
-            return _only([d for d in rows if d.get("label") == spec.label], what)
+            return _only([d for d in rows if d.get("label") == spec.label], what,
+                         "instances")
 
         data = create_resolved(self.http, path, spec.body(), key="", lookup=lookup, what=what,
                                expect=(200,), method="PUT")

@@ -17,7 +17,9 @@ from launcher.runner.retry import NOT_ATTACHED, says
 from launcher.secrets import Secret
 
 from .config import KEY_VARIABLE, VultrSettings
+from .jsonhttp import seg as _seg
 from .mutations import create_resolved, delete_idempotent, post_confirmed
+from .mutations import only as _only
 from .records import (
     Account,
     Availability,
@@ -33,8 +35,6 @@ from .records import (
 from .specs import BlockSpec, InstanceSpec
 from .transport import VultrHttp
 from .vpcs import VpcCalls
-from .vpcs import only as _only
-from .vpcs import seg as _seg
 from .waits import PollPolicy, wait_for
 
 

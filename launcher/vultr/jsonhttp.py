@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import requests
 
@@ -384,3 +385,10 @@ class JsonHttp:
                       retry_after: float | None) -> ApiError:
         """The exception for an HTTP error answer, as the provider's error bodies read."""
         raise NotImplementedError
+
+
+def seg(value: int | str) -> str:
+    """One path segment; an id can never add a segment or a query."""
+    if not str(value):
+        raise ValueError("an empty id cannot name a resource")
+    return quote(str(value), safe="")

@@ -19,7 +19,13 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from launcher.errors import AmbiguousCreateError, LauncherError, NotFoundError, TransientError
+from launcher.errors import (
+    AmbiguousCreateError,
+    ApiError,
+    LauncherError,
+    NotFoundError,
+    TransientError,
+)
 
 from .envelope import UnconfirmedWriteError
 from .jsonhttp import JsonHttp
@@ -171,3 +177,12 @@ def _confirmed(confirm: Callable[[], bool], err: UnconfirmedWriteError, what: st
         f"{what} may have happened, and reading it back failed",
         hint=f"check whether {what} happened before trying again",
     )
+
+
+def only(matches: list[dict], what: str, kind: str = "resources") -> dict | None:
+    """A create's look-up: the one match, None for none; more than one is an error naming
+    them all (``<n> <kind> match the <what>``)."""
+    if len(matches) > 1:
+        ids = ", ".join(str(m.get("id")) for m in matches)
+        raise ApiError(f"{len(matches)} {kind} match the {what}: {ids}")
+    return matches[0] if matches else None

@@ -11,30 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
-from launcher.errors import ApiError, ConfigError
+from launcher.errors import ConfigError
 
-from .mutations import create_resolved, delete_idempotent
+from .jsonhttp import seg
+from .mutations import create_resolved, delete_idempotent, only
 from .records import InstanceVpc, Vpc
 
 if TYPE_CHECKING:
     from .transport import VultrHttp
-
-
-def seg(value: str) -> str:
-    """One path segment; an id can never add a segment or a query."""
-    if not str(value):
-        raise ValueError("an empty id cannot name a resource")
-    return quote(str(value), safe="")
-
-
-def only(matches: list[dict], what: str) -> dict | None:
-    """The one match, None for none; more than one is an error naming them all."""
-    if len(matches) > 1:
-        ids = ", ".join(str(m.get("id")) for m in matches)
-        raise ApiError(f"{len(matches)} resources match the {what}: {ids}")
-    return matches[0] if matches else None
 
 
 class VpcCalls:

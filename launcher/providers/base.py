@@ -47,7 +47,8 @@ class Capabilities:
     (``cloud-init`` user data, or an ``onstart`` script); ``ssh_host_keys``: the runner
     publishes the machine's SSH host keys to the bucket, so ``launcher ssh`` can pin them;
     ``private_network``: instances of one region can share a private network (an N-node run
-    needs one)."""
+    needs one); ``machine_logs``: the cloud keeps the machine's own output (a container's
+    log) and hands it over through its API (:meth:`Provider.machine_log`)."""
 
     volumes: bool
     tags: bool
@@ -55,6 +56,7 @@ class Capabilities:
     boot: Literal["cloud-init", "onstart"]
     ssh_host_keys: bool
     private_network: bool = False
+    machine_logs: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,10 @@ class InstanceRef:
     created_epoch: float | None = None
     usd_per_hour: float | None = None  # list price of what it runs on, None when unknown
     internal_ip: str = ""  # its address on the private network, "" when it has none
+    # Where its SSH server answers when that is not ``address`` port 22 (a Vast container:
+    # a mapped port, or Vast's SSH proxy host); "" means ``address``.
+    ssh_host: str = ""
+    ssh_port: int = 22
 
 
 @dataclass(frozen=True)
@@ -262,4 +268,10 @@ class Provider(Protocol):
 
     def delete_volume(self, volume_id: str) -> bool:
         """Detach (live) if attached, then delete."""
+        ...
+
+    def machine_log(self, instance_id: str, tail: int | None = None) -> str:
+        """The machine's own output as the cloud keeps it (the last ``tail`` lines when
+        given): what the run printed before its runner could write to the bucket. Only
+        where ``capabilities.machine_logs``; ``NotFoundError`` when the instance is gone."""
         ...

@@ -44,7 +44,7 @@ from launcher.vultr.records import card_model
 
 # A container is reached through Vast's SSH proxy, whose host key no record of the run holds.
 CAPABILITIES = Capabilities(volumes=False, tags=False, images="docker", boot="onstart",
-                            ssh_host_keys=False)
+                            ssh_host_keys=False, machine_logs=True)
 MB_PER_GB = 1024  # gpu_ram is MB per GPU: an 80 GB card lists 81920
 DEFAULT_MIN_RELIABILITY = 0.95  # the training repository's own Vast search floor
 SEARCH_LIMIT = 200
@@ -261,3 +261,7 @@ class VastProvider(ClientBacked):
 
     def delete_volume(self, volume_id: str) -> bool:
         return False  # nothing of the kind can exist
+
+    def machine_log(self, instance_id: str, tail: int | None = None) -> str:
+        """The container's log (its onstart's output first) through ``request_logs``."""
+        return self.client.request_logs(int(instance_id), tail)

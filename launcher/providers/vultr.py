@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TypeVar
 
-from launcher.errors import ConflictError, NotFoundError
+from launcher.errors import ConfigError, ConflictError, NotFoundError
 from launcher.naming import LAUNCHER_TAG, parse_tags, run_tag, volume_owner
 from launcher.providers.base import (
     Capabilities,
@@ -269,6 +269,10 @@ class VultrProvider(ClientBacked):
             # read again: a racing launcher's may be older (or ours not listed yet)
             found = self._networks(region) or [created]
         return _oldest(found).id
+
+    def machine_log(self, instance_id: str, tail: int | None = None) -> str:
+        raise ConfigError("Vultr's API hands over no console output of an instance",
+                          hint="the instance's console in the Vultr portal shows it")
 
     def _networks(self, region: str) -> list[Vpc]:
         wanted = network_description(region)

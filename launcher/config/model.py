@@ -99,7 +99,7 @@ class VastConfig:
     run's cache) and what an offer must have. ``regions``: countries in priority order; ()
     means the stage's regions read as their countries."""
 
-    image: str = "pytorch/pytorch:2.9.0-cuda12.8-cudnn9-devel"
+    image: str = "pytorch/pytorch:2.9.1-cuda12.8-cudnn9-devel"
     disk_gb: float = 128
     min_reliability: float = 0.95
     min_inet_down_mbps: float = 200

@@ -127,7 +127,8 @@ def stage_dict(stage: StageConfig) -> dict[str, Any]:
     if sources:
         data["data"] = {"sources": sources,
                         "links": {link.path: link.target for link in stage.data_links}}
-    data["python_env"] = dataclasses.asdict(stage.python_env)
+    data["python_env"] = {k: v for k, v in dataclasses.asdict(stage.python_env).items()
+                          if v is not None}  # None: the cloud's default
     return _lists({k: v for k, v in data.items() if v is not None and v != ""})
 
 

@@ -53,7 +53,7 @@ from launcher.provision.session import (
 from launcher.render.onstart import OnstartInputs, RenderedOnstart, render, s5cmd_pin
 from launcher.render.pipeline import Upload, boot_uploads
 from launcher.render.stage import LaunchFacts, placeholder_facts, stage_run_spec
-from launcher.runner.spec import ContainerSpec, Placement, RunSpec
+from launcher.runner.spec import ContainerSpec, Placement, PythonEnv, RunSpec
 
 PRESIGN_MAX_S = 7 * 24 * 3600  # SigV4 query signing's longest validity
 PRESIGN_MARGIN_S = 3600  # past the deadline: a watchdog restarted late still reads its spec
@@ -178,10 +178,17 @@ def container_spec(session: Session, cand: Candidate, code: CodeBundle | None) -
                         wandb_key=bool(account.wandb_api_key),
                         container=ContainerSpec(s5cmd_version=version, s5cmd_sha256=sha256))
     spec = stage_run_spec(stage, facts, now)
-    if stage.python_env.python == type(stage.python_env)().python:  # the image's own python
-        spec = dataclasses.replace(spec, python_env=dataclasses.replace(
-            spec.python_env, python=CONTAINER_PYTHON))
-    return spec
+    return dataclasses.replace(spec, python_env=container_python_env(spec.python_env))
+
+
+def container_python_env(env: PythonEnv) -> PythonEnv:
+    """The environment made with the image's own python3 when the stage names no other, and
+    seeing the image's packages unless the stage says otherwise: a PyTorch image's torch
+    then serves, instead of pip downloading several GB of it into every new container."""
+    if env.python != PythonEnv().python:
+        return env
+    shared = True if env.system_site_packages is None else env.system_site_packages
+    return dataclasses.replace(env, python=CONTAINER_PYTHON, system_site_packages=shared)
 
 
 def container_env(secrets: dict[str, str]) -> tuple[tuple[str, str], ...]:

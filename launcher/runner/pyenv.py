@@ -2,8 +2,10 @@
 
 ``spec.python_env.install`` is pip's arguments (``-e .``, ``-r requirements.txt``), run in
 the code directory. They are installed into ``<mount>/venvs/<key>``, a virtual environment
-made with ``python_env.python``, where ``key`` hashes what decides its contents: that
-python's version, the pip arguments, and the bytes of each ``key_files`` entry the code has
+made with ``python_env.python`` (seeing that python's own packages with
+``system_site_packages``), where ``key`` hashes what decides its contents: that python's
+version, the pip arguments, whether it sees those packages, and the bytes of each
+``key_files`` entry the code has
 (``pyproject.toml``, ``requirements.txt``, lock files). A reused volume whose environment for
 that key is complete (``.launcher-ready`` written after pip succeeded) skips the install; an
 incomplete one (a crash mid-install) is removed and made again. An editable install (``-e``)
@@ -81,7 +83,7 @@ def env_key(ctx: Context, code_dir: Path) -> str:
     env_spec = ctx.spec.python_env
     digest = hashlib.sha256()
     digest.update(json.dumps([_python_version(ctx), env_spec.python, env_spec.pip_args,
-                              env_spec.install]).encode())
+                              env_spec.install, bool(env_spec.system_site_packages)]).encode())
     for name in env_spec.key_files:
         path = code_dir / name
         if path.is_file() and not path.is_symlink():
@@ -108,7 +110,8 @@ def _build(ctx: Context, code_dir: Path, path: Path, key: str) -> None:
     timeout = max(60.0, min(PIP_TIMEOUT_S, ctx.seconds_left()))
     log = Path(ctx.spec.paths.log_dir) / "pip.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    steps = (("venv", [env_spec.python, "-m", "venv", str(path)]),
+    shared = ["--system-site-packages"] if env_spec.system_site_packages else []
+    steps = (("venv", [env_spec.python, "-m", "venv", *shared, str(path)]),
              ("pip install", [str(path / "bin" / "python"), "-m", "pip", "install",
                               "--no-input", "--disable-pip-version-check",
                               *env_spec.pip_args, *env_spec.install]))

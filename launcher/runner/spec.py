@@ -95,7 +95,10 @@ class PythonEnv:
     code's ``key_files`` (so a reused volume skips the install). ``install`` is pip's
     arguments, run in the code directory (e.g. ``-e .``); empty means no environment: the
     image's python runs the command. ``requires`` are requirement strings (``torch>=2.9.1``)
-    the health phase checks in it; ``pip_args`` go before ``install`` (an index, a proxy)."""
+    the health phase checks in it; ``pip_args`` go before ``install`` (an index, a proxy).
+    ``system_site_packages``: the environment sees ``python``'s own packages (a container
+    image's torch), so pip installs only what they do not satisfy; None is the launcher's
+    default for the cloud, which the runner reads as False."""
 
     install: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
@@ -103,6 +106,7 @@ class PythonEnv:
                                   "requirements.txt", "uv.lock", "poetry.lock")
     pip_args: tuple[str, ...] = ()
     python: str = "/usr/bin/python3"
+    system_site_packages: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from launcher.provision import (
 from launcher.provision import onstart as onstart_module
 from launcher.provision import plan as plan_module
 from launcher.render.onstart import MAX_ONSTART_CHARS
+from launcher.runner.spec import PythonEnv
 from launcher.secrets import Secret
 from launcher.vast import VastClient, VastHttp
 from launcher.vultr.waits import PollPolicy
@@ -99,6 +100,19 @@ def test_a_vast_launch_creates_one_running_container_with_its_bootstrap(deps, re
     assert spec["placement"]["provider"] == "vast" and spec["api_url"] == vast.url
     assert spec["volume"]["block_id"] == "" and spec["container"]["s5cmd_sha256"]
     assert spec["placement"]["usd_per_hour"] > 0 and spec["placement"]["launched_epoch"] == NOW
+    # The image's python3 makes the environment, seeing the image's torch.
+    assert spec["python_env"]["python"] == "python3"
+    assert spec["python_env"]["system_site_packages"] is True
+
+
+@pytest.mark.parametrize(("given", "made"), [
+    ({}, ("python3", True)),
+    ({"system_site_packages": False}, ("python3", False)),
+    ({"python": "/opt/venv/bin/python"}, ("/opt/venv/bin/python", None)),
+])
+def test_the_container_s_environment_uses_the_image_s_python_unless_the_stage_says(given, made):
+    env = onstart_module.container_python_env(PythonEnv(install=("-e", "."), **given))
+    assert (env.python, env.system_site_packages) == made and env.install == ("-e", ".")
 
 
 def test_a_taken_offer_moves_on_to_the_next(deps, request_for, vast):

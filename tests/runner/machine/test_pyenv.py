@@ -128,3 +128,33 @@ def test_a_missing_python_is_named(tmp_path):
     ctx = context(tmp_path, python="/nonexistent/python3")
     with pytest.raises(PhaseFailed, match="python_env.python"):
         pyenv.prepare(ctx, project(tmp_path / "code"))
+
+
+def base_site_packages() -> str:
+    """The base interpreter's site-packages, which only a system-site environment sees."""
+    return subprocess.run([sys.executable, "-c", "import sys, sysconfig; print(sysconfig."
+                           "get_paths(vars={'base': sys.base_prefix})['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def env_sys_path(result: pyenv.PythonEnvResult) -> list[str]:
+    return subprocess.run([result.python, "-c", "import sys; print('\\n'.join(sys.path))"],
+                          capture_output=True, text=True, check=True).stdout.split()
+
+
+@pytest.mark.parametrize("shared", [True, False, None])
+def test_the_environment_sees_the_interpreters_packages_only_when_asked(tmp_path, shared):
+    code = project(tmp_path / "code")
+    result = pyenv.prepare(context(tmp_path, system_site_packages=shared), code)
+    config = (result.path / "pyvenv.cfg").read_text()
+    assert f"include-system-site-packages = {'true' if shared else 'false'}" in config
+    assert (base_site_packages() in env_sys_path(result)) is bool(shared)
+    assert imports_from(result) == str(code / "tinyproj.py")
+
+
+def test_seeing_the_interpreters_packages_is_part_of_the_environments_key(tmp_path):
+    code = project(tmp_path / "code")
+    keys = {pyenv.env_key(context(tmp_path, system_site_packages=shared), code)
+            for shared in (True, False)}
+    assert len(keys) == 2
+    assert pyenv.env_key(context(tmp_path, system_site_packages=None), code) in keys

@@ -295,8 +295,9 @@ def _wandb(defaults: dict[str, Any], stage: dict[str, Any]) -> WandbConfig:
 
 def _vast(defaults: dict[str, Any], stage: dict[str, Any]) -> VastConfig:
     merged = {**defaults.get("vast", {}), **stage.get("vast", {})}
-    if "regions" in merged:
-        merged["regions"] = tuple(merged["regions"])
+    for name in ("regions", "apt_packages"):
+        if name in merged:
+            merged[name] = tuple(merged[name])
     return VastConfig(**merged)
 
 

@@ -97,13 +97,15 @@ class ImageConfig:
 class VastConfig:
     """Vast.ai settings (``--provider vast``): the Docker image, the container's disk (the
     run's cache) and what an offer must have. ``regions``: countries in priority order; ()
-    means the stage's regions read as their countries."""
+    means the stage's regions read as their countries. ``apt_packages``: installed by the
+    runner when the image lacks them (:mod:`launcher.runner.aptget`)."""
 
     image: str = "pytorch/pytorch:2.9.1-cuda12.8-cudnn9-devel"
     disk_gb: float = 128
     min_reliability: float = 0.95
     min_inet_down_mbps: float = 200
     regions: tuple[str, ...] = ()
+    apt_packages: tuple[str, ...] = ("git",)
 
 
 @dataclass(frozen=True)

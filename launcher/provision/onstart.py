@@ -176,7 +176,8 @@ def container_spec(session: Session, cand: Candidate, code: CodeBundle | None) -
                         storage_endpoint=account.instance_s3_endpoint,
                         hourly_cost_usd=cand.estimate.usd_per_hour,
                         wandb_key=bool(account.wandb_api_key),
-                        container=ContainerSpec(s5cmd_version=version, s5cmd_sha256=sha256))
+                        container=ContainerSpec(s5cmd_version=version, s5cmd_sha256=sha256,
+                                                apt_packages=stage.vast.apt_packages))
     spec = stage_run_spec(stage, facts, now)
     return dataclasses.replace(spec, python_env=container_python_env(spec.python_env))
 

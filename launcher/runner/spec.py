@@ -170,7 +170,9 @@ class ContainerSpec:
     ``watchdog_interval_s``; it ends a run whose supervisor is gone once the heartbeat is
     ``watchdog_stale_s`` old. An upload that is not verified is tried again (first after
     ``upload_retry_s``, doubling to ``upload_retry_max_s``) until ``upload_reserve_s`` before
-    the deadline. The cache is ``volume.mount_point``, a folder on the container disk."""
+    the deadline. The cache is ``volume.mount_point``, a folder on the container disk.
+    ``apt_packages``: Debian packages installed before the env phase when the image lacks
+    them (:mod:`launcher.runner.aptget`)."""
 
     s5cmd_version: str = ""
     s5cmd_sha256: str = ""
@@ -179,6 +181,7 @@ class ContainerSpec:
     upload_retry_s: float = 30.0
     upload_retry_max_s: float = 600.0
     upload_reserve_s: float = 120.0
+    apt_packages: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

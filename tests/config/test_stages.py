@@ -154,3 +154,18 @@ def test_a_bad_value_is_one_line_naming_file_field_and_expectation(config_dir, t
     message = str(raised.value)
     assert message.startswith(f"{path}: {expected}"), message
     assert "\n" not in message
+
+
+def test_vast_installs_git_unless_a_stage_says_otherwise(config_dir):
+    assert load_stage(config_dir, "diffusion").vast.apt_packages == ("git",)
+    write_stage(config_dir, "x2", """name: x2
+command: [python, train.py]
+vast: {apt_packages: [git, rclone]}
+""")
+    assert load_stage(config_dir, "x2").vast.apt_packages == ("git", "rclone")
+    write_stage(config_dir, "x3", """name: x3
+command: [python, train.py]
+vast: {apt_packages: ["git; rm -rf /"]}
+""")
+    with pytest.raises(ConfigError, match=r"x3\.yaml.*vast\.apt_packages"):
+        load_stage(config_dir, "x3")

@@ -14,7 +14,7 @@ import pytest
 from launcher.sandbox.machine import TOOLS_DIR, attach_device, detach_device, install_tools
 
 TOOLS = ("blkid", "mkfs.ext4", "mkfs.xfs", "mount", "umount", "iptables", "nvidia-smi",
-         "useradd", "python3")
+         "useradd", "python3", "apt-get")
 
 
 @pytest.fixture
@@ -82,6 +82,14 @@ def test_gpu_and_accounts_are_refused_loudly(machine):
     rule = run("iptables", "-w", "-C", "OUTPUT", "-j", "REJECT")
     assert rule.returncode == 1 and "sandbox fake" in rule.stderr
     assert run("iptables", "-w", "-I", "OUTPUT", "-j", "REJECT").returncode == 0
+
+
+def test_apt_get_installs_nothing_on_the_demo_machine_and_is_recorded(machine):
+    _, host, run = machine
+    done = run("apt-get", "install", "-y", "no-such-package-anywhere")
+    assert done.returncode == 0 and "nothing installed" in done.stderr
+    log = (host / "var/log/sandbox-fakes.jsonl").read_text()
+    assert '"tool": "apt-get"' in log and "no-such-package-anywhere" in log
 
 
 def test_the_matmul_probe_is_simulated_and_other_python_is_real(machine):

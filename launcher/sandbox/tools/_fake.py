@@ -20,6 +20,8 @@ the machine's host root; no fake ever writes outside it.
   enforced, and a read-write mount never follows ``HOME`` (data does not travel with a
   read-write volume: a runner that finds it empty syncs again).
 - ``iptables``: recorded; ``-C`` (is the rule there?) answers no, everything else succeeds.
+- ``apt-get``: recorded, installs nothing and succeeds (a container image's missing
+  packages, :mod:`launcher.runner.aptget`: the demo machine's own packages are never touched).
 - ``nvidia-smi``: fails loudly: a sandbox runs cpu_only documents only and must not ask.
 - ``useradd``: refuses: the sandbox never creates accounts on the demo machine.
 - ``python3``: the health phase's matmul probe (``python3 -c <script> cpu|cuda N``, a script
@@ -194,6 +196,11 @@ def nvidia_smi(args: list[str]) -> int:
     return 9
 
 
+def apt_get(args: list[str]) -> int:
+    say("apt-get", f"recorded, nothing installed: {' '.join(args)}")
+    return 0
+
+
 def useradd(args: list[str]) -> int:
     say("useradd", f"REFUSED: the sandbox never creates accounts (asked: {' '.join(args)}); "
         "give the sandbox an existing trainer_user")
@@ -233,7 +240,8 @@ def python3(args: list[str]) -> int:
 
 
 HANDLERS = {"blkid": blkid, "mount": mount, "umount": umount, "iptables": iptables,
-            "nvidia-smi": nvidia_smi, "useradd": useradd, "python3": python3}
+            "nvidia-smi": nvidia_smi, "useradd": useradd, "python3": python3,
+            "apt-get": apt_get}
 
 
 def main(tool: str, args: list[str] | None = None) -> int:

@@ -13,7 +13,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 S5CMD_VERSION="${S5CMD_VERSION:-0.3.3}"
 # What the runner and the training process use: python3 (the runner), a venv, mkfs.ext4 /
 # mkfs.xfs, blkid and mount, iptables (metadata block), s5cmd's TLS roots, curl and jq.
-PACKAGES=(python3 python3-venv ca-certificates curl jq e2fsprogs xfsprogs util-linux
+# git: pip installs a dependency given as a git URL with it (UPS's flash-muon).
+PACKAGES=(python3 python3-venv ca-certificates curl git jq e2fsprogs xfsprogs util-linux
           iptables kmod pciutils)
 
 check_platform() {

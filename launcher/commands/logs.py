@@ -1,22 +1,32 @@
 """``launcher logs RUN [--follow]``: a run's log from the bucket (also after the instance is
-gone)."""
+gone); ``--machine``: the machine's own output from the cloud
+(:mod:`launcher.operate.machinelog`)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from launcher.commands import SUMMARIES
+from launcher.commands import SUMMARIES, runcommon
 from launcher.commands.runcommon import (
     BUCKET_PURPOSE,
     account_for,
     add_config_dir,
     config_dir,
     parse_duration,
+    positive_int,
     run_id,
 )
+from launcher.config import Account
+from launcher.errors import ConfigError
 from launcher.operate.access import open_bucket
-from launcher.operate.runlogs import LOGS, follow, read_log
+from launcher.operate.machinelog import (
+    OpenProvider,
+    follow_aside,
+    missing_log_hint,
+    read_machine_log,
+)
+from launcher.operate.runlogs import LOGS, LogMissing, follow, read_log
 from launcher.terminal import printable
 from launcher.timefmt import duration
 
@@ -28,13 +38,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         "logs", help=SUMMARIES["logs"],
         description="Print a run's training log (or with --runner, the runner's log) as the "
         "bucket has it: the heartbeat uploads it every heartbeat_s while the run trains, the "
-        "upload phase sends it whole. Works after the instance is gone.")
+        "upload phase sends it whole. Works after the instance is gone. --machine asks the "
+        "cloud instead for the machine's own output (Vast.ai: the container's log), which "
+        "shows why a machine failed before anything reached the bucket.")
     parser.add_argument("run", type=run_id, metavar="RUN", help="the run id")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--train", dest="which", action="store_const", const="train",
                        help="logs/train.log: the training command's output (default)")
     which.add_argument("--runner", dest="which", action="store_const", const="runner",
                        help="logs/runner.log: the runner's phases, uploads and teardown")
+    which.add_argument("--machine", dest="which", action="store_const", const="machine",
+                       help="the run's instance's own output as the cloud keeps it (Vast.ai "
+                       "only; read once, not with --follow)")
+    parser.add_argument("--tail", type=positive_int, metavar="N",
+                        help="with --machine: only the last N lines")
     parser.add_argument("-f", "--follow", action="store_true",
                         help="keep polling the bucket and print what is new, until the run "
                         "has ended and its log stopped growing (or Ctrl-C, or --max-wait)")
@@ -56,11 +73,23 @@ def _note(text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    bucket = open_bucket(account_for(args), config_dir(args))
+    account = account_for(args)
+    if args.which == "machine":
+        return _machine(args, account)
+    if args.tail is not None:
+        raise ConfigError("--tail goes with --machine (the bucket's logs are printed whole)",
+                          hint=f"`launcher logs {args.run} --machine --tail {args.tail}`")
+    bucket = open_bucket(account, config_dir(args))
     if not args.follow:
-        _out(read_log(bucket, args.run, args.which))
+        try:
+            text = read_log(bucket, args.run, args.which)
+        except LogMissing as exc:
+            raise LogMissing(exc.message, hint=missing_log_hint(
+                _provider(args, account), args.run) or exc.hint) from None
+        _out(text)
         return 0
-    result = follow(bucket, args.run, args.which, _out, _note, max_wait_s=args.max_wait)
+    result = follow(bucket, args.run, args.which, _out, _note, max_wait_s=args.max_wait,
+                    aside=follow_aside(_provider(args, account), args.run))
     if not result.seen:
         _note(f"({LOGS[args.which]} never appeared in the bucket)")
     if result.reason == "deadline":
@@ -68,4 +97,22 @@ def run(args: argparse.Namespace) -> int:
               f"{result.state or 'not reporting'}: `launcher logs {args.run} -f` resumes)")
         return 1
     _note(f"(run {result.state}; log complete)")
+    return 0
+
+
+def _provider(args: argparse.Namespace, account: Account) -> OpenProvider:
+    """Opens the run's provider when called (a context manager)."""
+    return lambda: runcommon.open_provider(account, runcommon.provider_name(args))
+
+
+def _machine(args: argparse.Namespace, account: Account) -> int:
+    if args.follow:
+        raise ConfigError("--machine reads the machine's log once; --follow follows the "
+                          "bucket's logs", hint=f"run `launcher logs {args.run} --machine` "
+                          f"again for what is new, or `launcher logs {args.run} -f`")
+    with _provider(args, account)() as provider:
+        found = read_machine_log(provider, args.run, args.tail)
+    _out(found.text)
+    if not found.text:
+        _note(f"(instance {found.instance_id} has printed nothing yet)")
     return 0

@@ -34,6 +34,7 @@ MIN_ANCHOR_CHARS = 16
 MAX_ANCHOR_TRIES = 64
 MAX_BUCKET_FAILURES = 3
 WAIT_NOTE_S = 30.0  # while the log is not there: a progress line this often
+UPLOADS_ONCE_TRAINING = "the heartbeat uploads logs every heartbeat_s once the run trains"
 
 
 class LogMissing(LauncherError):
@@ -54,8 +55,7 @@ def read_log(bucket: Bucket, run_id: str, which: str) -> str:
     url = log_url(bucket, run_id, which)
     if log_stat(bucket, url) is None:
         raise LogMissing(f"{LOGS[which]} of run {run_id} is not in the bucket (yet)",
-                         hint="the heartbeat uploads logs every heartbeat_s once the run "
-                         "trains; `launcher status RUN` shows where it is")
+                         hint=f"{UPLOADS_ONCE_TRAINING}; `launcher status RUN` shows where it is")
     return bucket.read_text(url)
 
 
@@ -91,13 +91,16 @@ class FollowResult:
 @dataclass
 class Waiting:
     """What following says on stderr while the log is not in the bucket: what it waits for
-    once, then a line every ``every_s`` (it may be minutes: boot, setup, then a heartbeat)."""
+    once, then a line every ``every_s`` (it may be minutes: boot, setup, then a heartbeat).
+    ``aside``, when given, ends the first of those later lines (once): where else to look
+    while the bucket has nothing."""
 
     log: str
     run_id: str
     started: float
     every_s: float = WAIT_NOTE_S
     said_at: float | None = None
+    aside: str = ""
 
     def say(self, now: float, status: RunStatus) -> str | None:
         if self.said_at is not None and now - self.said_at < self.every_s:
@@ -111,7 +114,9 @@ class Waiting:
             return (f"(waiting for {self.log} of run {self.run_id}: not in the bucket yet, "
                     f"{where}; the runner's heartbeat uploads it every heartbeat_s once "
                     "training runs; Ctrl-C stops)")
-        return f"(still waiting for {self.log}: {now - self.started:.0f} s so far, {where})"
+        aside, self.aside = (f"; {self.aside}" if self.aside else ""), ""
+        return (f"(still waiting for {self.log}: {now - self.started:.0f} s so far, "
+                f"{where}{aside})")
 
 
 @dataclass
@@ -164,13 +169,14 @@ def follow(bucket: Bucket, run_id: str, which: str, emit: Callable[[str], None],
            note: Callable[[str], None], *, max_wait_s: float = 12 * 3600,
            poll_s: float = 2.0, max_poll_s: float = 30.0, settle_polls: int = 2,
            clock: Callable[[], float] = time.monotonic,
-           sleep: Callable[[float], None] = time.sleep) -> FollowResult:
+           sleep: Callable[[float], None] = time.sleep, aside: str = "") -> FollowResult:
     """Print the log's new text as it arrives (see the module doc). Bounded by
-    ``max_wait_s`` and by as many polls as fit in it at ``poll_s``; Ctrl-C ends it too."""
+    ``max_wait_s`` and by as many polls as fit in it at ``poll_s``; Ctrl-C ends it too.
+    ``aside``: see :class:`Waiting`."""
     tail = _Tail(bucket, log_url(bucket, run_id, which), emit, note)
     deadline = clock() + max_wait_s
     max_polls = int(max_wait_s / poll_s) + 2
-    waiting = Waiting(LOGS[which], run_id, clock())
+    waiting = Waiting(LOGS[which], run_id, clock(), aside=aside)
     delay, settled, failures, state, polls = poll_s, 0, 0, "", 0
     while polls < max_polls:
         polls += 1

@@ -159,6 +159,19 @@ def test_follow_says_what_it_waits_for_then_a_progress_line_every_half_minute(
                          "running (data))" for s in (58, 88, 118)]
 
 
+def test_follow_mentions_its_aside_once_in_a_progress_line():
+    time = FakeClock()
+    notes: list[str] = []
+
+    follow(MemoryBucket({}), RUN, "train", lambda text: None, notes.append, max_wait_s=120,
+           poll_s=2, max_poll_s=30, clock=time.clock, sleep=time.sleep, aside="look there")
+
+    assert "look there" not in notes[0]
+    assert notes[1] == "(still waiting for logs/train.log: 58 s so far, no status from the " \
+        "run yet; look there)"
+    assert [n for n in notes if "look there" in n] == [notes[1]]
+
+
 def test_follow_gives_up_on_a_bucket_that_keeps_failing(address, publish):
     publish("running", RUN)
     time = FakeClock()

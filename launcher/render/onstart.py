@@ -7,8 +7,8 @@ A Vast instance is a Docker container; what it runs at start is the ``onstart`` 
 characters, so the presigned URLs (about 400 characters each from ``s5cmd presign`` for B2)
 cannot travel as variables: they are in this text.
 
-What the text does (``set -eu``; the fetch in the image's ``python3``, never ``curl``: the
-``pytorch/pytorch`` runtime image installs no curl — pytorch/pytorch Dockerfile, stage
+What the text does (bash, ``set -euo pipefail``; the fetch in the image's ``python3``, not
+``curl``: the ``pytorch/pytorch`` images install no curl — pytorch/pytorch Dockerfile, stage
 ``official`` — and python is what the runner needs anyway):
 
 1. fetch ``runner.pyz`` and ``run.json`` from presigned HTTPS URLs (read-only, expiring with
@@ -16,9 +16,15 @@ What the text does (``set -eu``; the fetch in the image's ``python3``, never ``c
    file's sha256 must be the pinned one before it is renamed into place (a mismatch is final);
 2. start ``python3 runner.pyz container --spec run.json`` in its own session, output in
    ``onstart.log``, and return;
-3. when (1) fails: log why in ``onstart.log`` and destroy the instance (``DELETE
+3. when (1) fails: log why and destroy the instance (``DELETE
    <api>/instances/$CONTAINER_ID/`` with ``$CONTAINER_API_KEY``, 404 = gone, up to 10 tries
-   3 s apart or more: the endpoint's rate limit is 3.0 per request), so nothing keeps billing.
+   3 s apart or more: the endpoint's rate limit is 3.0 per request), so nothing keeps billing;
+4. an image without ``python3`` (a ``vast.image`` that does not fit): say so and destroy the
+   instance with ``curl`` (the key on its standard input, ``-H @-``), once.
+
+What the onstart itself says goes to the container's output (which ``launcher logs RUN
+--machine`` reads through Vast's ``request_logs``) as well as to ``onstart.log``; the
+runner's own output goes to ``onstart.log`` only (it reaches the bucket as ``runner.log``).
 
 Every value is checked before it is placed, single-quoted, in the text: URLs are http(s)
 without quotes, spaces, backslashes or control characters; sha256 values are 64 hex digits;
@@ -47,11 +53,15 @@ SHA256 = re.compile(r"^[0-9a-f]{64}$")
 SAFE_URL = re.compile(r"^https?://[A-Za-z0-9._~:/?#\[\]@!$&()*+,;=%-]+$")
 SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/-]+$")
 
-TEMPLATE = """set -eu
+TEMPLATE = """set -euo pipefail
 D="${@ROOT@:-}@WORKDIR@"
 mkdir -p "$D"
 cd "$D"
-python3 - >>onstart.log 2>&1 <<'PY'
+command -v python3 >/dev/null||{ { echo "onstart: FAILED: no python3; destroying ${CONTAINER_ID-}"
+printf 'Authorization: Bearer %s\n' "${CONTAINER_API_KEY-}"|
+curl -fsSX DELETE -H@- "@API@/instances/${CONTAINER_ID-}/";} >>onstart.log 2>&1
+cat onstart.log;exit 1;}
+python3 - 2>&1 <<'PY'|tee -a onstart.log
 import hashlib,os,subprocess as s,sys,time,urllib.request as u
 A='@API@'
 F=[('runner.pyz','@RUNNER_URL@','@RUNNER_SHA@'),

@@ -6,6 +6,7 @@ sha256 that differs destroys the instance."""
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 import threading
 import zipfile
@@ -43,15 +44,16 @@ def inputs(runner_url: str = B2_URL, spec_url: str = B2_URL, **changes) -> Onsta
 def test_a_realistic_onstart_is_well_under_the_limit_and_checked():
     done = render(inputs())
     assert len(B2_URL) == 397
-    assert done.onstart_chars == len(done.text) and done.total_chars < 2500, str(done)
+    assert done.onstart_chars == len(done.text) and done.total_chars < 2800, str(done)
     assert "bash -n" in done.checked_with
-    assert done.text.startswith("set -eu\n") and B2_URL in done.text and SHA_A in done.text
+    assert done.text.startswith("set -euo pipefail\n")
+    assert B2_URL in done.text and SHA_A in done.text
 
 
-def test_long_presigned_urls_of_1200_characters_still_fit():
-    long_url = "https://s3.example.com/b/k?" + "X" * (1200 - 27)
+def test_presigned_urls_two_and_a_half_times_a_real_one_still_fit():
+    long_url = "https://s3.example.com/b/k?" + "X" * (1000 - 27)
     done = render(inputs(long_url, long_url))
-    assert len(long_url) == 1200 and done.total_chars <= MAX_ONSTART_CHARS, str(done)
+    assert len(long_url) == 1000 and done.total_chars <= MAX_ONSTART_CHARS, str(done)
 
 
 def test_over_the_limit_the_error_names_the_limit_and_the_size():
@@ -126,10 +128,12 @@ class Files:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
 
-def run_onstart(tmp_path: Path, text: str, stub: StubVast) -> subprocess.CompletedProcess:
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LAUNCHER_RUNNER_TEST_CONTAINER_ROOT":
+def run_onstart(tmp_path: Path, text: str, stub: StubVast,
+                path: str = "/usr/local/bin:/usr/bin:/bin") -> subprocess.CompletedProcess:
+    env = {"PATH": path, "LAUNCHER_RUNNER_TEST_CONTAINER_ROOT":
            str(tmp_path), "CONTAINER_ID": "77", "CONTAINER_API_KEY": FAKE_CONTAINER_KEY}
-    return subprocess.run(["bash", "-c", text], env=env, cwd=tmp_path, capture_output=True,
+    bash = shutil.which("bash") or "bash"  # found here: ``path`` may be an image's, bash-less
+    return subprocess.run([bash, "-c", text], env=env, cwd=tmp_path, capture_output=True,
                           text=True, timeout=60, check=False)
 
 
@@ -166,6 +170,7 @@ def test_the_onstart_fetches_both_files_and_starts_the_runner(tmp_path, stub):
     assert wait_for(work / "started")
     assert (work / "started").read_text() == "container --spec run.json"
     assert "runner started" in (work / "onstart.log").read_text()
+    assert "onstart: runner started" in done.stdout  # the container's output: --machine
     assert stub.calls == []
 
 
@@ -200,3 +205,25 @@ def test_a_destroy_that_is_refused_at_first_is_tried_again(tmp_path, stub):
     log = (tmp_path / "workspace/launcher/onstart.log").read_text()
     assert done.returncode == 1 and "destroy: 429" in log and "destroy: 200" in log
     assert len(stub.deletes()) == 2
+
+
+def image_without_python(tmp_path: Path) -> str:
+    """A PATH with what an image without python3 has: a shell's tools and curl."""
+    folder = tmp_path / "image-bin"
+    folder.mkdir()
+    for tool in ("mkdir", "cat", "tee", "curl"):
+        found = shutil.which(tool)
+        assert found, f"{tool} is needed by this test"
+        (folder / tool).symlink_to(found)
+    return str(folder)
+
+
+@pytest.mark.need(shutil.which("curl") is not None, "needs curl")
+def test_an_image_without_python_is_destroyed_with_curl_and_says_why(tmp_path, stub):
+    text = render_for(Files({}), fake_runner(), b"{}", stub)
+    done = run_onstart(tmp_path, text, stub, path=image_without_python(tmp_path))
+    log = (tmp_path / "workspace/launcher/onstart.log").read_text()
+    assert done.returncode == 1 and "FAILED: no python3; destroying 77" in done.stdout
+    assert "no python3" in log
+    assert stub.deletes() == ["/api/v0/instances/77/"] and stub.calls[0].key_ok
+    assert FAKE_CONTAINER_KEY not in log + done.stdout + done.stderr

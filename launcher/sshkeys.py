@@ -18,7 +18,7 @@ KEY_TYPES = ("ssh-", "ecdsa-sha2-", "sk-ssh-", "sk-ecdsa-")
 ACCOUNT_KEY_PREFIX = "launcher-"
 NAME_FINGERPRINT_CHARS = 16
 MAX_KEY_FILE_BYTES = 64 * 1024  # a public key file: a few keys of under 1 KB each
-HOST = re.compile(r"^[0-9A-Za-z.:\-\[\]]+$")
+HOST = re.compile(r"^[0-9A-Za-z.:\-]+$")  # an IP address or a host name, unbracketed
 
 
 class NotAPublicKey(ValueError):
@@ -97,8 +97,13 @@ def parse_many(text: str) -> tuple[PublicKey, ...]:
     return tuple(keys)
 
 
-def known_hosts(host: str, keys: tuple[PublicKey, ...]) -> str:
-    """A known_hosts text pinning ``keys`` to ``host`` (an address), one line per key."""
+def known_hosts(host: str, keys: tuple[PublicKey, ...], port: int = 22) -> str:
+    """A known_hosts text pinning ``keys`` to ``host`` (an address or a host name), one line
+    per key. On another port than 22 the host is written ``[host]:port``, as sshd(8)'s
+    SSH_KNOWN_HOSTS FILE FORMAT has it (a bare name would match port 22 only)."""
     if not HOST.match(host):
         raise ValueError(f"not a host address: {host!r}")
-    return "".join(f"{host} {key.line}\n" for key in keys)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ValueError(f"not a TCP port: {port!r}")
+    name = host if port == 22 else f"[{host}]:{port}"
+    return "".join(f"{name} {key.line}\n" for key in keys)

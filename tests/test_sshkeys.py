@@ -56,3 +56,32 @@ def test_a_key_file_and_the_known_hosts_lines():
         parse_many(f"{one}\nnonsense here\n")
     with pytest.raises(ValueError, match="not a host address"):
         known_hosts("evil host\n* ssh-ed25519", keys)
+
+
+def test_off_port_22_the_host_is_bracketed_with_its_port():
+    keys = parse_many(ed25519_public("one", "h"))
+    assert known_hosts("ssh2281.vast.ai", keys, 10882) == \
+        f"[ssh2281.vast.ai]:10882 {keys[0].line}\n"
+    assert known_hosts("192.0.2.7", keys, 22) == f"192.0.2.7 {keys[0].line}\n"
+    for port in (0, 65536, True):
+        with pytest.raises(ValueError, match="not a TCP port"):
+            known_hosts("192.0.2.7", keys, port)
+    with pytest.raises(ValueError, match="not a host address"):
+        known_hosts("[192.0.2.7]:22", keys)
+
+
+@pytest.mark.need(shutil.which("ssh-keygen") is not None, "needs ssh-keygen")
+def test_ssh_keygen_reads_the_lines_for_that_host_and_port_alone(tmp_path):
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "h")],
+                   check=True, stdin=subprocess.DEVNULL, timeout=30)
+    key = PublicKey.parse((tmp_path / "h.pub").read_text())
+    known = tmp_path / "known_hosts"
+    known.write_text(known_hosts("127.0.0.1", (key,), 2222))
+
+    def find(host: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["ssh-keygen", "-F", host, "-f", str(known)], check=False,
+                              capture_output=True, text=True, timeout=30)
+
+    found = find("[127.0.0.1]:2222")
+    assert found.returncode == 0 and f"[127.0.0.1]:2222 {key.line}" in found.stdout, found
+    assert find("127.0.0.1").returncode == 1 and find("[127.0.0.1]:2223").returncode == 1

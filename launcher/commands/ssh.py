@@ -46,8 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "ssh", help=SUMMARIES["ssh"],
         description="Log in to the run's instance with ssh. The instance's SSH host keys are "
         "read from the bucket (runs/<id>/ssh_host_keys.pub, which the instance writes at "
-        "boot with the run's B2 key) into a private known_hosts file, and ssh is told to "
-        "accept no other key. Without those keys the command refuses: it never trusts on "
+        "boot with the run's B2 key) into a private known_hosts file, pinned to the host and "
+        "port the instance's SSH answers at (a Vast container: its mapped port, else Vast's "
+        "SSH proxy; ssh gets -p), and ssh is told to accept no other key. Without those "
+        "keys the command refuses: it never trusts on "
         "first use. The launcher's options come first; what follows them (or --) goes to "
         "ssh: its options, then a remote command.",
         epilog="You log in with the key of access.ssh_public_key, installed at launch; when "

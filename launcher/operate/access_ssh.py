@@ -8,6 +8,11 @@ runs ``ssh`` with ``StrictHostKeyChecking=yes`` against that file alone. Whateve
 that address must prove it holds one of those keys. When the keys are not in the bucket, or
 were put there before this instance existed, the connection is refused; there is no
 trust-on-first-use fallback.
+
+Where ssh connects is the provider's: the instance's address on port 22 (Vultr), or the host
+and port its SSH server answers at (a Vast container: the public address and the port mapped
+to its port 22, else Vast's SSH proxy by name). The keys are pinned to that host and port
+(``[host]:port`` off port 22), so they are never accepted for another.
 """
 
 from __future__ import annotations
@@ -28,9 +33,13 @@ from launcher.sshkeys import NotAPublicKey, PublicKey, known_hosts, parse_many
 
 USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 CLOCK_SKEW_S = 300.0  # the bucket's clock and Vultr's may disagree this much
-MANUAL_CHECK = ("or check the key by hand: open the instance's console in the Vultr portal, "
-                "run `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` there, and compare it "
-                "with the fingerprint ssh shows")
+MANUAL_CHECK = ("or check the key by hand: open a shell on the instance by the cloud's own "
+                "means (Vultr: the console in its portal), run `ssh-keygen -lf "
+                "/etc/ssh/ssh_host_ed25519_key.pub` there, and compare it with the "
+                "fingerprint ssh shows")
+# A host name as ssh is given it: dot-separated labels of letters, digits and inner hyphens.
+HOST_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+MAX_HOST_NAME = 253
 
 
 class SshRefused(LauncherError):
@@ -39,12 +48,23 @@ class SshRefused(LauncherError):
 
 @dataclass(frozen=True)
 class SshTarget:
-    """The run's instance, its address, and the host keys the bucket holds for it."""
+    """The run's instance, where its SSH server answers (``address``: an IP address or a
+    host name; ``port``), and the host keys the bucket holds for it."""
 
     run_id: str
     instance_id: str
     address: str
     keys: tuple[PublicKey, ...]
+    port: int = 22
+
+    @property
+    def is_name(self) -> bool:
+        """Whether ``address`` is a host name rather than an IP address."""
+        try:
+            ipaddress.ip_address(self.address)
+        except ValueError:
+            return True
+        return False
 
 
 def find_instance(provider: Provider, run_id: str) -> InstanceRef:
@@ -63,7 +83,7 @@ def find_instance(provider: Provider, run_id: str) -> InstanceRef:
     if not instance.running:
         raise SshRefused(f"run {run_id}'s instance {instance.id} is not running ({instance.state})",
                          hint="a new instance takes a few minutes to boot: try again shortly")
-    if not instance.address:
+    if not (instance.ssh_host or instance.address):
         raise SshRefused(f"run {run_id}'s instance {instance.id} has no address yet",
                          hint="try again in a minute")
     return instance
@@ -112,8 +132,29 @@ def target_for(provider: Provider, bucket: Bucket, run_id: str) -> SshTarget:
                          hint=f"`launcher logs {run_id} --follow` shows the run; the cloud's "
                          "own console offers a shell")
     instance = find_instance(provider, run_id)
+    host, port = ssh_endpoint(instance)
     keys = read_host_keys(bucket, run_id, instance.created_epoch)
-    return SshTarget(run_id, instance.id, str(ipaddress.ip_address(instance.address)), keys)
+    return SshTarget(run_id, instance.id, host, keys, port)
+
+
+def ssh_endpoint(instance: InstanceRef) -> tuple[str, int]:
+    """Where the instance's SSH server answers: ``ssh_host`` (else its address) and
+    ``ssh_port``, both checked strictly, since they become ssh's arguments and the pinned
+    file's host. SshRefused naming what is wrong."""
+    raw = instance.ssh_host or instance.address
+    port = instance.ssh_port
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise SshRefused(f"instance {instance.id}'s SSH port {port!r} is not a TCP port; "
+                         "refusing to connect")
+    try:
+        return str(ipaddress.ip_address(raw)), port
+    except ValueError:
+        pass
+    if len(raw) <= MAX_HOST_NAME and all(HOST_LABEL.match(label) for label in raw.split(".")) \
+            and not raw.replace(".", "").isdigit():
+        return raw.lower(), port
+    raise SshRefused(f"instance {instance.id}'s SSH host {raw!r} is neither an IP address nor "
+                     "a host name (letters, digits, dots, hyphens); refusing to connect")
 
 
 def known_hosts_path(run_id: str, environ: Mapping[str, str]) -> Path:
@@ -129,24 +170,27 @@ def write_known_hosts(path: Path, target: SshTarget) -> Path:
     fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as handle:
         os.fchmod(handle.fileno(), 0o600)
-        handle.write(known_hosts(target.address, target.keys))
+        handle.write(known_hosts(target.address, target.keys, target.port))
     os.replace(staged, path)
     return path
 
 
 def ssh_argv(ssh: str, user: str, target: SshTarget, known: Path,
              identity: tuple[str, ...] = (), extra: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """``ssh`` checking the host against ``known`` alone, then ``user@address`` and
-    ``extra`` (ssh accepts options after the destination; the first value of an option
-    wins, so ``extra`` cannot loosen the checks)."""
+    """``ssh`` checking the host against ``known`` alone (``-p`` off port 22), then
+    ``user@address`` and ``extra`` (ssh accepts options after the destination; the first
+    value of an option wins, so ``extra`` cannot loosen the checks)."""
     if not USER.match(user):
         raise SshRefused(f"--user {user!r}: expected a login name such as root")
     pinned = str(known).replace("%", "%%")  # ssh expands %-tokens in this option
     if any(c.isspace() for c in pinned):
         pinned = f'"{pinned}"'
+    port = ("-p", str(target.port)) if target.port != 22 else ()
+    # A name is pinned as a name: its addresses are not checked against the file, nor added.
+    by_name = ("-o", "CheckHostIP=no") if target.is_name else ()
     return (ssh, "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={pinned}",
-            "-o", "GlobalKnownHostsFile=/dev/null", "-o", "UpdateHostKeys=no", *identity,
-            f"{user}@{target.address}", *extra)
+            "-o", "GlobalKnownHostsFile=/dev/null", "-o", "UpdateHostKeys=no", *by_name,
+            *port, *identity, f"{user}@{target.address}", *extra)
 
 
 def identity_options(public_key: str) -> tuple[str, ...]:

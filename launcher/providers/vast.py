@@ -42,9 +42,17 @@ from launcher.vast import Instance, InstanceSpec, OfferQuery, VastClient
 from launcher.vast import Offer as VastOffer
 from launcher.vultr.records import card_model
 
-# A container is reached through Vast's SSH proxy, whose host key no record of the run holds.
+# The container's sshd (an SSH runtype) has host keys in its /etc/ssh, which the runner
+# publishes to the bucket as on Vultr; ``launcher ssh`` pins them to where the instance's
+# SSH answers (:func:`ssh_endpoint`).
 CAPABILITIES = Capabilities(volumes=False, tags=False, images="docker", boot="onstart",
-                            ssh_host_keys=False, machine_logs=True)
+                            ssh_host_keys=True, machine_logs=True)
+# Direct SSH: port 22 of the container is published on the machine's public address, so
+# ssh talks to the container's own sshd, whose keys are the pinned ones (docs/vast.md).
+# vast-ai/docs api-reference/creating-instances-with-api.mdx: "ssh_direct | 22 (SSH) |
+# Direct SSH connection. Port 22 is provisioned on the instance"; create_instance.yaml's enum.
+RUNTYPE = "ssh_direct"
+SSH_PORT = "22/tcp"
 MB_PER_GB = 1024  # gpu_ram is MB per GPU: an 80 GB card lists 81920
 DEFAULT_MIN_RELIABILITY = 0.95  # the training repository's own Vast search floor
 SEARCH_LIMIT = 200
@@ -96,14 +104,30 @@ def tags_of(label: str | None) -> tuple[str, ...]:
     return tuple(tags)
 
 
+def ssh_endpoint(instance: Instance) -> tuple[str, int]:
+    """Where the container's SSH answers, as vast-cli's ``_ssh_url`` finds it
+    (vastai/cli/commands/misc.py): the public address at the host port mapped to its port
+    22 when the instance lists one, else Vast's SSH proxy, ``ssh_host``:``ssh_port`` (+1
+    for a Jupyter runtype). ``("", 22)`` when neither is known yet."""
+    direct = instance.host_port(SSH_PORT)
+    if direct is not None and instance.public_ipaddr:
+        return instance.public_ipaddr, direct
+    if instance.ssh_host and instance.ssh_port:
+        jupyter = "jupyter" in (instance.image_runtype or "")
+        return instance.ssh_host, instance.ssh_port + 1 if jupyter else instance.ssh_port
+    return "", 22
+
+
 def instance_ref(instance: Instance) -> InstanceRef:
     running = instance.actual_status == "running"
+    ssh_host, ssh_port = ssh_endpoint(instance)
     return InstanceRef(
         id=str(instance.id), label=instance.label or "", region=country_of(instance.geolocation),
         plan=f"{instance.num_gpus}x {instance.gpu_name or '?'}", tags=tags_of(instance.label),
         state=instance.actual_status or instance.cur_state or "unknown", ready=running,
         running=running, address=instance.public_ipaddr or "",
-        created_epoch=instance.start_date, usd_per_hour=instance.dph_total)
+        created_epoch=instance.start_date, usd_per_hour=instance.dph_total,
+        ssh_host=ssh_host, ssh_port=ssh_port)
 
 
 def offer_of(offer: VastOffer) -> Offer:
@@ -231,7 +255,7 @@ class VastProvider(ClientBacked):
         spec = InstanceSpec(image=request.image_id, label=vast_label(request.label,
                                                                      request.tags),
                             disk_gb=request.disk_gb, env=dict(request.env),
-                            onstart=request.onstart, runtype="ssh")
+                            onstart=request.onstart, runtype=RUNTYPE)
         created = self.client.create_instance(int(request.plan), spec)
         return instance_ref(self.client.get_instance(created.id))
 

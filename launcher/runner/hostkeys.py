@@ -2,9 +2,11 @@
 
 Right after hardening, the supervisor puts ``runs/<run-id>/ssh_host_keys.pub`` in the bucket:
 one ``<type> <base64>`` line per ``/etc/ssh/ssh_host_*_key.pub`` (comments dropped: they name
-the host, and nothing needs them). cloud-init generates the keys in its init stage, long
-before the supervisor starts after ``cloud-final``; the files are still waited for, with
-backoff, for at most ``wait_s``.
+the host, and nothing needs them). On Vultr cloud-init generates the keys in its init stage,
+long before the supervisor starts after ``cloud-final``; in a Vast container the sshd of the
+SSH runtype keeps them in the container's ``/etc/ssh`` and may make them a little after the
+onstart began (``launcher.runner.container``). The files are waited for, with backoff, for
+at most ``wait_s``.
 
 The object is written with the run's B2 key, which only the instance (and the operator)
 holds, so a key read from there was put there by this run's instance, not learnt over the

@@ -27,9 +27,13 @@ Vast's onstart "runs automatically on container startup", vast-ai/docs
 guides/reference/faq/instances.mdx). None raises for a container problem; a container that
 cannot start is ``failed``.
 
+Before the onstart, the container gets SSH host keys in ``<root>/etc/ssh`` (an ed25519 pair
+made with ``ssh-keygen``, once: a restarted container keeps its disk), as the sshd that Vast's
+SSH runtypes start in a container has them in ``/etc/ssh``; the runner publishes them.
+
 Not emulated: Docker itself (no image, no isolation: the processes are this machine's, as
-its users), the GPU, the disk size (``disk_gb`` is recorded, not enforced), the SSH/Jupyter
-access Vast adds.
+its users), the GPU, the disk size (``disk_gb`` is recorded, not enforced), the sshd itself
+and the Jupyter access Vast adds.
 """
 
 from __future__ import annotations
@@ -62,6 +66,8 @@ ENDED = ("destroyed", "stopped")  # states only the cloud sets
 DELETE_GRACE_S = 15.0
 STOP_GRACE_S = 10.0
 SECRETS_FILE = "etc/launcher/secrets.env"
+HOST_KEY = "etc/ssh/ssh_host_ed25519_key"
+KEYGEN_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -137,6 +143,20 @@ class _Container:
     reason: str = ""
     thread: threading.Thread | None = None
     done: threading.Event = field(default_factory=threading.Event)
+
+
+def make_host_keys(root: Path) -> Path:
+    """``<root>/etc/ssh/ssh_host_ed25519_key{,.pub}``, made by ``ssh-keygen`` unless they
+    exist; the public key's path."""
+    key = root / HOST_KEY
+    public = key.with_name(key.name + ".pub")
+    if not public.is_file():
+        key.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        key.unlink(missing_ok=True)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "root@sandbox",
+                        "-f", str(key)], check=True, stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=KEYGEN_TIMEOUT_S)
+    return public
 
 
 class ContainerSandbox:
@@ -264,6 +284,7 @@ class ContainerSandbox:
             for sub in ("root", "tmp", "workspace"):
                 make_dirs(root / sub)
             (root / "tmp").chmod(0o1777)
+            self._host_keys(root)
             (root / "container.json").write_text(json.dumps(
                 {"instance_id": request.instance_id, "label": request.label,
                  "image": request.image, "args": list(request.args),
@@ -289,6 +310,14 @@ class ContainerSandbox:
         finally:
             self._log(f"container {request.instance_id}: {box.state} {box.reason}".rstrip())
             box.done.set()
+
+    def _host_keys(self, root: Path) -> None:
+        """As Vast's sshd would have them; without ssh-keygen the run goes on keyless (the
+        runner notes it, and ``launcher ssh`` refuses that run)."""
+        try:
+            make_host_keys(root)
+        except (OSError, subprocess.SubprocessError) as exc:
+            self._log(f"container {root.name}: no SSH host keys ({type(exc).__name__}: {exc})")
 
     def _destroy(self, box: _Container) -> None:
         iid = box.request.instance_id

@@ -90,6 +90,12 @@ class Instance(VastRecord):
 
     ``actual_status`` is the container's state: None while provisioning, ``loading`` while
     the image downloads, ``running`` when ready (hello-world.mdx).
+
+    ``ports`` is the container's published ports as ``((container port, host port), ...)``
+    read from the answer's ``{"22/tcp": [{"HostIp": "0.0.0.0", "HostPort": "20000"}]}``
+    (show_instances.yaml's ``ports``, "only present on running instances"; vast-cli's
+    ``_ssh_url`` reads ``ports["22/tcp"][0]["HostPort"]``); entries of another shape are
+    left out (show_instance.yaml types it as a list of numbers, which names no host port).
     """
 
     id: int
@@ -111,6 +117,18 @@ class Instance(VastRecord):
     public_ipaddr: str | None
     machine_id: int | None = None
     template_hash_id: str | None = None
+    image_runtype: str | None = None  # "ssh ssh_direc ssh_proxy" (show_instances.yaml)
+    ports: tuple[tuple[str, int], ...] = field(default=(), init=False)
+
+    @classmethod
+    def from_api(cls, d: Any) -> Instance:
+        record = super().from_api(d)
+        object.__setattr__(record, "ports", published_ports(d.get("ports")))
+        return record
+
+    def host_port(self, container_port: str) -> int | None:
+        """The host port published for ``container_port`` (``"22/tcp"``), None when none."""
+        return next((host for name, host in self.ports if name == container_port), None)
 
     @property
     def state(self) -> str:
@@ -145,6 +163,20 @@ class CreatedInstance:
             return cls(_id(d.get("new_contract"), "new_contract"),
                        Secret(key) if isinstance(key, str) and key else None)
         return cls(_id(d.get("id"), "id"), None, found_by_label=True)
+
+
+def published_ports(value: object) -> tuple[tuple[str, int], ...]:
+    """``{"22/tcp": [{"HostPort": "20000"}, ...]}`` -> ``(("22/tcp", 20000),)``: the first
+    binding of each port whose ``HostPort`` is a TCP port number; nothing else."""
+    if not isinstance(value, dict):
+        return ()
+    found = []
+    for name, bindings in value.items():
+        first = bindings[0] if isinstance(bindings, list) and bindings else None
+        host = str(first.get("HostPort", "")).strip() if isinstance(first, dict) else ""
+        if isinstance(name, str) and host.isdigit() and 0 < int(host) < 65536:
+            found.append((name, int(host)))
+    return tuple(found)
 
 
 def _id(value: object, name: str) -> int:

@@ -233,3 +233,51 @@ def test_the_key_of_launcher_yaml_is_used_when_its_private_half_is_there(
     assert main(["ssh", RUN, "--print", "--config-dir", str(configs)]) == 0
     line = capsys.readouterr().out.splitlines()[1]
     assert f"-i {tmp_path / 'id_ed25519'} -o IdentitiesOnly=yes root@" in line
+
+
+def _instance(host: str, port: int = 22, address: str = "192.0.2.7"):
+    from launcher.providers import InstanceRef
+
+    return InstanceRef("i-1", "l", "r", "p", (), "up", True, True, address, ssh_host=host,
+                       ssh_port=port)
+
+
+@pytest.mark.parametrize(("host", "port", "expected"), [
+    ("", 22, ("192.0.2.7", 22)),
+    ("SSH2281.vast.ai", 10882, ("ssh2281.vast.ai", 10882)),
+    ("2001:db8:0::1", 2222, ("2001:db8::1", 2222)),
+    ("198.51.100.10", 20000, ("198.51.100.10", 20000)),
+])
+def test_the_ssh_endpoint_is_an_address_or_a_strict_host_name(host, port, expected):
+    from launcher.operate.access_ssh import ssh_endpoint
+
+    assert ssh_endpoint(_instance(host, port)) == expected
+
+
+@pytest.mark.parametrize(("host", "port", "why"), [
+    ("-oProxyCommand=x", 22, "neither an IP address nor a host name"),
+    ("ssh5.vast.ai -p 1", 22, "neither an IP address nor a host name"),
+    ("ssh5..vast.ai", 22, "neither an IP address nor a host name"),
+    ("ssh_5.vast.ai", 22, "neither an IP address nor a host name"),
+    ("-ssh5.vast.ai", 22, "neither an IP address nor a host name"),
+    ("1.2.3.999", 22, "neither an IP address nor a host name"),
+    ("a" * 64 + ".vast.ai", 22, "neither an IP address nor a host name"),
+    ("ssh5.vast.ai", 0, "is not a TCP port"),
+    ("ssh5.vast.ai", 65536, "is not a TCP port"),
+])
+def test_an_ssh_endpoint_that_could_be_anything_else_is_refused(host, port, why):
+    from launcher.operate.access_ssh import SshRefused, ssh_endpoint
+
+    with pytest.raises(SshRefused, match=why):
+        ssh_endpoint(_instance(host, port))
+
+
+def test_off_port_22_ssh_gets_the_port_and_a_name_is_pinned_as_a_name(tmp_path):
+    from launcher.operate.access_ssh import SshTarget, ssh_argv
+
+    named = SshTarget(RUN, "i-1", "ssh2281.vast.ai", (HOST_ED25519,), 10882)
+    argv = ssh_argv("ssh", "root", named, tmp_path / "known")
+    assert argv[-5:] == ("-o", "CheckHostIP=no", "-p", "10882", "root@ssh2281.vast.ai")
+    by_address = ssh_argv("ssh", "root", SshTarget(RUN, "i-1", "192.0.2.7", (HOST_ED25519,)),
+                          tmp_path / "known")
+    assert "-p" not in by_address and "CheckHostIP=no" not in by_address

@@ -4,21 +4,33 @@ for offers, status, teardown and gc, against the Vast emulator and the local buc
 from __future__ import annotations
 
 import json
+import shlex
+import shutil
+import stat
+import subprocess
+from pathlib import Path
 
 import pytest
+from runner.conftest import put
 from support.keys import FAKE_VAST_KEY
+from support.sshkeys import ed25519_public
 
 from launcher.cli import main
+from launcher.commands import ssh as ssh_command
 from launcher.emulator.vast import VastEmulator, VastTiming
+from launcher.emulator.vast import handlers as vast_handlers
+from launcher.emulator.vast.records import DIRECT_PORT_START
 from launcher.naming import instance_tags, launch_tag
 from launcher.providers import InstanceRequest
 from launcher.providers.offers import Requirement, candidates
 from launcher.providers.vast import VastProvider
 from launcher.secrets import Secret
+from launcher.sshkeys import PublicKey
 from launcher.vast import InstanceSpec, VastClient, VastHttp
 from runs.conftest import bucket_env
 
 RUN = "smoke-20261205-120000"
+HOST_KEY = PublicKey.parse(ed25519_public("vast-container-host-key"))
 
 
 @pytest.fixture
@@ -145,11 +157,90 @@ def test_doctor_on_vast_without_a_key_fails_that_check_and_skips_stock(vast_env,
     assert checks["GPU stock"]["status"] == "skip"
 
 
-def test_ssh_on_vast_refuses_rather_than_trust_an_unpinned_host(vast_env, provider, capsys):
+
+
+def ssh_print(tmp_path, capsys) -> tuple[list[str], Path]:
+    """``launcher --provider vast ssh RUN --print``: the ssh argv and the pinned file."""
+    assert main(["--provider", "vast", "ssh", RUN, "--print"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out.splitlines()
+    known = tmp_path / "cache/launcher/known_hosts" / RUN
+    assert out[0] == f"known_hosts: {known}"
+    return shlex.split(out[1]), known
+
+
+def address_of(vast, instance_id: str) -> str:
+    return vast.state.offers[vast.state.instances[int(instance_id)].offer_id]["public_ipaddr"]
+
+
+@pytest.fixture
+def ssh_vast(vast_env, monkeypatch, tmp_path):
+    """The Vast CLI with a cache of its own and an ``os.execv`` that fails the test."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(ssh_command.os, "execv",
+                        lambda path, argv: pytest.fail(f"ssh was started: {argv}"))
+    return vast_env
+
+
+@pytest.fixture
+def publish_host_keys(s3_server, bucket, tmp_path):
+    """Put a host key file where the container's runner publishes it."""
+    def publish(text: str) -> None:
+        put(s3_server, bucket, f"runs/{RUN}/ssh_host_keys.pub", text.encode(), tmp_path)
+    return publish
+
+
+def test_ssh_on_vast_pins_the_containers_keys_to_its_direct_port(
+        ssh_vast, provider, publish_host_keys, tmp_path, capsys):
+    instance_id = launched(provider)
+    publish_host_keys(f"{HOST_KEY.line}\n")
+    argv, known = ssh_print(tmp_path, capsys)
+    address = address_of(ssh_vast, instance_id)
+    port = str(DIRECT_PORT_START)  # the emulator's host port for the container's 22/tcp
+    assert argv[argv.index("-p") + 1] == port and argv[-1] == f"root@{address}"
+    assert "StrictHostKeyChecking=yes" in argv and f"UserKnownHostsFile={known}" in argv
+    assert known.read_text() == f"[{address}]:{port} {HOST_KEY.line}\n"
+    assert stat.S_IMODE(known.stat().st_mode) == 0o600
+
+
+def test_ssh_on_vast_through_its_proxy_pins_the_proxy_name_and_port(
+        ssh_vast, provider, publish_host_keys, monkeypatch, tmp_path, capsys):
+    def proxied(store, inst):  # an instance without a direct port: show_instance.yaml's proxy
+        view = real_view(store, inst)
+        view.pop("ports", None)
+        return {**view, "ssh_host": "ssh2281.vast.ai", "ssh_port": 10882}
+
+    real_view = vast_handlers.instance_view
+    monkeypatch.setattr(vast_handlers, "instance_view", proxied)
     launched(provider)
-    assert main(["--provider", "vast", "ssh", RUN, "--print"]) != 0
+    publish_host_keys(f"{HOST_KEY.line}\n")
+    argv, known = ssh_print(tmp_path, capsys)
+    assert argv[-4:] == ["CheckHostIP=no", "-p", "10882", "root@ssh2281.vast.ai"]
+    assert known.read_text() == f"[ssh2281.vast.ai]:10882 {HOST_KEY.line}\n"
+
+
+@pytest.mark.need(shutil.which("ssh-keygen") is not None, "needs ssh-keygen")
+def test_ssh_keygen_finds_the_pinned_key_for_that_port_only(
+        ssh_vast, provider, publish_host_keys, tmp_path, capsys):
+    address = address_of(ssh_vast, launched(provider))
+    publish_host_keys(f"{HOST_KEY.line}\n")
+    _, known = ssh_print(tmp_path, capsys)
+
+    def lookup(host: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["ssh-keygen", "-F", host, "-f", str(known)], check=False,
+                              capture_output=True, text=True, timeout=30)
+
+    found = lookup(f"[{address}]:{DIRECT_PORT_START}")
+    assert found.returncode == 0 and HOST_KEY.blob in found.stdout, found
+    assert lookup(address).returncode == 1  # port 22 of the machine is not the container
+
+
+def test_ssh_on_vast_without_published_keys_refuses(ssh_vast, provider, tmp_path, capsys):
+    launched(provider)
+    assert main(["--provider", "vast", "ssh", RUN, "--print"]) == 1
     err = capsys.readouterr().err
-    assert "publish no SSH host key" in err and "Traceback" not in err
+    assert "SSH host keys are not in the bucket" in err and "refusing to connect" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "cache/launcher/known_hosts" / RUN).exists()
 
 
 def test_render_on_vast_points_at_the_dry_run(vast_env, capsys):

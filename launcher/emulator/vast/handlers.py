@@ -9,7 +9,7 @@ from collections.abc import Callable
 from launcher.emulator.vast import offers as cat
 from launcher.emulator.vast.errors import VastRefusal
 from launcher.emulator.vast.listing import list_v1
-from launcher.emulator.vast.records import HOURS_PER_MONTH, Instance
+from launcher.emulator.vast.records import HOURS_PER_MONTH, Instance, published_ports
 from launcher.emulator.vast.state import CreateSpec, VastStore
 from launcher.emulator.wire import Request, Response
 
@@ -42,12 +42,15 @@ def number_id(raw: str, error: str, status: int = 400) -> int:
 
 
 def instance_view(store: VastStore, inst: Instance) -> dict:
-    """An instance as show/list answer it (fields of show_instance.yaml)."""
+    """An instance as show/list answer it (fields of show_instance.yaml; ``ports`` as
+    show_instances.yaml has them, only while it runs)."""
     status = store.status(inst)
     row = store.offers.get(inst.offer_id, {})
     disk_hour = inst.storage_cost * inst.disk_gb / HOURS_PER_MONTH
     gpu_hour = 0.0 if inst.stopped else inst.dph_base
+    ports = {"ports": published_ports(inst)} if status.actual_status == "running" else {}
     return {
+        **ports,
         "id": inst.id, "machine_id": inst.machine_id, "label": inst.label or None,
         "actual_status": status.actual_status, "intended_status": status.intended_status,
         "cur_state": status.cur_state, "next_state": status.next_state,

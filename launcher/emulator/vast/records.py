@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 from launcher.emulator.vast.timing import VastTiming
 
 HOURS_PER_MONTH = 720.0  # storage_cost is $/GB/month (docs/emulator.md, Vast "Billing")
+# What a direct runtype provisions on the instance (vast-ai/docs creating-instances-with-api
+# .mdx, "Runtype and Connection Options"); proxy runtypes provision none.
+DIRECT_PORTS = {"ssh_direct": ("22/tcp",), "jupyter_direct": ("22/tcp", "8080/tcp")}
+DIRECT_PORT_START = 20000  # show_instances.yaml: direct_port_start 20000, "22/tcp" -> "20000"
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,14 @@ def instance_status(inst: Instance, now: float, timing: VastTiming) -> Status:
     else:
         actual = "running"
     return Status(actual, "running", "running", "running")
+
+
+def published_ports(inst: Instance) -> dict[str, list[dict[str, str]]]:
+    """An instance's ``ports`` as show_instances.yaml shows them: container port -> its
+    bindings on the machine (``HostIp``, ``HostPort`` as a string), from the machine's
+    first direct port on."""
+    return {name: [{"HostIp": "0.0.0.0", "HostPort": str(DIRECT_PORT_START + index)}]
+            for index, name in enumerate(DIRECT_PORTS.get(inst.runtype, ()))}
 
 
 @dataclass(frozen=True)

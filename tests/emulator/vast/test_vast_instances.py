@@ -183,3 +183,17 @@ def test_v1_pages_hold_at_most_25_and_a_limit_below_1_means_5():
     assert first(None)["instances_found"] == 25 and first(100)["instances_found"] == 25
     assert first(0)["instances_found"] == 5 and first(-3)["instances_found"] == 5
     assert first(None)["label_counts"] == {"": 60} and first(None)["total_instances"] == 60
+
+
+def test_a_direct_runtype_publishes_its_ports_once_it_runs(vast, clock):
+    direct = rent(vast, runtype="ssh_direct")["new_contract"]
+    jupyter = rent(vast, 10_000_002, runtype="jupyter_direct")["new_contract"]
+    proxy = rent(vast, 10_000_003, runtype="ssh_proxy")["new_contract"]
+    assert "ports" not in show(vast, direct)  # show_instances.yaml: only on running ones
+    clock.advance(3)
+    assert show(vast, direct)["ports"] == {"22/tcp": [{"HostIp": "0.0.0.0",
+                                                       "HostPort": "20000"}]}
+    assert set(show(vast, jupyter)["ports"]) == {"22/tcp", "8080/tcp"}
+    assert show(vast, proxy)["ports"] == {}  # a proxy runtype provisions no port
+    row = show(vast, proxy)
+    assert (row["ssh_host"], row["ssh_port"]) == (row["public_ipaddr"], 22)

@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from launcher.runner.health import CPU_ONLY_NOTE
 from launcher.runner.statefiles import SUPERVISOR_PID, alive
+from launcher.sshkeys import parse_many
 
 from .conftest import INSTANCE_ID, RUN_ID, VastBed
 
@@ -46,6 +47,21 @@ def test_onstart_to_runner_to_training_to_verified_upload_to_destroy(vast_bed):
     assert "runner started" in onstart_log
     assert (bed.root / "workspace/launcher-cache/checkpoints/step-3/model.bin").is_file()
     assert not bed.leaks(), bed.leaks()
+
+
+def test_the_containers_ssh_host_keys_are_published_for_launcher_ssh(vast_bed):
+    bed: VastBed = vast_bed()
+    bed.launch(bed.spec())
+    assert bed.wait_destroyed(), bed.diagnostics()
+    made = (bed.root / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split()
+    assert made[0] == "ssh-ed25519"  # made by ssh-keygen before the onstart, as sshd's
+    published = bed.fetch("ssh_host_keys.pub").decode()
+    assert published == f"{made[0]} {made[1]}\n"  # the container's own key, no comment
+    assert parse_many(published)[0].blob == made[1]
+    status = json.loads(bed.fetch("status.json"))
+    assert not any(n.startswith("ssh:") for n in status["notes"]), status["notes"]
+    runner_log = bed.fetch("logs/runner.log").decode()
+    assert "ssh: published 1 host key(s)" in runner_log
 
 
 def test_a_failed_training_still_uploads_then_destroys(vast_bed):

@@ -27,7 +27,7 @@ from launcher.providers import (
     VolumeRef,
     VolumeRequest,
 )
-from launcher.providers.vast import vast_label
+from launcher.providers.vast import RUNTYPE, vast_label
 from launcher.provision.deps import LaunchDeps, Progress
 from launcher.provision.model import DryRunResult, LaunchPlan, PlannedCall
 from launcher.provision.preflight import read_proof_calls
@@ -90,7 +90,7 @@ class RecordingProvider:
         are replaced by what they are."""
         spec = VastInstanceSpec(image=request.image_id, label=vast_label(request.label,
                                                                          request.tags),
-                                disk_gb=request.disk_gb, runtype="ssh")
+                                disk_gb=request.disk_gb, runtype=RUNTYPE)
         body = spec.body()
         body["env"] = {name: "<secret>" for name, _ in request.env}
         body["onstart"] = f"<onstart, {len(request.onstart):,} characters, see below>"

@@ -21,10 +21,12 @@ The supervisor runs the usual phases with these changes (:func:`container_phases
 only secures the secrets file (no cloud-init copies, no metadata service, no firewall in a
 container: said in a status note); the SSH host keys published are the container's own
 (``/etc/ssh``, where the sshd of Vast's SSH runtypes keeps them; :func:`publish_host_keys`);
-the volume phase lays out ``volume.mount_point``, a folder on the container disk; an
-unverified upload is retried until ``container.upload_reserve_s`` before the deadline; the
-teardown destroys the instance (:mod:`launcher.runner.vast`, which says why it does so even
-when the upload was not verified).
+the env phase first installs what of ``container.apt_packages`` the image lacks
+(:mod:`launcher.runner.aptget`); the volume phase lays out ``volume.mount_point``, a
+folder on the container disk; an unverified upload is retried until
+``container.upload_reserve_s`` before the deadline; the teardown destroys the instance
+(:mod:`launcher.runner.vast`, which says why it does so even when the upload was not
+verified).
 
 ``LAUNCHER_RUNNER_TEST_CONTAINER_ROOT`` (sandbox and tests only) places every path of the
 spec under that directory (and the host keys are read from its ``etc/ssh``) and
@@ -130,12 +132,23 @@ def publish_host_keys(ctx: Context) -> bool:
     return hostkeys.publish(ctx, opts)
 
 
+def prepare_env(ctx: Context, code_dir: Path) -> Any:
+    """The image's missing system packages (``container.apt_packages``), then the training
+    code's environment as on Vultr."""
+    from launcher.runner import aptget, pyenv
+
+    aptget.ensure(ctx, ctx.spec.container.apt_packages)
+    return pyenv.prepare(ctx, code_dir)
+
+
 def container_phases() -> Any:
-    """:meth:`Phases.real` with the container's harden, cache, upload and host keys."""
+    """:meth:`Phases.real` with the container's harden, cache, environment, upload and host
+    keys."""
     from launcher.runner.supervisor import Phases
 
     return replace(Phases.real(), harden=harden, prepare_volume=prepare_cache,
-                   upload=upload_until_deadline, publish_host_keys=publish_host_keys)
+                   prepare_env=prepare_env, upload=upload_until_deadline,
+                   publish_host_keys=publish_host_keys)
 
 
 def watchdog_options(spec: RunSpec) -> Any:

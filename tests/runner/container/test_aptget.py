@@ -85,3 +85,16 @@ def test_a_name_that_is_no_debian_package_is_refused_before_anything_runs(tmp_pa
     with pytest.raises(PhaseFailed, match="not a Debian package name"):
         aptget.ensure(context(tmp_path), ("git", name))
     assert calls(tmp_path) == []
+
+
+def test_the_container_s_env_phase_installs_the_spec_s_packages_first(tmp_path):
+    from dataclasses import replace
+
+    from launcher.runner import container
+
+    ctx = context(tmp_path, installed="git")
+    ctx.spec = replace(ctx.spec, container=replace(ctx.spec.container,
+                                                   apt_packages=("git", "rclone")))
+    assert container.container_phases().prepare_env is container.prepare_env
+    assert container.prepare_env(ctx, tmp_path) is None  # the spec installs no environment
+    assert calls(tmp_path)[-1].startswith("install -y -qq --no-install-recommends rclone")

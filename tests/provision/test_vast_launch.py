@@ -182,6 +182,7 @@ def test_the_dry_run_shows_the_rent_and_the_onstart_and_creates_nothing(deps, re
     rent = [c for c in result.calls if c.method == "PUT" and c.target.startswith("/asks/")]
     assert len(rent) == 1 and rent[0].body["env"] == {
         "B2_KEY_ID": "<secret>", "B2_APP_KEY": "<secret>", "WANDB_API_KEY": "<secret>"}
+    assert rent[0].body["runtype"] == "ssh_direct"  # what the real create sends
     assert "presigned-at-launch.invalid" in result.document
     assert FAKE_B2_KEY_ID not in json.dumps(result.as_dict())
     assert live(vast) == []

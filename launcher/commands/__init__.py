@@ -18,7 +18,8 @@ SUMMARIES: dict[str, str] = {
     "render": "print a stage's cloud-init document, secrets masked",
     "config": "show the configuration a launch would use, secrets masked",
     "status": "every run (or one, in detail) from Vultr's tags and the bucket",
-    "logs": "print a run's log from the bucket; --follow keeps printing",
+    "logs": "print a run's log from the bucket (--follow keeps printing) or, with "
+            "--machine, the machine's own output",
     "ssh": "open a shell on a run's instance, its host key pinned from the bucket",
     "teardown": "delete a run's instance and (when its upload is verified) volume",
     "gc": "list (and with --yes delete) instances and volumes of ended runs",

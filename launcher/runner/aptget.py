@@ -25,6 +25,7 @@ from pathlib import Path
 from launcher.runner import tools
 from launcher.runner.context import Context
 from launcher.runner.health import probe_env
+from launcher.runner.pyenv import run_step
 from launcher.runner.status import PhaseFailed
 
 PHASE = "env"
@@ -52,7 +53,8 @@ def ensure(ctx: Context, packages: tuple[str, ...]) -> tuple[str, ...]:
     log.parent.mkdir(parents=True, exist_ok=True)
     for argv in (["apt-get", "update", "-qq"],
                  ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing]):
-        _run(ctx, argv, env, timeout, log, names)
+        run_step(ctx, argv, what=f"installing {names}: {' '.join(argv[:2])}", log=log,
+                 timeout=timeout, env=env)
     ctx.reporter.note(f"env: installed {names} with apt-get (the image lacked it)")
     return missing
 
@@ -64,18 +66,3 @@ def _installed(package: str, env: dict[str, str]) -> bool:
     except tools.ToolError:  # no dpkg at all: apt-get (if any) decides below
         return False
     return result.returncode == 0 and result.stdout.strip() == "installed"
-
-
-def _run(ctx: Context, argv: list[str], env: dict[str, str], timeout: float, log: Path,
-         names: str) -> None:
-    ctx.log(f"env: {' '.join(argv)}")
-    try:
-        result = tools.run(argv, timeout=timeout, env=env, check=False)
-    except tools.ToolError as exc:
-        raise PhaseFailed(PHASE, f"installing {names}: {exc}") from None
-    with open(log, "a", encoding="utf-8") as out:
-        out.write(f"$ {' '.join(argv)}\n{result.stdout}{result.stderr}\n")
-    if result.returncode != 0:
-        tail = " ".join(result.stderr.split())[-400:]
-        raise PhaseFailed(PHASE, f"installing {names}: {argv[0]} {argv[1]} failed with exit "
-                                 f"status {result.returncode} (see logs/apt.log): {tail}")

@@ -116,17 +116,25 @@ def _build(ctx: Context, code_dir: Path, path: Path, key: str) -> None:
                               "--no-input", "--disable-pip-version-check",
                               *env_spec.pip_args, *env_spec.install]))
     for what, argv in steps:
-        ctx.log(f"env: {' '.join(argv)}")
-        try:
-            result = tools.run(argv, timeout=timeout, env=env, cwd=str(code_dir), check=False)
-        except tools.ToolError as exc:
-            raise PhaseFailed(PHASE, str(exc)) from None
-        with open(log, "a", encoding="utf-8") as out:
-            out.write(f"$ {' '.join(argv)}\n{result.stdout}{result.stderr}\n")
-        if result.returncode != 0:
-            tail = " ".join(result.stderr.split())[-400:]
-            raise PhaseFailed(PHASE, f"{what} failed with exit status {result.returncode} "
-                                     f"(see logs/pip.log): {tail}")
+        run_step(ctx, argv, what=what, log=log, timeout=timeout, env=env, cwd=str(code_dir))
     marker = {"key": key, "created": time.time(), "install": list(env_spec.install),
               "pip_args": list(env_spec.pip_args)}
     (path / READY).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+
+
+def run_step(ctx: Context, argv: list[str], *, what: str, log: Path, timeout: float,
+             env: dict[str, str], cwd: str | None = None) -> None:
+    """One command of the env phase, its output appended to ``log`` (uploaded with the
+    logs); :class:`PhaseFailed` naming ``what``, the log and the end of stderr when it
+    fails."""
+    ctx.log(f"env: {' '.join(argv)}")
+    try:
+        result = tools.run(argv, timeout=timeout, env=env, cwd=cwd, check=False)
+    except tools.ToolError as exc:
+        raise PhaseFailed(PHASE, f"{what}: {exc}") from None
+    with open(log, "a", encoding="utf-8") as out:
+        out.write(f"$ {' '.join(argv)}\n{result.stdout}{result.stderr}\n")
+    if result.returncode != 0:
+        tail = " ".join(result.stderr.split())[-400:]
+        raise PhaseFailed(PHASE, f"{what} failed with exit status {result.returncode} "
+                                 f"(see logs/{log.name}): {tail}")

@@ -1,6 +1,7 @@
 """The demo's Vast.ai: a :class:`~launcher.emulator.vast.VastEmulator` whose instances are
 :class:`~launcher.sandbox.container.ContainerSandbox` containers running the rendered onstart
-(and through it the real runner, in container mode).
+(and through it the real runner, in container mode); what a container prints is its
+instance's container log (``launcher logs RUN --machine``).
 
 A Vast instance is a Docker container with an ``onstart`` (no cloud-init, no volume): the
 runner in it trains, uploads to the bucket and destroys its own instance with the key Vast
@@ -89,16 +90,30 @@ class ContainerMachines:
         self.sandbox.close()
 
 
+class ContainerLog:
+    """The sandbox's ``output`` callback, bound to the emulator once it is built (the
+    sandbox, its hypervisor, comes first): a container's output is its instance's container
+    log, which ``request_logs`` serves. Lines before the binding are dropped."""
+
+    def __init__(self) -> None:
+        self.emulator: VastEmulator | None = None
+
+    def __call__(self, instance_id: str, text: str) -> None:
+        if self.emulator is not None:
+            self.emulator.container_output(instance_id, text)
+
+
 def start_vast(machines_dir: Path | None, api_key: str, timing: VastTiming,
                latency_s: float, log: Callable[[str], None]
                ) -> tuple[VastEmulator, ContainerMachines | None]:
     """The emulator (started) and, with ``machines_dir``, the containers it drives."""
-    machines = None
+    machines, output = None, ContainerLog()
     if machines_dir is not None:
-        machines = ContainerMachines(ContainerSandbox(machines_dir, log=log),
+        machines = ContainerMachines(ContainerSandbox(machines_dir, log=log, output=output),
                                      boot_delay_s=timing.running_s)
     emulator = VastEmulator(api_key=api_key, timing=timing, hypervisor=machines, seed=None,
                             latency_s=latency_s)
+    output.emulator = emulator
     emulator.start()
     return emulator, machines
 

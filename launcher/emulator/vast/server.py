@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -11,7 +12,7 @@ from launcher.emulator.faults import FaultPlan
 from launcher.emulator.keys import Keyring
 from launcher.emulator.ratelimit import Limiter, RateLimit
 from launcher.emulator.server import LoopbackEmulator
-from launcher.emulator.vast.errors import VAST_ERRORS
+from launcher.emulator.vast.errors import VAST_ERRORS, VastRefusal
 from launcher.emulator.vast.hypervisor import NoopVastHypervisor, VastHypervisor
 from launcher.emulator.vast.records import Bill
 from launcher.emulator.vast.routes import ROUTE_KEYS, V0, VastDialect
@@ -76,6 +77,13 @@ class VastEmulator(LoopbackEmulator):
     def append_log(self, instance_id: int, text: str) -> None:
         """Add lines to an instance's container log (served by ``request_logs``)."""
         self.state.append_log(instance_id, text)
+
+    def container_output(self, instance_id: str, text: str) -> None:
+        """A container's output line into its instance's container log (the container
+        sandbox's ``output`` callback). A line of an instance already destroyed is dropped:
+        its log went with it."""
+        with contextlib.suppress(VastRefusal):
+            self.append_log(int(instance_id), text)
 
     def _control_offers(self, req: Request) -> Response:
         """GET: offer id → rented/rentable; POST ``{"offer": id, "rented": true}`` (or

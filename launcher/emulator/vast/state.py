@@ -32,6 +32,9 @@ from launcher.emulator.vast.records import (
 from launcher.emulator.vast.timing import VastTiming
 
 INSTANCE_KEY_PREFIX = "instance:"
+# vast-cli ``logs --tail``: "Number of lines to show from the end of the logs (default '1000')"
+LOG_TAIL_DEFAULT = 1000
+LOG_KEEP_LINES = 100_000  # the emulator's own bound: older lines of an instance are dropped
 
 
 @dataclass(frozen=True)
@@ -246,15 +249,18 @@ class VastStore:
     def append_log(self, instance_id: int, text: str) -> None:
         with self.lock:
             self._existing(instance_id, "logs_bad_id")
-            self.logs.setdefault(instance_id, []).extend(text.splitlines())
+            lines = self.logs.setdefault(instance_id, [])
+            lines.extend(text.splitlines())
+            del lines[:-LOG_KEEP_LINES]
 
     def request_logs(self, instance_id: int, tail: int | None, grep: str | None) -> str:
-        """A token for the log text as it is now; served ``logs_ready_s`` later."""
+        """A token for the log text as it is now (its last ``tail`` lines, without one the
+        last :data:`LOG_TAIL_DEFAULT`); served ``logs_ready_s`` later."""
+        tail = LOG_TAIL_DEFAULT if tail is None else tail
         with self.lock:
             self._existing(instance_id, "logs_bad_id")
             lines = [ln for ln in self.logs.get(instance_id, []) if not grep or grep in ln]
-            if tail is not None:
-                lines = lines[-tail:] if tail else []
+            lines = lines[-tail:] if tail else []
             token = f"{self._rng.getrandbits(128):032x}"
             self.log_requests[token] = LogRequest(
                 instance_id, self.now() + self.timing.logs_ready_s,

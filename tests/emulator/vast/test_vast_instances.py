@@ -156,6 +156,28 @@ def test_request_logs_serves_a_result_url_after_a_delay(vast, clock):
     assert status == 404 and body["error"] == "invalid_id"
 
 
+def test_request_logs_without_tail_serves_the_last_1000_lines(vast, clock):
+    """vast-cli ``logs --tail``: "Number of lines to show from the end of the logs (default
+    '1000')"; a tail given still wins, and a destroyed instance's lines are dropped."""
+    instance_id = rent(vast)["new_contract"]
+    vast.append_log(instance_id, "".join(f"line {n}\n" for n in range(1, 1201)))
+    served = {}
+    for name, body in (("default", {}), ("tail", {"tail": "1100"})):
+        status, answer, _ = call(f"{vast.url}/instances/request_logs/{instance_id}/", "PUT",
+                                 body)
+        assert status == 200, answer
+        served[name] = answer["result_url"]
+    clock.advance(1)
+    text = call(served["default"], key=None)[1]
+    assert text.splitlines() == [f"line {n}" for n in range(201, 1201)]
+    assert call(served["tail"], key=None)[1].splitlines()[0] == "line 101"
+
+    vast.container_output(str(instance_id), "still here")
+    assert vast.state.logs[instance_id][-1] == "still here"
+    assert call(f"{vast.url}/instances/{instance_id}/", "DELETE")[0] == 200
+    vast.container_output(str(instance_id), "after the destroy")  # dropped, never raises
+
+
 def test_user_and_ssh_keys(vast):
     user = call(f"{vast.url}/users/current/")[1]
     assert {"id", "email", "balance", "ssh_key"} <= set(user)

@@ -15,6 +15,7 @@ import pytest
 from support.keys import FAKE_B2_APP_KEY, FAKE_B2_KEY_ID, FAKE_VAST_KEY, FAKE_WANDB_KEY
 
 from launcher.demo.bed import DATA_PREFIX, dataset_rows
+from launcher.demo.vast import ContainerLog
 from launcher.emulator.vast import VastEmulator, VastTiming
 from launcher.render.onstart import render
 from launcher.runner.spec import RunSpec
@@ -52,15 +53,18 @@ class VastGlue(ContainerBed):
         return self.run_spec(train_py=EXAMPLE_TRAIN.read_bytes(), api_url=self.emulator.url,
                              gpu_type="A100 SXM4", stage="example", command=command)
 
-    def onstart(self, spec: RunSpec) -> str:
-        """runner.pyz and run.json into the bucket, presigned, rendered into the onstart."""
-        return render(self.onstart_inputs(spec, self.emulator.url), secrets=ENV).text
+    def onstart(self, spec: RunSpec, *, tamper: bool = False) -> str:
+        """runner.pyz and run.json into the bucket, presigned, rendered into the onstart
+        (``tamper``: the bucket's runner.pyz is not the pinned one)."""
+        inputs = self.onstart_inputs(spec, self.emulator.url, tamper=tamper)
+        return render(inputs, secrets=ENV).text
 
-    def create(self, spec: RunSpec) -> int:
+    def create(self, spec: RunSpec, *, tamper: bool = False, label: str = RUN_ID) -> int:
         """Create the instance through the API (the cheapest rentable offer)."""
         offer = min(i for i, row in self.emulator.state.offers.items() if row["rentable"])
         created = self.client.create_instance(offer, InstanceSpec(
-            image=IMAGE, label=RUN_ID, disk_gb=40, env=dict(ENV), onstart=self.onstart(spec)))
+            image=IMAGE, label=label, disk_gb=40, env=dict(ENV),
+            onstart=self.onstart(spec, tamper=tamper)))
         assert created.instance_api_key is not None
         self.instance_keys.append(created.instance_api_key.reveal())
         return created.id
@@ -92,10 +96,12 @@ def vast_glue(s3_server, bucket, runner_pyz, sandbox_root,
               tmp_path) -> Iterator[Callable[..., VastGlue]]:
     def make(*, delete_grace_s: float = 20.0) -> VastGlue:
         log: list[str] = []
+        output = ContainerLog()
         sandbox = ContainerSandbox(sandbox_root, delete_grace_s=delete_grace_s,
-                                   stop_grace_s=5.0, log=log.append)
+                                   stop_grace_s=5.0, log=log.append, output=output)
         emulator = VastEmulator(api_key=FAKE_VAST_KEY, timing=VastTiming.instant(),
                                 hypervisor=sandbox, seed=None)
+        output.emulator = emulator
         url = emulator.start()
         client = VastClient.from_settings(VastSettings(api_url=url,
                                                        api_key=Secret(FAKE_VAST_KEY)))

@@ -17,10 +17,12 @@ $(STAMP): pyproject.toml
 	$(MAKE) install
 
 # The system tools the tests use: Debian's cloud-init (schema of every rendered document),
-# shellcheck and packer (the image bake), QEMU and debootstrap (the VM end-to-end tests), git.
+# shellcheck and packer (the image bake), QEMU and debootstrap (the VM end-to-end tests), git,
+# ssh-keygen (host-key pinning) and curl (the Vast onstart's destroy without python3).
 # As root with apt-get they are installed; otherwise the exact command is printed, and the
 # tests that need a missing one skip with its name (under CI=true they fail instead).
-SYSTEM_PACKAGES := cloud-init shellcheck packer qemu-system-x86 qemu-utils debootstrap git
+SYSTEM_PACKAGES := cloud-init shellcheck packer qemu-system-x86 qemu-utils debootstrap git \
+	openssh-client curl
 system-deps:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \

@@ -28,10 +28,8 @@ guides/reference/faq/instances.mdx). None raises for a container problem; a cont
 cannot start is ``failed``.
 
 The onstart's stdout and stderr (the container's output) go to ``<root>/console.log`` and,
-line by line as they arrive (a failing onstart destroys its instance before it exits), to the
-optional ``output(instance_id, text)`` callback: the Vast emulator's container log. A reader
-thread copies them until the pipe closes; the callback gets at most :data:`OUTPUT_LINE_MAX`
-bytes of a line; one that raises is logged and not called again for that onstart.
+line by line as they arrive, to the optional ``output(instance_id, text)`` callback: the Vast
+emulator's container log (:mod:`launcher.sandbox.console`).
 
 Before the onstart, the container gets SSH host keys in ``<root>/etc/ssh`` (an ed25519 pair
 made with ``ssh-keygen``, once: a restarted container keeps its disk), as the sshd that Vast's
@@ -56,8 +54,9 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from launcher.sandbox.console import Console, Output
 from launcher.sandbox.local import default_python, default_trainer_user, find_s5cmd, works_in
 from launcher.sandbox.machine import SERVICE_UMASK, SYSTEM_PATH, install_tools, make_dirs
 
@@ -74,10 +73,6 @@ STOP_GRACE_S = 10.0
 SECRETS_FILE = "etc/launcher/secrets.env"
 HOST_KEY = "etc/ssh/ssh_host_ed25519_key"
 KEYGEN_TIMEOUT_S = 30.0
-OUTPUT_LINE_MAX = 8192  # bytes of one output line handed to the callback
-OUTPUT_DRAIN_S = 5.0  # how long a finished onstart waits for its output to be copied
-
-Output = Callable[[str, str], None]
 
 
 @dataclass(frozen=True)
@@ -305,7 +300,11 @@ class ContainerSandbox:
             script = root / "root/onstart.sh"
             script.write_text(request.onstart, encoding="utf-8")
             env = self.environment(request, root)
-            box.onstart_exit = code = self._execute(request.instance_id, script, env, root)
+            console = Console(request.instance_id, root / "console.log", self._output,
+                              self._log)
+            box.onstart_exit = code = console.run(["bash", str(script)], env=env, cwd=root,
+                                                  umask=SERVICE_UMASK,
+                                                  timeout=ONSTART_TIMEOUT_S)
             # An onstart that gave up destroys its own instance: that end stands.
             if box.state not in ENDED:
                 box.state = "running" if code == 0 else "failed"
@@ -316,55 +315,6 @@ class ContainerSandbox:
         finally:
             self._log(f"container {request.instance_id}: {box.state} {box.reason}".rstrip())
             box.done.set()
-
-    def _execute(self, instance_id: str, script: Path, env: dict[str, str],
-                 root: Path) -> int:
-        """Run the onstart, its output pumped by a reader thread; its exit status.
-        Killed after ``ONSTART_TIMEOUT_S`` (subprocess.TimeoutExpired, as before)."""
-        proc = subprocess.Popen(["bash", str(script)], env=env, cwd=root,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True,
-                                umask=SERVICE_UMASK)
-        assert proc.stdout is not None
-        reader = threading.Thread(target=self._pump, args=(instance_id, proc.stdout, root),
-                                  daemon=True, name=f"output-{instance_id}")
-        reader.start()
-        try:
-            code = proc.wait(timeout=ONSTART_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise
-        finally:
-            # A background process may hold the pipe: the reader then goes on alone.
-            reader.join(OUTPUT_DRAIN_S)
-        return code
-
-    def _pump(self, instance_id: str, stream: IO[bytes], root: Path) -> None:
-        """Copy the onstart's output to ``console.log`` and, line by line, to the callback
-        until the pipe closes. Never raises: the console stays the record."""
-        send, cut = self._output, False
-        try:
-            with stream, open(root / "console.log", "ab", buffering=0) as console:
-                for chunk in iter(lambda: stream.readline(OUTPUT_LINE_MAX), b""):
-                    console.write(chunk)
-                    whole = chunk.endswith(b"\n")
-                    if send is not None and not cut:
-                        send = self._send(send, instance_id, chunk)
-                    cut = not whole and len(chunk) >= OUTPUT_LINE_MAX
-        except OSError as exc:
-            self._log(f"container {instance_id}: output lost ({type(exc).__name__}: {exc})")
-
-    def _send(self, send: Output, instance_id: str, chunk: bytes) -> Output | None:
-        """One line to the callback; None (no more calls) once it has raised."""
-        text = chunk.decode("utf-8", "replace").rstrip("\r\n")
-        try:
-            send(instance_id, text)
-        except Exception as exc:  # the callback's failure must not end the output's copy
-            self._log(f"container {instance_id}: output callback failed "
-                      f"({type(exc).__name__}: {exc}); console.log only from here")
-            return None
-        return send
 
     def _host_keys(self, root: Path) -> None:
         """As Vast's sshd would have them; without ssh-keygen the run goes on keyless (the

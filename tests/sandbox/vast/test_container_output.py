@@ -9,7 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from launcher.sandbox.container import OUTPUT_LINE_MAX, ContainerRequest, ContainerSandbox
+from launcher.sandbox.console import OUTPUT_LINE_MAX
+from launcher.sandbox.container import ContainerRequest, ContainerSandbox
 from sandbox.containerbed import wait_until
 
 # "early" comes out long before the onstart ends: it must not wait for the exit.

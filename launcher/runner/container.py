@@ -37,6 +37,7 @@ spec under that directory (and the host keys are read from its ``etc/ssh``) and
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -161,8 +162,9 @@ def watchdog_options(spec: RunSpec) -> Any:
 # -- the entry point --------------------------------------------------------------------------
 
 def place_for_test(spec: RunSpec, env: Mapping[str, str]) -> tuple[RunSpec, str]:
-    """``spec`` with its paths under ``$LAUNCHER_RUNNER_TEST_CONTAINER_ROOT`` (and the
-    trainer ``$LAUNCHER_RUNNER_TEST_TRAINER``), and a note; unchanged without it."""
+    """``spec`` with its paths under ``$LAUNCHER_RUNNER_TEST_CONTAINER_ROOT`` (the
+    command's paths under the mount point too) and the trainer
+    ``$LAUNCHER_RUNNER_TEST_TRAINER``, and a note; unchanged without it."""
     root = env.get(TEST_ROOT_ENV, "")
     if not root:
         return spec, ""
@@ -178,8 +180,11 @@ def place_for_test(spec: RunSpec, env: Mapping[str, str]) -> tuple[RunSpec, str]
     moved = {n: under(getattr(paths, n)) for n in ("state_dir", "log_dir", "code_dir",
                                                    "secrets_file")}
     trainer = env.get(TEST_TRAINER_ENV, "") or paths.trainer_user
+    mount = under(spec.volume.mount_point)
+    # The command was built for the container's mount point (UPS's --run-dir, data.root…).
     placed = replace(spec, paths=replace(paths, trainer_user=trainer, **moved),
-                     volume=replace(spec.volume, mount_point=under(spec.volume.mount_point)))
+                     volume=replace(spec.volume, mount_point=mount),
+                     command=moved_paths(spec.command, spec.volume.mount_point, mount))
     return placed, (f"TEST CONTAINER: {TEST_ROOT_ENV}={root}: every path of the spec is under "
                     f"it, trainer {trainer} — a test run, not a real one")
 
@@ -335,3 +340,11 @@ def _stderr(line: str) -> None:
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
 
+
+def moved_paths(argv: tuple[str, ...], old: str, new: str) -> tuple[str, ...]:
+    """``argv`` with every path under the folder ``old`` (a whole path segment: ``old``
+    itself, ``old/…``, or ``old`` before a closing quote in a ``key="…"`` override) moved
+    under ``new``: a command built for the machine's mount point, run where a test placed
+    the mount elsewhere."""
+    pattern = re.compile(re.escape(old.rstrip("/")) + r"(?=/|\"|$)")
+    return tuple(pattern.sub(new.rstrip("/"), arg) for arg in argv)

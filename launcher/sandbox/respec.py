@@ -15,12 +15,12 @@ the bucket, a git remote).
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 from launcher.runner.boot import BootSpec
+from launcher.runner.container import moved_paths
 from launcher.runner.spec import RunSpec
 
 CPU_ONLY_REASON = ("the sandbox runs cpu_only documents only (health.cpu_only is false): the "
@@ -148,8 +148,7 @@ def sandbox_command(argv: tuple[str, ...], mount: str, moved: str) -> tuple[str,
     """``argv`` with every path under ``mount`` moved under ``moved``, and UPS's W&B
     (``logging.wandb.enabled=true``, which logs online whatever WANDB_MODE says) off, with
     the config check that refuses it off skipped."""
-    pattern = re.compile(re.escape(mount.rstrip("/")) + r"(?=/|\"|$)")
-    changed = [pattern.sub(moved.rstrip("/"), arg) for arg in argv]
+    changed = list(moved_paths(argv, mount, moved))
     if UPS_WANDB_ON not in changed:
         return tuple(changed)
     changed[changed.index(UPS_WANDB_ON)] = "logging.wandb.enabled=false"

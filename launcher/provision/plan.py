@@ -378,5 +378,7 @@ def notes_for(stage: StageConfig, chosen: tuple[Candidate, ...],
                      f"{first.offer.region}: a new one is created there (--regions {where} "
                      "would reuse it)")
     if not deps.account.wandb_api_key and stage.wandb.mode == "online":
-        notes.append("WANDB_API_KEY is not set: the run logs to W&B offline")
+        notes.append("WANDB_API_KEY is not set: W&B is off for this run (UPS cannot log "
+                     "offline)" if stage.ups else
+                     "WANDB_API_KEY is not set: the run logs to W&B offline")
     return tuple(notes)

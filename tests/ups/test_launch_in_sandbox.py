@@ -126,6 +126,8 @@ def _launch_and_check(root: Path, ups_snapshot: Path, tiny_splits: Path, monkeyp
         assert any("W&B is off" in note for note in status["notes"])
         assert not emulator.state.instances and not emulator.state.blocks
         out = capsys.readouterr()
+        # The launch said so before it started, as the runner did after (UPS has no offline).
+        assert "W&B is off for this run (UPS cannot log offline)" in out.out + out.err
         for secret in (key, vultr):
             assert secret not in out.out + out.err + train_log
     finally:

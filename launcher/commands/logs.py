@@ -89,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
         _out(text)
         return 0
     result = follow(bucket, args.run, args.which, _out, _note, max_wait_s=args.max_wait,
-                    aside=follow_aside(_provider(args, account), args.run))
+                    aside=follow_aside(runcommon.capabilities_of(runcommon.provider_name(args)),
+                                      args.run))
     if not result.seen:
         _note(f"({LOGS[args.which]} never appeared in the bucket)")
     if result.reason == "deadline":

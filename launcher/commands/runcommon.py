@@ -27,7 +27,7 @@ from launcher.config import (
 from launcher.errors import ConfigError
 from launcher.operate.access import try_bucket
 from launcher.operate.runstatus import Store
-from launcher.providers import Provider
+from launcher.providers import Capabilities, Provider
 from launcher.providers.vast import VastProvider
 from launcher.providers.vultr import VultrProvider
 from launcher.runner.spec import RUN_ID
@@ -82,6 +82,11 @@ def vast_client(account: Account) -> VastClient:
         raise ConfigError(f"VAST_API_KEY is not set (environment or {account.env_file.path}):"
                           " --provider vast needs the Vast.ai API key")
     return VastClient.from_settings(vast_settings(account))
+
+
+def capabilities_of(name: str) -> Capabilities:
+    """What the cloud ``name`` can do, without a client (a class constant)."""
+    return (VastProvider if name == "vast" else VultrProvider).capabilities
 
 
 @contextmanager

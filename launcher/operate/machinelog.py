@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from launcher.errors import LauncherError, NotFoundError
 from launcher.operate.runlogs import UPLOADS_ONCE_TRAINING
-from launcher.providers import InstanceRef, Provider
+from launcher.providers import Capabilities, InstanceRef, Provider
 
 OpenProvider = Callable[[], AbstractContextManager[Provider]]
 
@@ -103,12 +103,8 @@ def missing_log_hint(open_provider: OpenProvider, run_id: str) -> str | None:
             f"{machine_hint(run_id)}")
 
 
-def follow_aside(open_provider: OpenProvider, run_id: str) -> str:
+def follow_aside(capabilities: Capabilities, run_id: str) -> str:
     """What ``logs -f`` adds once to its waiting line when the cloud keeps machine logs
     (the instance may not exist yet, so it is not looked for); "" otherwise."""
-    try:
-        with open_provider() as provider:
-            keeps = provider.capabilities.machine_logs
-    except LauncherError:
-        return ""
-    return f"if the machine failed to start, {machine_hint(run_id)}" if keeps else ""
+    return f"if the machine failed to start, {machine_hint(run_id)}" \
+        if capabilities.machine_logs else ""

@@ -20,7 +20,7 @@ What the text does (bash, ``set -euo pipefail``; the fetch in the image's ``pyth
    <api>/instances/$CONTAINER_ID/`` with ``$CONTAINER_API_KEY``, 404 = gone, up to 10 tries
    3 s apart or more: the endpoint's rate limit is 3.0 per request), so nothing keeps billing;
 4. an image without ``python3`` (a ``vast.image`` that does not fit): say so and destroy the
-   instance with ``curl`` (the key on its standard input, ``-H @-``), once.
+   instance with ``curl`` (the key on its standard input, ``-H @-``; at most 60 s), once.
 
 What the onstart itself says goes to the container's output (which ``launcher logs RUN
 --machine`` reads through Vast's ``request_logs``) as well as to ``onstart.log``; the
@@ -59,7 +59,7 @@ mkdir -p "$D"
 cd "$D"
 command -v python3 >/dev/null||{ { echo "onstart: FAILED: no python3; destroying ${CONTAINER_ID-}"
 printf 'Authorization: Bearer %s\n' "${CONTAINER_API_KEY-}"|
-curl -fsSX DELETE -H@- "@API@/instances/${CONTAINER_ID-}/";} >>onstart.log 2>&1
+curl -fsSm60 -X DELETE -H@- "@API@/instances/${CONTAINER_ID-}/";} >>onstart.log 2>&1
 cat onstart.log;exit 1;}
 python3 - 2>&1 <<'PY'|tee -a onstart.log
 import hashlib,os,subprocess as s,sys,time,urllib.request as u

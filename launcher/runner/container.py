@@ -173,14 +173,11 @@ def place_for_test(spec: RunSpec, env: Mapping[str, str]) -> tuple[RunSpec, str]
     if not os.path.isabs(root) or not os.path.isdir(root):
         raise ContainerFailed(f"{TEST_ROOT_ENV}={root!r} is not an absolute directory")
 
-    def under(path: str) -> str:
-        return under_root(root, path)
-
     paths = spec.paths
-    moved = {n: under(getattr(paths, n)) for n in ("state_dir", "log_dir", "code_dir",
+    moved = {n: under_root(root, getattr(paths, n)) for n in ("state_dir", "log_dir", "code_dir",
                                                    "secrets_file")}
     trainer = env.get(TEST_TRAINER_ENV, "") or paths.trainer_user
-    mount = under(spec.volume.mount_point)
+    mount = under_root(root, spec.volume.mount_point)
     # The command was built for the container's mount point (UPS's --run-dir, data.root…).
     placed = replace(spec, paths=replace(paths, trainer_user=trainer, **moved),
                      volume=replace(spec.volume, mount_point=mount),

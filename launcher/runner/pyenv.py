@@ -5,12 +5,12 @@ the code directory. They are installed into ``<mount>/venvs/<key>``, a virtual e
 made with ``python_env.python`` (seeing that python's own packages with
 ``system_site_packages``), where ``key`` hashes what decides its contents: that python's
 version, the pip arguments, whether it sees those packages, and the bytes of each
-``key_files`` entry the code has
-(``pyproject.toml``, ``requirements.txt``, lock files). A reused volume whose environment for
-that key is complete (``.launcher-ready`` written after pip succeeded) skips the install; an
-incomplete one (a crash mid-install) is removed and made again. An editable install (``-e``)
-points at ``paths.code_dir``, which every run refills at the same path, so the environment
-stays valid while the code changes and its dependencies do not.
+``key_files`` entry the code has (``pyproject.toml``, ``requirements.txt``, lock files). A
+reused volume whose environment for that key is complete (``.launcher-ready`` written after
+pip succeeded) skips the install; an incomplete one (a crash mid-install) is removed and
+made again. An editable install (``-e``) points at ``paths.code_dir``, which every run
+refills at the same path, so the environment stays valid while the code changes and its
+dependencies do not.
 
 pip runs as root (the trainer only reads the environment), with the runner's environment
 less anything credential-like, a deadline, and its output in ``<log_dir>/pip.log`` (uploaded

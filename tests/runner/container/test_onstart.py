@@ -221,6 +221,7 @@ def image_without_python(tmp_path: Path) -> str:
 @pytest.mark.need(shutil.which("curl") is not None, "needs curl")
 def test_an_image_without_python_is_destroyed_with_curl_and_says_why(tmp_path, stub):
     text = render_for(Files({}), fake_runner(), b"{}", stub)
+    assert "curl -fsSm60 " in text  # a deadline, as every HTTP call has one
     done = run_onstart(tmp_path, text, stub, path=image_without_python(tmp_path))
     log = (tmp_path / "workspace/launcher/onstart.log").read_text()
     assert done.returncode == 1 and "FAILED: no python3; destroying 77" in done.stdout
